@@ -1,0 +1,301 @@
+import { Command, Option } from 'commander';
+import { access, constants, stat } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { BACKEND_CHOICES, type BackendChoice } from './backend.js';
+import type { DecodeOptions } from './decode.js';
+import { createExtractor, validateSppOptions, type ExtractorOptions } from './extractor.js';
+import { expandInputs } from './inputs.js';
+import { validateInputRange } from './model/backbone.js';
+import { DEFAULT_MODEL_ID, MODEL_REGISTRY } from './model/registry.js';
+import { createWriter, manifestPathFor, resolveFormat, type RunHeader } from './output/index.js';
+import { createReporter, formatDuration } from './progress.js';
+import { runBatch } from './run.js';
+import type { NormalizeMode, PoolMode } from './spp.js';
+
+/** Exit codes (documented in the README). */
+export const EXIT = { ok: 0, fatal: 1, someFailed: 2, interrupted: 130 } as const;
+
+class UsageError extends Error {}
+
+function positiveInt(option: string) {
+  return (value: string): number => {
+    if (!/^\d+$/.test(value.trim()) || Number(value) < 1) {
+      throw new UsageError(`${option} must be a positive integer, got '${value}'`);
+    }
+    return Number(value);
+  };
+}
+
+export function parseLevels(value: string): number[] {
+  const parts = value.split(',').map((s) => s.trim());
+  if (parts.length === 0 || parts.some((p) => !/^\d+$/.test(p) || Number(p) < 1)) {
+    throw new UsageError(`--levels must be a comma-separated list of positive integers, got '${value}'`);
+  }
+  return parts.map(Number);
+}
+
+function parseRange(value: string): [number, number] {
+  const parts = value.split(',').map((s) => Number(s.trim()));
+  try {
+    return validateInputRange(parts) as [number, number];
+  } catch {
+    throw new UsageError(`--input-range must be LOW,HIGH with LOW < HIGH (e.g. 0,1 or -1,1), got '${value}'`);
+  }
+}
+
+const NAMED_COLOURS: Record<string, [number, number, number]> = { white: [255, 255, 255], black: [0, 0, 0], gray: [128, 128, 128], grey: [128, 128, 128] };
+
+export function parseBackground(value: string): { r: number; g: number; b: number } {
+  const v = value.trim().toLowerCase();
+  let rgb = NAMED_COLOURS[v];
+  const hex = /^#?([0-9a-f]{6})$/.exec(v);
+  if (!rgb && hex) rgb = [0, 2, 4].map((i) => parseInt(hex[1].slice(i, i + 2), 16)) as [number, number, number];
+  const list = /^(\d{1,3}),(\d{1,3}),(\d{1,3})$/.exec(v);
+  if (!rgb && list) rgb = [Number(list[1]), Number(list[2]), Number(list[3])];
+  if (!rgb || rgb.some((c) => c > 255)) {
+    throw new UsageError(`--background must be white, black, gray, #rrggbb or R,G,B, got '${value}'`);
+  }
+  return { r: rgb[0], g: rgb[1], b: rgb[2] };
+}
+
+interface CommonOpts {
+  model: string;
+  layer?: string;
+  inputRange?: [number, number];
+  backend: BackendChoice;
+  levels: number[];
+  pool: PoolMode;
+  normalize: NormalizeMode;
+  size: number;
+  resize: boolean;
+  maxSide?: number;
+  background: { r: number; g: number; b: number };
+  maxPixels?: number;
+  failOn: DecodeOptions['failOn'];
+  cacheDir?: string;
+}
+
+interface ExtractOpts extends CommonOpts {
+  output?: string;
+  format?: string;
+  null?: boolean;
+  decodeAhead: number;
+  force?: boolean;
+  quiet?: boolean;
+  verbose?: boolean;
+}
+
+function addModelOptions(cmd: Command): Command {
+  return cmd
+    .option('-m, --model <id|dir|url>', `registry id (${MODEL_REGISTRY.map((e) => e.id).join(', ')}), a folder with model.json, a model.json path or URL`, DEFAULT_MODEL_ID)
+    .option('--layer <name>', 'layer (layers model) or node (graph model) giving the feature map; default: the last conv map')
+    .option('--input-range <lo,hi>', 'pixel range the model expects, e.g. 0,1 or -1,1 (write --input-range=-1,1); default from the registry or per format', parseRange)
+    .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKEND_CHOICES as string[]).default('auto'))
+    .option('--levels <list>', 'pyramid levels, n×n bins each (the paper: 6,3,2,1)', parseLevels, [1, 2, 4])
+    .addOption(new Option('--pool <mode>', 'pooling in each bin').choices(['max', 'avg']).default('max'))
+    .addOption(new Option('--normalize <mode>', 'descriptor normalisation (sqrt = signed square root, then L2)').choices(['none', 'l2', 'sqrt']).default('none'))
+    .option('--size <n>', 'resize so the shorter side is N pixels, aspect kept', positiveInt('--size'), 224)
+    .option('--no-resize', 'feed the native size (still capped by --max-side)')
+    .option('--max-side <n>', 'cap on the longer side fed to the model', positiveInt('--max-side'))
+    .option('--background <colour>', 'colour transparent pixels are flattened onto', parseBackground, { r: 255, g: 255, b: 255 })
+    .option('--max-pixels <n>', 'refuse images with more input pixels than this (decompression-bomb guard)', positiveInt('--max-pixels'))
+    .addOption(new Option('--fail-on <level>', 'sharp failOn: how picky decoding is about damaged data').choices(['none', 'truncated', 'error', 'warning']).default('error'))
+    .option('--cache-dir <dir>', 'model cache (default $XDG_CACHE_HOME/spp-extract or ~/.cache/spp-extract)');
+}
+
+function extractorOptions(o: CommonOpts): ExtractorOptions {
+  const decode: Partial<DecodeOptions> = {
+    size: o.resize ? o.size : null,
+    background: o.background,
+    failOn: o.failOn,
+  };
+  if (o.maxSide !== undefined) decode.maxSide = o.maxSide;
+  if (o.maxPixels !== undefined) decode.maxInputPixels = o.maxPixels;
+  return {
+    model: o.model,
+    layer: o.layer,
+    inputRange: o.inputRange,
+    backend: o.backend,
+    levels: o.levels,
+    pool: o.pool,
+    normalize: o.normalize,
+    cacheDir: o.cacheDir,
+    decode,
+  };
+}
+
+async function checkOutputWritable(output: string, force: boolean | undefined): Promise<void> {
+  if (output === '-') return;
+  const path = resolve(output);
+  const existing = await stat(path).catch(() => undefined);
+  if (existing?.isDirectory()) throw new UsageError(`-o ${output}: is a directory`);
+  if (existing && !force) throw new UsageError(`-o ${output}: already exists (use --force to overwrite)`);
+  try {
+    await access(dirname(path), constants.W_OK);
+  } catch {
+    throw new UsageError(`-o ${output}: folder '${dirname(output)}' does not exist or is not writable`);
+  }
+}
+
+async function extractCommand(inputs: string[], o: ExtractOpts): Promise<number> {
+  const output = o.output ?? (process.stdout.isTTY ? undefined : '-');
+  if (output === undefined) throw new UsageError('-o is required when stdout is a terminal (use -o - for JSONL on stdout)');
+  if (inputs.length === 0) throw new UsageError('no inputs: give files, folders, globs, or - to read paths from stdin');
+  const format = resolveFormat(output, o.format);
+  const options = extractorOptions(o);
+  validateSppOptions(options);
+  await checkOutputWritable(output, o.force);
+
+  const reporter = createReporter({ quiet: o.quiet === true });
+  const entries = await expandInputs(inputs, { stdin: process.stdin, nulSeparated: o.null === true });
+  if (entries.length === 0) reporter.line('spp-extract: warning: the inputs name no image files');
+
+  const extractor = await createExtractor(options);
+  const info = extractor.info;
+  if (o.verbose) {
+    reporter.line(`spp-extract: backend ${info.backend}, model ${info.model} (${info.format}), layer ${info.layer} ` +
+      `(${info.channels} ch), input range [${info.inputRange.join(', ')}], levels ${info.levels.join(',')}, ` +
+      `pool ${info.pool}, dim ${info.dim}, ${entries.length} inputs`);
+  }
+  const header: RunHeader = {
+    tool: 'spp-extract',
+    model: info.model,
+    format: info.format,
+    layer: info.layer,
+    inputRange: info.inputRange,
+    levels: info.levels,
+    pool: info.pool,
+    normalize: info.normalize,
+    dim: info.dim,
+    channels: info.channels,
+    dtype: 'float32',
+    size: info.decode.size,
+    maxSide: info.decode.maxSide,
+  };
+  const writer = await createWriter(output, format, header);
+
+  // First Ctrl-C: finish the image in flight, then write out what is done. Second: exit now.
+  const abort = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (abort.signal.aborted) process.exit(EXIT.interrupted);
+    reporter.line(`spp-extract: ${sig}: stopping after the current image, writing what is done`);
+    abort.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  reporter.start(entries.length);
+  const started = Date.now();
+  const summary = await runBatch(entries, extractor, writer, {
+    decodeAhead: o.decodeAhead,
+    signal: abort.signal,
+    onProgress: (p) => reporter.update(p),
+    onFailure: (_path, reason, message) => reporter.line(`spp-extract: failed: ${message} [${reason}]`),
+  });
+  await writer.close(summary);
+  reporter.stop();
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  extractor.dispose();
+
+  const secs = (Date.now() - started) / 1000;
+  const rate = secs > 0 ? (summary.rows + summary.failures) / secs : 0;
+  const where = output === '-' ? 'stdout' : writer.paths.join(' + ');
+  const state = summary.complete ? 'done' : 'interrupted';
+  if (!o.quiet) {
+    process.stderr.write(`spp-extract: ${state}: ${summary.rows} rows, ${summary.failures} failed, ` +
+      `${formatDuration(secs * 1000)} (${rate.toFixed(1)} img/s) → ${where}\n`);
+  }
+  if (!summary.complete) return EXIT.interrupted;
+  return summary.failures > 0 ? EXIT.someFailed : EXIT.ok;
+}
+
+async function infoCommand(o: CommonOpts & { layers?: boolean; json?: boolean }): Promise<number> {
+  const options = extractorOptions(o);
+  const extractor = await createExtractor(options);
+  const i = extractor.info;
+  const summary = {
+    backend: i.backend,
+    model: i.model,
+    modelJson: i.modelJsonPath,
+    modelFormat: i.format,
+    inputRange: i.inputRange,
+    inputRangeSource: i.inputRangeSource,
+    layer: i.layer,
+    layerChosenBy: i.layerChosenBy,
+    channels: i.channels,
+    levels: i.levels,
+    pool: i.pool,
+    normalize: i.normalize,
+    dim: i.dim,
+    size: i.decode.size,
+    maxSide: i.decode.maxSide,
+  };
+  const layers = o.layers ? extractor.backbone.candidateLayers() : undefined;
+  if (o.json) {
+    process.stdout.write(JSON.stringify(layers ? { ...summary, layers } : summary, null, 2) + '\n');
+  } else {
+    const rows: [string, string][] = [
+      ['backend', i.backend],
+      ['model', `${i.model} (${i.format} model)`],
+      ['model.json', i.modelJsonPath],
+      ['input range', `[${i.inputRange.join(', ')}] (${i.inputRangeSource})`],
+      ['layer', `${i.layer} (${i.layerChosenBy})`],
+      ['channels', String(i.channels)],
+      ['levels', `${i.levels.join(',')} (${i.levels.map((n) => n * n).reduce((a, b) => a + b, 0)} bins)`],
+      ['pool', i.pool],
+      ['normalize', i.normalize],
+      ['descriptor length', `${i.dim} = ${i.channels} × ${i.levels.map((n) => n * n).join(' + ')}`],
+      ['input size', i.decode.size === null ? 'native' : `shorter side ${i.decode.size}`],
+    ];
+    const width = Math.max(...rows.map(([k]) => k.length));
+    for (const [k, v] of rows) process.stdout.write(`${k.padEnd(width)}  ${v}\n`);
+    if (layers) {
+      process.stdout.write(`\ncandidate layers (${layers.length}):\n`);
+      for (const l of layers) process.stdout.write(`  ${l.name}  ${l.kind}${l.shape ? `  [${l.shape.map((d) => d ?? '?').join(',')}]` : ''}\n`);
+    }
+  }
+  extractor.dispose();
+  return EXIT.ok;
+}
+
+export function buildProgram(setExit: (code: number) => void): Command {
+  const program = new Command('spp-extract')
+    .description('Fixed-length image descriptors: pretrained MobileNet + spatial pyramid pooling → .npy / JSON / JSONL')
+    .argument('[inputs...]', 'image files, folders (recursive), globs, or - for paths on stdin')
+    .option('-o, --output <path>', 'output .npy, .json, .jsonl, or - for JSONL on stdout (default - when stdout is not a terminal)')
+    .addOption(new Option('-f, --format <format>', 'output format (default: from the extension)').choices(['npy', 'json', 'jsonl']))
+    .option('-0, --null', 'paths on stdin are NUL-separated (find -print0)')
+    .option('--decode-ahead <n>', 'images decoded in parallel ahead of the model', positiveInt('--decode-ahead'), 4)
+    .option('--force', 'overwrite an existing output')
+    .option('-q, --quiet', 'no progress or summary on stderr (failures are still reported)')
+    .option('-v, --verbose', 'print the backend, model and layer used')
+    .showHelpAfterError(false);
+  addModelOptions(program).action(async (inputs: string[], o: ExtractOpts) => setExit(await extractCommand(inputs, o)));
+  addModelOptions(
+    program
+      .command('info')
+      .description('print the backend, model, input range, layer, channels and descriptor length')
+      .option('--layers', 'also list the candidate layers / nodes')
+      .option('--json', 'machine-readable output'),
+  ).action(async (o: CommonOpts & { layers?: boolean; json?: boolean }) => setExit(await infoCommand(o)));
+  return program;
+}
+
+export async function main(argv: string[] = process.argv): Promise<number> {
+  let code: number = EXIT.ok;
+  const program = buildProgram((c) => (code = c));
+  program.exitOverride();
+  program.configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    const e = err as Error & { code?: string; exitCode?: number };
+    if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return EXIT.ok;
+    if (e.code?.startsWith('commander.')) return EXIT.fatal; // commander already printed the message
+    const msg = (e.message ?? String(err)).split('\n')[0];
+    process.stderr.write(`spp-extract: error: ${msg}\n`);
+    return EXIT.fatal;
+  }
+  return code;
+}

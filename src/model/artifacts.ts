@@ -1,0 +1,96 @@
+import { readFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import type { io } from '@tensorflow/tfjs';
+
+export type ModelFormat = 'graph' | 'layers';
+
+interface WeightsGroup { paths: string[]; weights: io.WeightsManifestEntry[] }
+interface ModelJson {
+  format?: string;
+  modelTopology: Record<string, unknown>;
+  weightsManifest: WeightsGroup[];
+  [key: string]: unknown;
+}
+
+export interface LoadedArtifacts {
+  readonly format: ModelFormat;
+  readonly artifacts: io.ModelArtifacts;
+  /** SHA-like identity of the topology + weights files is not needed here; size is for info only. */
+  readonly weightBytes: number;
+}
+
+export function detectFormat(json: ModelJson): ModelFormat {
+  if (json.format === 'graph-model' || Array.isArray((json.modelTopology as { node?: unknown }).node)) return 'graph';
+  return 'layers';
+}
+
+type GraphNode = { name: string; op: string; attr?: Record<string, any> };
+
+/** Graph models from the converter pin the placeholder to 224x224: free dims 1 and 2 so any H x W runs. */
+export function freeGraphInputDims(topology: Record<string, unknown>): void {
+  for (const node of (topology.node ?? []) as GraphNode[]) {
+    if (node.op !== 'Placeholder') continue;
+    const dims = node.attr?.shape?.shape?.dim as { size?: string }[] | undefined;
+    if (dims?.length === 4) {
+      dims[1] = { size: '-1' };
+      dims[2] = { size: '-1' };
+    }
+  }
+}
+
+/** Layers models: every 4-D input shape (nested models too) becomes [null, null, null, C]. */
+export function freeLayersInputDims(node: unknown): void {
+  if (Array.isArray(node)) {
+    for (const item of node) freeLayersInputDims(item);
+    return;
+  }
+  if (node === null || typeof node !== 'object') return;
+  const obj = node as Record<string, unknown>;
+  for (const key of ['batch_input_shape', 'batch_shape', 'build_input_shape']) {
+    const shape = obj[key];
+    if (Array.isArray(shape) && shape.length === 4) obj[key] = [shape[0], null, null, shape[3]];
+  }
+  for (const value of Object.values(obj)) freeLayersInputDims(value);
+}
+
+/**
+ * Reads a TF.js model.json and its shards from disk (tfjs's own file handler needs tfjs-node),
+ * with the input made size-agnostic.
+ */
+export async function readArtifacts(modelJsonPath: string): Promise<LoadedArtifacts> {
+  const json = JSON.parse(await readFile(modelJsonPath, 'utf8')) as ModelJson;
+  if (!json.modelTopology || !Array.isArray(json.weightsManifest)) {
+    throw new Error(`--model ${modelJsonPath}: not a TF.js model.json (no modelTopology/weightsManifest)`);
+  }
+  const format = detectFormat(json);
+  if (format === 'graph') freeGraphInputDims(json.modelTopology);
+  else freeLayersInputDims(json.modelTopology);
+
+  const dir = dirname(modelJsonPath);
+  const buffers: Buffer[] = [];
+  const weightSpecs: io.WeightsManifestEntry[] = [];
+  for (const group of json.weightsManifest) {
+    for (const p of group.paths) {
+      try {
+        buffers.push(await readFile(join(dir, p)));
+      } catch (err) {
+        throw new Error(`--model ${modelJsonPath}: weight file '${p}' is missing or unreadable (${(err as Error).message})`);
+      }
+    }
+    weightSpecs.push(...group.weights);
+  }
+  const all = Buffer.concat(buffers);
+  const weightData = all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength) as ArrayBuffer;
+  const artifacts: io.ModelArtifacts = {
+    modelTopology: json.modelTopology as io.ModelArtifacts['modelTopology'],
+    weightSpecs,
+    weightData,
+    format: json.format as string | undefined,
+    generatedBy: json.generatedBy as string | undefined,
+    convertedBy: json.convertedBy as string | null | undefined,
+    signature: json.signature as object | undefined,
+    userDefinedMetadata: json.userDefinedMetadata as Record<string, object> | undefined,
+    modelInitializer: json.modelInitializer as object | undefined,
+  };
+  return { format, artifacts, weightBytes: all.byteLength };
+}

@@ -1,0 +1,51 @@
+/** What every output format records about a run, one input at a time, in input order. */
+export interface RunHeader {
+  tool: string;
+  model: string;
+  format: 'graph' | 'layers';
+  layer: string;
+  inputRange: readonly [number, number];
+  levels: readonly number[];
+  pool: string;
+  normalize: string;
+  dim: number;
+  channels: number;
+  dtype: 'float32' | 'float16';
+  size: number | null;
+  maxSide: number | null;
+}
+
+export interface RowRecord {
+  /** Position in the input list. */
+  index: number;
+  path: string;
+  width: number;
+  height: number;
+  descriptor: Float32Array;
+}
+
+export interface FailureRecord {
+  index: number;
+  path: string;
+  reason: string;
+  error: string;
+}
+
+export interface RunSummary { rows: number; failures: number; complete: boolean }
+
+export interface OutputWriter {
+  /** Final paths the run produces (output first), for messages. */
+  readonly paths: readonly string[];
+  row(rec: RowRecord): Promise<void>;
+  failure(rec: FailureRecord): Promise<void>;
+  /** Finalises and moves files to their final names. */
+  close(summary: RunSummary): Promise<void>;
+}
+
+export type OutputFormat = 'npy' | 'json' | 'jsonl';
+export const OUTPUT_FORMATS: readonly OutputFormat[] = ['npy', 'json', 'jsonl'];
+
+/** Plain numbers, not Float32 artefacts: JSON.stringify of a float32 widened to float64 round-trips through np.float32. */
+export function descriptorToJson(d: Float32Array): number[] {
+  return Array.from(d);
+}
