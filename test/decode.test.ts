@@ -1,0 +1,551 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync, promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import zlib from 'node:zlib';
+import sharp from 'sharp';
+import {
+  DEFAULT_DECODE_OPTIONS,
+  DecodeError,
+  type DecodeFailureReason,
+  type DecodedImage,
+  decodeImage,
+  validateDecodeOptions,
+  workingSize,
+} from '../src/decode.js';
+
+// Tests run from the repo root; shared data lives beside it unless SPP_SHARED_DIR says otherwise.
+const SHARED = process.env.SPP_SHARED_DIR ?? path.resolve(process.cwd(), '../shared');
+const TORTURE = path.join(SHARED, 'images', 'torture');
+const HAVE_TORTURE = existsSync(path.join(TORTURE, 'MANIFEST.tsv'));
+const SKIP_MSG = `needs ../shared/images: ${TORTURE} not found (set SPP_SHARED_DIR)`;
+
+type Outcome = 'row' | DecodeFailureReason;
+
+/**
+ * Expected outcome with default options for every torture file, reasoned from MANIFEST.tsv's
+ * description and sharp's recorded behaviour (failOn defaults to 'error' here, not 'warning').
+ */
+const EXPECTED: Record<string, Outcome> = {
+  'avif-alpha.avif': 'row',
+  'avif-basic-800x533.avif': 'row',
+  'avif-orientation-6-3024x4032.avif': 'row',
+  'avif-pitm-box.avif': 'row', // first of 5 items decodes; only pages:-1 fails
+  'avif-sequence-star.avifs': 'unsupported-format', // AVIF sequence brand: libheif here says unsupported
+  'gif-2x1-grey-plus-alpha.gif': 'row',
+  'gif-animated-30-frames-alpha.gif': 'row', // first frame
+  'gif-animated-muybridge-15-frames.gif': 'row',
+  'gif-no-frames.gif': 'corrupt', // valid header, no image at all: nothing to call "truncated"
+  'gif-static-photo-800x533.gif': 'row',
+  'gif-truncated.gif': 'truncated', // "Unexpected end of GIF source data"
+  // Zero width, and the file also stops right after the image descriptor (no LZW data, no trailer):
+  // giflib reports the unexpected end, so it classes as truncated.
+  'gif-zero-width.gif': 'truncated',
+  'heic-hevc-example-1280x854.heic': 'unsupported-format', // prebuilt libheif has no HEVC decoder
+  'jpeg-1x1-grayscale.jpg': 'row',
+  'jpeg-2x1-exif-orientation-8.jpg': 'row',
+  'jpeg-arithmetic-coded.jpg': 'row',
+  'jpeg-cmyk-adobe-small.jpg': 'row',
+  'jpeg-cmyk-no-profile.jpg': 'row',
+  'jpeg-cmyk-with-icc-profile.jpg': 'row',
+  // APP1 claims 9544 bytes, file has 1024: no frame header ever read ("contains no image").
+  'jpeg-corrupt-header.jpg': 'corrupt',
+  'jpeg-exif-orientation-Landscape_0.jpg': 'row',
+  'jpeg-exif-orientation-Landscape_1.jpg': 'row',
+  'jpeg-exif-orientation-Landscape_2.jpg': 'row',
+  'jpeg-exif-orientation-Landscape_3.jpg': 'row',
+  'jpeg-exif-orientation-Landscape_4.jpg': 'row',
+  'jpeg-exif-orientation-Landscape_5.jpg': 'row',
+  'jpeg-exif-orientation-Landscape_6.jpg': 'row',
+  'jpeg-exif-orientation-Landscape_7.jpg': 'row',
+  'jpeg-exif-orientation-Landscape_8.jpg': 'row',
+  'jpeg-grayscale-peacock.jpeg': 'row',
+  'jpeg-grayscale-with-icc-concert.jpg': 'row',
+  'jpeg-huge-20000x14000-1MB.jpg': 'too-large', // 280 Mpx > 268402689
+  'jpeg-junk-before-soi.jpg': 'row', // only a libjpeg warning: decodes under failOn 'error'
+  'jpeg-lossless-sof3.jpg': 'row',
+  'jpeg-mpo-multi-picture.mpo': 'row',
+  'jpeg-progressive-big-icc-profile.jpg': 'row',
+  'jpeg-progressive-cat-320x240.jpg': 'row',
+  'jpeg-progressive-exif-orientation-6.jpg': 'row',
+  'jpeg-progressive-peacock-100x75.jpeg': 'row',
+  'jpeg-progressive-photo-650x470.jpg': 'row',
+  'jpeg-truncated-baseline-2725x2225.jpg': 'truncated',
+  'jpeg-truncated-progressive.jpg': 'truncated',
+  // The primary image's scan data is cut short: a failOn 'none' decode is uniform grey 128.
+  'jpeg-ultrahdr-gainmap.jpg': 'truncated',
+  'jpeg-weird-chroma-subsampling.jpeg': 'row',
+  'png-16bit-rgb-flag.png': 'row',
+  'png-16bit-rgb-photo.png': 'row',
+  'png-16bit-rgba-pngsuite-tbgn2c16.png': 'row',
+  'png-1bit-bilevel-2809x2074.png': 'row',
+  'png-1x1-palette-tRNS.png': 'row',
+  'png-1x1-prophoto-icc.png': 'row',
+  'png-8bit-grey-alpha.png': 'row',
+  'png-apng-animated-ball.png': 'row',
+  'png-broken-header.png': 'corrupt', // garbage right after the signature
+  'png-display-p3-icc.png': 'row',
+  'png-fully-transparent.png': 'row',
+  'png-interlaced-adam7-pngsuite-basi2c08.png': 'row',
+  'png-palette-2bit-with-alpha-flag.png': 'row',
+  'png-palette-no-alpha-swiss.png': 'row',
+  'png-palette-tRNS-pngsuite-tbbn3p08.png': 'row',
+  'png-rgba-alpha-blackbug-2048x1536.png': 'row',
+  'png-thin-256x10-gradient.png': 'row',
+  'png-truncated-image-data.png': 'truncated',
+  'png-truncated.png': 'truncated',
+  'png-wide-750x30-text.png': 'row',
+  'svg-primitive-hibiscus.svg': 'row',
+  'svg-simple-check.svg': 'row',
+  'svg-tiny-8x8-viewbox.svg': 'row',
+  'svg-with-embedded-images.svg': 'row',
+  'svgz-gzipped-logo.svgz': 'row',
+  'text-file-with-jpg-extension.jpg': 'unsupported-format',
+  'tiff-16bit-rgb-photoshop.tiff': 'row',
+  'tiff-16bit-rgb.tiff': 'row',
+  'tiff-bilevel-g3-fax-2464x3248.tif': 'row',
+  'tiff-cmyk-16bit.tif': 'row',
+  'tiff-cmyk-1x1.tif': 'row',
+  'tiff-cmyk-fogra-1000x1000.tif': 'row',
+  'tiff-cmyk-jpeg-compressed.tif': 'row',
+  'tiff-multipage-3-pages.tiff': 'row', // first page
+  'tiff-multipage-ome-15-pages.ome.tif': 'row',
+  'tiff-old-style-jpeg.tif': 'unsupported-format', // OJPEG compression not built into this libtiff
+  'tiff-thin-256x4-4bit.tif': 'row',
+  'unsupported-bmp-small.bmp': 'unsupported-format',
+  'unsupported-ico-favicon.ico': 'unsupported-format',
+  'unsupported-jpeg2000-relax.jp2': 'unsupported-format',
+  'unsupported-ppm-rgba.ppm': 'unsupported-format',
+  'unsupported-tga.tga': 'unsupported-format',
+  'webp-animated-6-frames.webp': 'row',
+  'webp-animated-9-frames.webp': 'row',
+  'webp-exif-orientation-6.webp': 'row',
+  'webp-lossless-hibiscus.webp': 'row',
+  'webp-lossy-alpha.webp': 'row',
+  'webp-lossy-hibiscus.webp': 'row',
+  'zero-byte-file.bytes': 'empty',
+  'zero-byte-file.jpg': 'empty',
+};
+
+interface ManifestRow {
+  name: string;
+  description: string;
+  meta?: { width: number; height: number; orientation?: number };
+}
+
+function readManifest(): ManifestRow[] {
+  const lines = readFileSync(path.join(TORTURE, 'MANIFEST.tsv'), 'utf8').split('\n').filter(Boolean);
+  return lines.slice(1).map((line) => {
+    const cols = line.split('\t');
+    const result = JSON.parse(cols[6]!) as { meta?: ManifestRow['meta'] };
+    return { name: cols[0]!, description: cols[4]!, meta: result.meta };
+  });
+}
+
+const t = (name: string) => path.join(TORTURE, name);
+
+function meanAbsDiff(a: Uint8Array, b: Uint8Array): number {
+  assert.equal(a.length, b.length);
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += Math.abs(a[i]! - b[i]!);
+  return s / a.length;
+}
+
+function channelMeans(img: DecodedImage): [number, number, number] {
+  const m: [number, number, number] = [0, 0, 0];
+  for (let i = 0; i < img.data.length; i++) m[i % 3]! += img.data[i]!;
+  const n = img.width * img.height;
+  return [m[0] / n, m[1] / n, m[2] / n];
+}
+
+function assertRgbRow(img: DecodedImage, label: string): void {
+  assert.equal(img.channels, 3, label);
+  assert.equal(img.data.length, img.width * img.height * 3, `${label}: data length`);
+  assert.deepEqual(
+    { width: img.width, height: img.height },
+    workingSize(img.originalWidth, img.originalHeight, DEFAULT_DECODE_OPTIONS),
+    `${label}: working size`,
+  );
+  // Shorter side 224, unless the 4096 longer-side cap had to shrink it (very thin images).
+  const short = Math.min(img.width, img.height);
+  const long = Math.max(img.width, img.height);
+  assert.ok(short === 224 || (long === 4096 && short < 224), `${label}: ${img.width}x${img.height}`);
+}
+
+async function expectFailure(p: Promise<unknown>, reason: DecodeFailureReason, label?: string): Promise<DecodeError> {
+  try {
+    await p;
+  } catch (err) {
+    assert.ok(err instanceof DecodeError, `expected DecodeError, got ${String(err)}`);
+    assert.equal(err.reason, reason, err.message);
+    assert.ok(!/[\r\n]/.test(err.message), `message must be one line: ${JSON.stringify(err.message)}`);
+    if (label !== undefined) {
+      assert.equal(err.file, label);
+      assert.ok(err.message.startsWith(`${label}: ${reason}: `), err.message);
+    }
+    return err;
+  }
+  assert.fail(`expected a '${reason}' failure, got a row`);
+}
+
+// ---------------------------------------------------------------- workingSize (pure)
+
+test('workingSize: shorter side to size, aspect kept within rounding', () => {
+  const o = { size: 224, maxSide: null };
+  assert.deepEqual(workingSize(1800, 1200, o), { width: 336, height: 224 });
+  assert.deepEqual(workingSize(1200, 1800, o), { width: 224, height: 336 });
+  assert.deepEqual(workingSize(500, 500, o), { width: 224, height: 224 });
+  assert.deepEqual(workingSize(640, 480, o), { width: 299, height: 224 }); // 298.67 rounds up
+  assert.deepEqual(workingSize(1, 1, o), { width: 224, height: 224 });
+  assert.deepEqual(workingSize(2, 1, o), { width: 448, height: 224 });
+  for (let w = 1; w <= 300; w += 7) {
+    for (let h = 1; h <= 300; h += 11) {
+      const r = workingSize(w, h, o);
+      assert.equal(Math.min(r.width, r.height), 224, `${w}x${h}`);
+      const exactLong = (Math.max(w, h) * 224) / Math.min(w, h);
+      assert.ok(Math.abs(Math.max(r.width, r.height) - exactLong) <= 0.5, `${w}x${h} -> ${r.width}x${r.height}`);
+      assert.equal(r.width >= r.height, w >= h, `${w}x${h} orientation kept`);
+    }
+  }
+});
+
+test('workingSize: maxSide caps the longer side, shorter side never below 1', () => {
+  assert.equal(DEFAULT_DECODE_OPTIONS.maxSide, 4096);
+  const o = { size: 224, maxSide: 4096 };
+  assert.deepEqual(workingSize(1, 20000, o), { width: 1, height: 4096 }); // 224x4480000 uncapped
+  assert.deepEqual(workingSize(20000, 1, o), { width: 4096, height: 1 });
+  assert.deepEqual(workingSize(256, 10, o), { width: 4096, height: 160 });
+  assert.deepEqual(workingSize(10, 256, o), { width: 160, height: 4096 });
+  assert.deepEqual(workingSize(4096, 224, o), { width: 4096, height: 224 }); // exactly at the cap
+  assert.deepEqual(workingSize(1800, 1200, o), { width: 336, height: 224 }); // far from the cap
+  // maxSide below size: the cap wins.
+  assert.deepEqual(workingSize(300, 300, { size: 224, maxSide: 100 }), { width: 100, height: 100 });
+  assert.deepEqual(workingSize(300, 200, { size: 224, maxSide: 100 }), { width: 100, height: 67 });
+});
+
+test('workingSize: size null keeps native size, still capped by maxSide', () => {
+  assert.deepEqual(workingSize(1800, 1200, { size: null, maxSide: null }), { width: 1800, height: 1200 });
+  assert.deepEqual(workingSize(1, 1, { size: null, maxSide: null }), { width: 1, height: 1 });
+  assert.deepEqual(workingSize(6000, 4000, { size: null, maxSide: 4096 }), { width: 4096, height: 2731 });
+  assert.deepEqual(workingSize(4000, 6000, { size: null, maxSide: 4096 }), { width: 2731, height: 4096 });
+  assert.deepEqual(workingSize(100000, 3, { size: null, maxSide: 4096 }), { width: 4096, height: 1 });
+  assert.deepEqual(workingSize(5000, 5000, { size: null, maxSide: 4096 }), { width: 4096, height: 4096 });
+});
+
+test('workingSize: rejects non-positive or fractional dimensions', () => {
+  assert.throws(() => workingSize(0, 10, { size: 224, maxSide: null }), RangeError);
+  assert.throws(() => workingSize(10, -1, { size: 224, maxSide: null }), RangeError);
+  assert.throws(() => workingSize(1.5, 10, { size: 224, maxSide: null }), RangeError);
+  assert.throws(() => workingSize(Number.NaN, 10, { size: 224, maxSide: null }), RangeError);
+});
+
+// ---------------------------------------------------------------- options
+
+test('DEFAULT_DECODE_OPTIONS and validateDecodeOptions defaults', () => {
+  assert.deepEqual(validateDecodeOptions({}), {
+    size: 224,
+    maxSide: 4096,
+    background: { r: 255, g: 255, b: 255 },
+    maxInputPixels: 268402689,
+    failOn: 'error',
+  });
+  assert.deepEqual(validateDecodeOptions({ size: null, maxSide: null }).size, null);
+  assert.equal(validateDecodeOptions({ size: '384' as unknown as number }).size, 384);
+  assert.deepEqual(validateDecodeOptions({ background: '#000' as never }).background, { r: 0, g: 0, b: 0 });
+  assert.deepEqual(validateDecodeOptions({ background: '#102030' as never }).background, { r: 16, g: 32, b: 48 });
+  assert.deepEqual(validateDecodeOptions({ background: '1, 2,3' as never }).background, { r: 1, g: 2, b: 3 });
+  assert.equal(validateDecodeOptions({ failOn: 'none' }).failOn, 'none');
+});
+
+test('validateDecodeOptions: errors name the option and the value', () => {
+  const cases: [Record<string, unknown>, RegExp][] = [
+    [{ size: 0 }, /--size must be a positive integer, got '0'$/],
+    [{ size: -3 }, /--size .*got '-3'/],
+    [{ size: 22.5 }, /--size .*got '22\.5'/],
+    [{ size: 'abc' }, /--size .*got 'abc'/],
+    [{ maxSide: 0 }, /--max-side must be a positive integer, got '0'/],
+    [{ maxInputPixels: null }, /--max-input-pixels must be a positive integer, got 'null'/],
+    [{ maxInputPixels: -1 }, /--max-input-pixels .*got '-1'/],
+    [{ failOn: 'sometimes' }, /--fail-on must be one of none, truncated, error, warning, got 'sometimes'/],
+    [{ background: { r: 256, g: 0, b: 0 } }, /--background .*got '\{"r":256,"g":0,"b":0\}'/],
+    [{ background: 'purple' }, /--background .*got 'purple'/],
+  ];
+  for (const [opts, re] of cases) {
+    assert.throws(() => validateDecodeOptions(opts as never), re, JSON.stringify(opts));
+  }
+});
+
+test('decodeImage rejects invalid options with a plain Error before touching the file', async () => {
+  await assert.rejects(decodeImage('/nonexistent.jpg', { size: 0 }), (err: unknown) => {
+    assert.ok(!(err instanceof DecodeError));
+    assert.match((err as Error).message, /--size/);
+    return true;
+  });
+});
+
+// ---------------------------------------------------------------- synthetic images (no shared data)
+
+const rgbPng = (width: number, height: number, colour = { r: 200, g: 40, b: 90 }) =>
+  sharp({ create: { width, height, channels: 3, background: colour } }).png().toBuffer();
+
+test('synthetic: RGB PNG buffer resized to shorter side 224', async () => {
+  const img = await decodeImage(await rgbPng(640, 480));
+  assert.equal(img.format, 'png');
+  assert.deepEqual([img.width, img.height, img.originalWidth, img.originalHeight], [299, 224, 640, 480]);
+  assertRgbRow(img, 'synthetic');
+  for (let i = 0; i < img.data.length; i += 3) {
+    assert.deepEqual([img.data[i], img.data[i + 1], img.data[i + 2]], [200, 40, 90]);
+  }
+});
+
+test('synthetic: 1x1 becomes 224x224, 1x5000 becomes 1x4096, size null keeps native size', async () => {
+  const a = await decodeImage(await rgbPng(1, 1));
+  assert.deepEqual([a.width, a.height], [224, 224]);
+  const b = await decodeImage(await rgbPng(1, 5000));
+  assert.deepEqual([b.width, b.height, b.data.length], [1, 4096, 4096 * 3]);
+  const c = await decodeImage(await rgbPng(37, 21), { size: null });
+  assert.deepEqual([c.width, c.height], [37, 21]);
+  const d = await decodeImage(await rgbPng(300, 200), { size: 64, maxSide: 80 });
+  assert.deepEqual([d.width, d.height], [80, 53]);
+});
+
+test('synthetic: transparent pixels flattened onto the background', async () => {
+  const png = await sharp({ create: { width: 50, height: 30, channels: 4, background: { r: 0, g: 0, b: 0, alpha: 0 } } })
+    .png()
+    .toBuffer();
+  const white = await decodeImage(png);
+  assert.ok(white.data.every((v) => v === 255));
+  const bg = { r: 10, g: 20, b: 30 };
+  const custom = await decodeImage(png, { background: bg });
+  for (let i = 0; i < custom.data.length; i += 3) {
+    assert.deepEqual([custom.data[i], custom.data[i + 1], custom.data[i + 2]], [10, 20, 30]);
+  }
+});
+
+test('synthetic: EXIF orientation 6 swaps the reported and working size', async () => {
+  const jpeg = await sharp({ create: { width: 400, height: 200, channels: 3, background: '#3366cc' } })
+    .jpeg()
+    .withMetadata({ orientation: 6 })
+    .toBuffer();
+  assert.equal((await sharp(jpeg).metadata()).orientation, 6);
+  const img = await decodeImage(jpeg);
+  assert.deepEqual([img.originalWidth, img.originalHeight, img.width, img.height], [200, 400, 224, 448]);
+});
+
+test('synthetic: CMYK JPEG and 16-bit PNG become 8-bit sRGB with 3 channels', async () => {
+  const colour = { r: 30, g: 140, b: 220 };
+  const cmyk = await sharp({ create: { width: 64, height: 48, channels: 3, background: colour } })
+    .toColourspace('cmyk')
+    .jpeg({ quality: 95 })
+    .toBuffer();
+  assert.equal((await sharp(cmyk).metadata()).space, 'cmyk');
+  const a = await decodeImage(cmyk);
+  const m = channelMeans(a);
+  assert.ok(Math.abs(m[0] - colour.r) < 25 && Math.abs(m[1] - colour.g) < 25 && Math.abs(m[2] - colour.b) < 25, `${m}`);
+
+  const png16 = await sharp({ create: { width: 64, height: 48, channels: 3, background: colour } })
+    .toColourspace('rgb16')
+    .png()
+    .toBuffer();
+  assert.equal((await sharp(png16).metadata()).depth, 'ushort');
+  const b = await decodeImage(png16);
+  assert.deepEqual(channelMeans(b).map(Math.round), [30, 140, 220]);
+});
+
+test('synthetic: buffer failures are classified', async () => {
+  await expectFailure(decodeImage(Buffer.alloc(0), {}, 'mem.png'), 'empty', 'mem.png');
+  await expectFailure(decodeImage(Buffer.from('hello, not an image'), {}, 'x.jpg'), 'unsupported-format', 'x.jpg');
+  // Large enough that the IDAT data is really cut (a solid colour compresses to a few bytes).
+  const noisy = await sharp(Buffer.from(Array.from({ length: 300 * 200 * 3 }, (_, i) => (i * 7919) % 251)), {
+    raw: { width: 300, height: 200, channels: 3 },
+  })
+    .png()
+    .toBuffer();
+  const noisyCut = noisy.subarray(0, Math.floor(noisy.length / 2));
+  await expectFailure(decodeImage(noisyCut, {}, 'half.png'), 'truncated', 'half.png');
+  // failOn 'none' trades the failure for a row with filler.
+  const lenient = await decodeImage(noisyCut, { failOn: 'none' });
+  assert.equal(lenient.data.length, lenient.width * lenient.height * 3);
+  await expectFailure(decodeImage(await rgbPng(100, 100), { maxInputPixels: 9999 }), 'too-large');
+  const ok = await decodeImage(await rgbPng(100, 100), { maxInputPixels: 10000 });
+  assert.equal(ok.width, 224);
+});
+
+// zlib.crc32 needs Node >= 20.15; engines allows 20.9.
+function crc32(buf: Uint8Array): number {
+  let c = 0xffffffff;
+  for (const byte of buf) {
+    c ^= byte;
+    for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0xedb88320 : c >>> 1;
+  }
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+/** A PNG whose IHDR claims width x height, with one tiny IDAT (a few rows' worth at most). */
+function pngClaiming(width: number, height: number): Buffer {
+  const chunk = (type: string, data: Buffer) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const td = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(crc32(td));
+    return Buffer.concat([len, td, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(width, 0);
+  ihdr.writeUInt32BE(height, 4);
+  ihdr.set([8, 2, 0, 0, 0], 8); // 8-bit RGB
+  return Buffer.concat([
+    Buffer.from([137, 80, 78, 71, 13, 10, 26, 10]),
+    chunk('IHDR', ihdr),
+    chunk('IDAT', zlib.deflateSync(Buffer.alloc(1024))),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
+}
+
+test('synthetic: a 65536x65536 PNG header is refused from metadata alone, never decoded', async () => {
+  const err = await expectFailure(decodeImage(pngClaiming(65536, 65536), {}, 'bomb.png'), 'too-large', 'bomb.png');
+  assert.match(err.message, /65536x65536 = 4294967296 pixels exceeds the limit of 268402689/);
+});
+
+test('file-system failures: missing, directory, empty; message stays one line', async () => {
+  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'spp-decode-'));
+  try {
+    await expectFailure(decodeImage(path.join(dir, 'nope.jpg')), 'missing');
+    await expectFailure(decodeImage(path.join(dir, 'nope.jpg'), {}, 'photos/nope.jpg'), 'missing', 'photos/nope.jpg');
+    await expectFailure(decodeImage(path.join(dir, 'a\nb.jpg')), 'missing');
+    await expectFailure(decodeImage(dir), 'unreadable');
+    await fsp.writeFile(path.join(dir, 'empty.jpg'), '');
+    await expectFailure(decodeImage(path.join(dir, 'empty.jpg')), 'empty');
+    await fsp.writeFile(path.join(dir, 'ok.png'), await rgbPng(20, 10));
+    const img = await decodeImage(path.join(dir, 'ok.png'));
+    assert.deepEqual([img.width, img.height], [448, 224]);
+    if (process.getuid?.() !== 0) {
+      await fsp.chmod(path.join(dir, 'ok.png'), 0o000);
+      await expectFailure(decodeImage(path.join(dir, 'ok.png')), 'unreadable');
+    }
+  } finally {
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
+});
+
+// ---------------------------------------------------------------- the torture set
+
+test('torture set: every file ends as the expected row or classified failure', { skip: HAVE_TORTURE ? false : SKIP_MSG }, async (tt) => {
+  const manifest = readManifest();
+  const names = manifest.map((r) => r.name).sort();
+  assert.deepEqual(names, Object.keys(EXPECTED).sort(), 'table covers exactly the manifest');
+  const onDisk = readdirSync(TORTURE).filter((f) => f !== 'MANIFEST.tsv' && f !== 'SOURCE.md').sort();
+  assert.deepEqual(onDisk, names, 'manifest covers exactly the directory');
+
+  const counts: Record<string, number> = {};
+  for (const row of manifest) {
+    await tt.test(row.name, async () => {
+      const want = EXPECTED[row.name]!;
+      counts[want] = (counts[want] ?? 0) + 1;
+      let got: DecodedImage | DecodeError;
+      try {
+        got = await decodeImage(t(row.name), {}, row.name);
+      } catch (err) {
+        assert.ok(err instanceof DecodeError, `${row.name}: threw a non-DecodeError: ${String(err)}`);
+        got = err;
+      }
+      if (got instanceof DecodeError) {
+        assert.equal(got.reason, want, `${row.name} (${row.description}) failed: ${got.message}`);
+        assert.equal(got.file, row.name);
+        assert.ok(got.message.startsWith(`${row.name}: ${got.reason}: `) && !/[\r\n]/.test(got.message), got.message);
+        return;
+      }
+      assert.equal('row', want, `${row.name} (${row.description}) decoded, expected '${want}'`);
+      assertRgbRow(got, row.name);
+      if (row.meta) {
+        // Reported size is the oriented one: EXIF 5-8 swap the stored width/height.
+        const swap = (row.meta.orientation ?? 1) >= 5;
+        assert.deepEqual(
+          [got.originalWidth, got.originalHeight],
+          swap ? [row.meta.height, row.meta.width] : [row.meta.width, row.meta.height],
+        );
+      }
+    });
+  }
+  assert.deepEqual(counts, {
+    row: 72,
+    'unsupported-format': 9,
+    truncated: 7,
+    corrupt: 3,
+    empty: 2,
+    'too-large': 1,
+  });
+});
+
+test('torture: EXIF orientations 0-8 all decode upright to the same size and pixels', { skip: HAVE_TORTURE ? false : SKIP_MSG }, async () => {
+  const ref = await decodeImage(t('jpeg-exif-orientation-Landscape_1.jpg'));
+  assert.deepEqual([ref.originalWidth, ref.originalHeight, ref.width, ref.height], [1800, 1200, 336, 224]);
+  for (let i = 0; i <= 8; i++) {
+    const img = await decodeImage(t(`jpeg-exif-orientation-Landscape_${i}.jpg`));
+    assert.deepEqual([img.originalWidth, img.originalHeight, img.width, img.height], [1800, 1200, 336, 224], `orientation ${i}`);
+    // Re-encoding noise only (observed <= 1.6); a wrong rotation/flip gives tens.
+    assert.ok(meanAbsDiff(ref.data, img.data) < 4, `orientation ${i}: mean abs diff ${meanAbsDiff(ref.data, img.data)}`);
+  }
+  const tiny = await decodeImage(t('jpeg-2x1-exif-orientation-8.jpg'));
+  assert.deepEqual([tiny.originalWidth, tiny.originalHeight, tiny.width, tiny.height], [1, 2, 224, 448]);
+  const prog = await decodeImage(t('jpeg-progressive-exif-orientation-6.jpg'));
+  assert.deepEqual([prog.originalWidth, prog.originalHeight], [231, 308]);
+});
+
+test('torture: CMYK decodes like sharp’s own sRGB conversion, not inverted', { skip: HAVE_TORTURE ? false : SKIP_MSG }, async () => {
+  const mean = (a: Uint8Array) => a.reduce((s, v) => s + v, 0) / a.length;
+  for (const f of ['jpeg-cmyk-with-icc-profile.jpg', 'jpeg-cmyk-no-profile.jpg', 'jpeg-cmyk-adobe-small.jpg', 'tiff-cmyk-fogra-1000x1000.tif', 'tiff-cmyk-16bit.tif', 'tiff-cmyk-jpeg-compressed.tif']) {
+    const img = await decodeImage(t(f));
+    const ref = await sharp(t(f)).toColourspace('srgb').resize(img.width, img.height, { fit: 'fill' }).raw().toBuffer();
+    assert.ok(meanAbsDiff(img.data, ref) < 3, `${f}: ${meanAbsDiff(img.data, ref)}`);
+    assert.ok(Math.abs(mean(img.data) - mean(ref)) < 0.1 * mean(ref) + 1, f);
+  }
+  // Same photo with and without a profile: close in brightness (inversion would flip it).
+  const a = channelMeans(await decodeImage(t('jpeg-cmyk-with-icc-profile.jpg')));
+  const b = channelMeans(await decodeImage(t('jpeg-cmyk-no-profile.jpg')));
+  for (let c = 0; c < 3; c++) assert.ok(Math.abs(a[c]! - b[c]!) < 25, `channel ${c}: ${a[c]} vs ${b[c]}`);
+  // The FOGRA TIFF is a red square, the Adobe JPEG red text on black: red must dominate.
+  const red = channelMeans(await decodeImage(t('tiff-cmyk-fogra-1000x1000.tif')));
+  assert.ok(red[0] > 150 && red[1] < 80 && red[2] < 80, `fogra ${red}`);
+  const adobe = channelMeans(await decodeImage(t('jpeg-cmyk-adobe-small.jpg')));
+  assert.ok(adobe[0] > 2 * adobe[1] && adobe[0] > 2 * adobe[2], `adobe ${adobe}`);
+});
+
+test('torture: fully transparent PNG becomes pure background', { skip: HAVE_TORTURE ? false : SKIP_MSG }, async () => {
+  const white = await decodeImage(t('png-fully-transparent.png'));
+  assert.ok(white.data.every((v) => v === 255));
+  const grey = await decodeImage(t('png-fully-transparent.png'), { background: { r: 7, g: 77, b: 177 } });
+  for (let i = 0; i < grey.data.length; i += 3) {
+    assert.deepEqual([grey.data[i], grey.data[i + 1], grey.data[i + 2]], [7, 77, 177]);
+  }
+});
+
+test('torture: 16-bit inputs are scaled to 8 bits, not clipped', { skip: HAVE_TORTURE ? false : SKIP_MSG }, async () => {
+  for (const f of ['png-16bit-rgb-flag.png', 'png-16bit-rgb-photo.png', 'png-16bit-rgba-pngsuite-tbgn2c16.png', 'tiff-16bit-rgb-photoshop.tiff', 'tiff-16bit-rgb.tiff', 'tiff-cmyk-16bit.tif']) {
+    const img = await decodeImage(t(f));
+    const distinct = new Set(img.data).size;
+    const max = img.data.reduce((m, v) => Math.max(m, v), 0);
+    assert.ok(distinct >= 20 && max >= 100, `${f}: ${distinct} distinct values, max ${max}`);
+  }
+});
+
+test('torture: grayscale and bilevel inputs give three equal channels', { skip: HAVE_TORTURE ? false : SKIP_MSG }, async () => {
+  for (const f of ['jpeg-grayscale-peacock.jpeg', 'jpeg-grayscale-with-icc-concert.jpg', 'png-thin-256x10-gradient.png', 'png-1bit-bilevel-2809x2074.png', 'png-8bit-grey-alpha.png', 'tiff-bilevel-g3-fax-2464x3248.tif', 'tiff-thin-256x4-4bit.tif', 'jpeg-1x1-grayscale.jpg']) {
+    const img = await decodeImage(t(f));
+    for (let i = 0; i < img.data.length; i += 3) {
+      if (img.data[i] !== img.data[i + 1] || img.data[i] !== img.data[i + 2]) assert.fail(`${f}: pixel ${i / 3} not grey`);
+    }
+    if (!f.includes('1x1')) assert.ok(new Set(img.data).size > 50, `${f}: values spread`);
+  }
+});
+
+test('torture: lenient failOn none turns truncated files into rows; limit raised decodes the huge JPEG', { skip: HAVE_TORTURE ? false : SKIP_MSG }, async () => {
+  for (const f of ['jpeg-truncated-baseline-2725x2225.jpg', 'png-truncated.png', 'gif-truncated.gif']) {
+    const img = await decodeImage(t(f), { failOn: 'none' });
+    assertRgbRow(img, f);
+  }
+  const huge = await decodeImage(t('jpeg-huge-20000x14000-1MB.jpg'), { maxInputPixels: 280000000 });
+  assert.deepEqual([huge.originalWidth, huge.originalHeight, huge.width, huge.height], [20000, 14000, 320, 224]);
+});

@@ -1,0 +1,184 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { promises as fsp } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import { IMAGE_EXTENSIONS, comparePaths, expandInputs, type InputEntry } from '../src/inputs.js';
+
+async function tree(files: string[]): Promise<string> {
+  const root = await fsp.mkdtemp(path.join(os.tmpdir(), 'spp-inputs-'));
+  for (const f of files) {
+    await fsp.mkdir(path.dirname(path.join(root, f)), { recursive: true });
+    await fsp.writeFile(path.join(root, f), 'x');
+  }
+  return root;
+}
+
+const paths = (entries: InputEntry[]) => entries.map((e) => e.path);
+
+/** Runs fn with cwd = dir so relative arguments and results can be checked as the user sees them. */
+async function inDir<T>(dir: string, fn: () => Promise<T>): Promise<T> {
+  const old = process.cwd();
+  process.chdir(dir);
+  try {
+    return await fn();
+  } finally {
+    process.chdir(old);
+  }
+}
+
+test('IMAGE_EXTENSIONS: lowercase with dot, common formats present', () => {
+  for (const e of ['.jpg', '.jpeg', '.png', '.webp', '.gif', '.avif', '.heic', '.tif', '.tiff', '.svg', '.bmp']) {
+    assert.ok(IMAGE_EXTENSIONS.has(e), e);
+  }
+  for (const e of IMAGE_EXTENSIONS) assert.match(e, /^\.[a-z0-9]+$/);
+  assert.ok(!IMAGE_EXTENSIONS.has('.txt') && !IMAGE_EXTENSIONS.has('.json'));
+});
+
+test('comparePaths: component-wise code-unit order', () => {
+  const sorted = ['a.jpg', 'a/b.jpg', 'B.jpg', 'a/a/z.jpg', 'a-b.jpg', 'é.jpg', 'a/b', '10.jpg', '9.jpg'].sort(comparePaths);
+  assert.deepEqual(sorted, ['10.jpg', '9.jpg', 'B.jpg', 'a/a/z.jpg', 'a/b', 'a/b.jpg', 'a-b.jpg', 'a.jpg', 'é.jpg']);
+  assert.equal(comparePaths('x/y', 'x/y'), 0);
+});
+
+test('directory walk: recursive, extension filter (any case), hidden skipped, deterministic order', async () => {
+  const root = await tree([
+    'b.PNG',
+    'a.jpg',
+    'a/z.jpeg',
+    'a/B.JPG',
+    'a/deep/er/1.webp',
+    'a-b/x.gif',
+    'notes.txt',
+    'model.json',
+    'noext',
+    '.hidden.jpg',
+    '.cache/c.jpg',
+    'a/.thumbs/t.jpg',
+    'Z/q.tif',
+    'photo.Jpeg',
+  ]);
+  try {
+    const got = await inDir(root, () => expandInputs(['.']));
+    assert.deepEqual(paths(got), ['Z/q.tif', 'a/B.JPG', 'a/deep/er/1.webp', 'a/z.jpeg', 'a-b/x.gif', 'a.jpg', 'b.PNG', 'photo.Jpeg']);
+    assert.ok(got.every((e) => e.source === 'directory'));
+    // Paths are the given directory joined with the relative path, not absolute.
+    const given = await expandInputs([path.join(root, 'a')]);
+    assert.deepEqual(paths(given), ['B.JPG', 'deep/er/1.webp', 'z.jpeg'].map((p) => path.join(root, 'a', p)));
+    const rel = await inDir(path.dirname(root), () => expandInputs([`${path.basename(root)}/a/`]));
+    assert.deepEqual(paths(rel), ['B.JPG', 'deep/er/1.webp', 'z.jpeg'].map((p) => `${path.basename(root)}/a/${p}`));
+    // The walk order equals sorting the relative paths with comparePaths.
+    const relPaths = paths(got);
+    assert.deepEqual([...relPaths].sort(comparePaths), relPaths);
+    // Custom extension set.
+    const txt = await inDir(root, () => expandInputs(['.'], { extensions: new Set(['.txt']) }));
+    assert.deepEqual(paths(txt), ['notes.txt']);
+  } finally {
+    await fsp.rm(root, { recursive: true, force: true });
+  }
+});
+
+test('directory walk: symlinks followed, loops stopped, dangling image links kept', async () => {
+  const root = await tree(['d/img.jpg', 'd/sub/deep.png', 'other/o.webp']);
+  try {
+    await fsp.symlink('..', path.join(root, 'd/sub/loop')); // sub/loop -> d: a cycle
+    await fsp.symlink(path.join(root, 'other'), path.join(root, 'd/linked'));
+    await fsp.symlink(path.join(root, 'other/o.webp'), path.join(root, 'd/alias.webp'));
+    await fsp.symlink(path.join(root, 'gone.jpg'), path.join(root, 'd/dangling.jpg'));
+    await fsp.symlink(path.join(root, 'gone-dir'), path.join(root, 'd/dangling-dir'));
+    const got = await inDir(root, () => expandInputs(['d']));
+    assert.deepEqual(paths(got), ['d/alias.webp', 'd/dangling.jpg', 'd/img.jpg', 'd/linked/o.webp', 'd/sub/deep.png']);
+  } finally {
+    await fsp.rm(root, { recursive: true, force: true });
+  }
+});
+
+test('explicit files kept whatever the extension; missing paths passed through; duplicates kept', async () => {
+  const root = await tree(['notes.txt', 'a.jpg', 'dir/b.png']);
+  try {
+    const got = await inDir(root, () => expandInputs(['notes.txt', 'missing.jpg', 'a.jpg', 'dir', 'a.jpg', 'no/such/dir/']));
+    assert.deepEqual(got, [
+      { path: 'notes.txt', source: 'file' },
+      { path: 'missing.jpg', source: 'file' },
+      { path: 'a.jpg', source: 'file' },
+      { path: 'dir/b.png', source: 'directory' },
+      { path: 'a.jpg', source: 'file' },
+      { path: 'no/such/dir/', source: 'file' },
+    ]);
+    assert.deepEqual(await expandInputs([]), []);
+  } finally {
+    await fsp.rm(root, { recursive: true, force: true });
+  }
+});
+
+test('globs: expanded, sorted, every match kept, prefix kept as written', async () => {
+  const root = await tree(['p/b.jpg', 'p/a.JPG', 'p/c.txt', 'p/sub/d.jpg', 'p/.e.jpg', 'q/f.jpg']);
+  try {
+    const got = await inDir(root, () => expandInputs(['p/*']));
+    assert.deepEqual(paths(got), ['p/a.JPG', 'p/b.jpg', 'p/c.txt']); // no extension filter for globs
+    assert.ok(got.every((e) => e.source === 'glob'));
+    const deep = await inDir(root, () => expandInputs(['p/**/*.jpg', '{p,q}/f.jpg', 'q/?.jpg']));
+    assert.deepEqual(paths(deep), ['p/b.jpg', 'p/sub/d.jpg', 'q/f.jpg', 'q/f.jpg']);
+    const dotted = await inDir(path.join(root, 'p'), () => expandInputs(['../q/*.jpg', './*.jpg']));
+    assert.deepEqual(paths(dotted), ['../q/f.jpg', './b.jpg']);
+    const abs = await expandInputs([path.join(root, 'p', '*.jpg')]);
+    assert.deepEqual(paths(abs), [path.join(root, 'p', 'b.jpg')]);
+  } finally {
+    await fsp.rm(root, { recursive: true, force: true });
+  }
+});
+
+test('globs: a literal path with glob characters wins; no match throws naming the glob', async () => {
+  const root = await tree(['weird[1].jpg', 'x/a.png']);
+  try {
+    const lit = await inDir(root, () => expandInputs(['weird[1].jpg']));
+    assert.deepEqual(lit, [{ path: 'weird[1].jpg', source: 'file' }]);
+    await assert.rejects(
+      inDir(root, () => expandInputs(['x/*.jgp'])),
+      (err: Error) => err.message === "no files match 'x/*.jgp'",
+    );
+    await assert.rejects(inDir(root, () => expandInputs(['nodir/*.jpg'])), /no files match 'nodir\/\*\.jpg'/);
+  } finally {
+    await fsp.rm(root, { recursive: true, force: true });
+  }
+});
+
+test('stdin: newline mode trims \\r and skips empty lines; no extension filter', async () => {
+  const stdin = Readable.from(['a.jpg\r\n', 'dir with space/b.png\n\n', 'notes.txt\n', 'c', '.jpg']);
+  const got = await expandInputs(['first.jpg', '-', 'last.jpg'], { stdin });
+  assert.deepEqual(got, [
+    { path: 'first.jpg', source: 'file' },
+    { path: 'a.jpg', source: 'stdin' },
+    { path: 'dir with space/b.png', source: 'stdin' },
+    { path: 'notes.txt', source: 'stdin' },
+    { path: 'c.jpg', source: 'stdin' },
+    { path: 'last.jpg', source: 'file' },
+  ]);
+});
+
+test('stdin: NUL mode keeps newlines inside names', async () => {
+  const stdin = Readable.from([Buffer.from('a.jpg\0line\nbreak.png\0'), Buffer.from('\0c.gif')]);
+  const got = await expandInputs(['-'], { stdin, nulSeparated: true });
+  assert.deepEqual(paths(got), ['a.jpg', 'line\nbreak.png', 'c.gif']);
+});
+
+test('stdin: given twice is an error', async () => {
+  await assert.rejects(expandInputs(['-', '-'], { stdin: Readable.from(['a.jpg\n']) }), /only once/);
+});
+
+test('unreadable subdirectory: warns and skips with onWarning, throws without', { skip: process.getuid?.() === 0 ? 'root can read any directory' : false }, async () => {
+  const root = await tree(['ok/a.jpg', 'locked/b.jpg']);
+  try {
+    await fsp.chmod(path.join(root, 'locked'), 0o000);
+    const warnings: string[] = [];
+    const got = await inDir(root, () => expandInputs(['.'], { onWarning: (m) => warnings.push(m) }));
+    assert.deepEqual(paths(got), ['ok/a.jpg']);
+    assert.equal(warnings.length, 1);
+    assert.match(warnings[0]!, /locked/);
+    await assert.rejects(inDir(root, () => expandInputs(['.'])), /cannot read directory/);
+  } finally {
+    await fsp.chmod(path.join(root, 'locked'), 0o755);
+    await fsp.rm(root, { recursive: true, force: true });
+  }
+});
