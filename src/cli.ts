@@ -70,7 +70,7 @@ interface CommonOpts {
   resize: boolean;
   maxSide?: number;
   background: { r: number; g: number; b: number };
-  maxPixels?: number;
+  maxInputPixels?: number;
   failOn: DecodeOptions['failOn'];
   cacheDir?: string;
 }
@@ -91,14 +91,14 @@ function addModelOptions(cmd: Command): Command {
     .option('--layer <name>', 'layer (layers model) or node (graph model) giving the feature map; default: the last conv map')
     .option('--input-range <lo,hi>', 'pixel range the model expects, e.g. 0,1 or -1,1 (write --input-range=-1,1); default from the registry or per format', parseRange)
     .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKEND_CHOICES as string[]).default('auto'))
-    .option('--levels <list>', 'pyramid levels, n×n bins each (the paper: 6,3,2,1)', parseLevels, [1, 2, 4])
+    .addOption(new Option('--levels <list>', 'pyramid levels, n×n bins each (the paper: 6,3,2,1)').argParser(parseLevels).default([1, 2, 4], '1,2,4'))
     .addOption(new Option('--pool <mode>', 'pooling in each bin').choices(['max', 'avg']).default('max'))
     .addOption(new Option('--normalize <mode>', 'descriptor normalisation (sqrt = signed square root, then L2)').choices(['none', 'l2', 'sqrt']).default('none'))
     .option('--size <n>', 'resize so the shorter side is N pixels, aspect kept', positiveInt('--size'), 224)
     .option('--no-resize', 'feed the native size (still capped by --max-side)')
-    .option('--max-side <n>', 'cap on the longer side fed to the model', positiveInt('--max-side'))
-    .option('--background <colour>', 'colour transparent pixels are flattened onto', parseBackground, { r: 255, g: 255, b: 255 })
-    .option('--max-pixels <n>', 'refuse images with more input pixels than this (decompression-bomb guard)', positiveInt('--max-pixels'))
+    .option('--max-side <n>', 'cap on the longer side fed to the model (default: 4096)', positiveInt('--max-side'))
+    .addOption(new Option('--background <colour>', 'colour transparent pixels are flattened onto (white, black, #rrggbb, R,G,B)').argParser(parseBackground).default({ r: 255, g: 255, b: 255 }, 'white'))
+    .option('--max-input-pixels <n>', 'refuse images whose header declares more pixels (decompression-bomb guard; default: 268402689)', positiveInt('--max-input-pixels'))
     .addOption(new Option('--fail-on <level>', 'sharp failOn: how picky decoding is about damaged data').choices(['none', 'truncated', 'error', 'warning']).default('error'))
     .option('--cache-dir <dir>', 'model cache (default $XDG_CACHE_HOME/spp-extract or ~/.cache/spp-extract)');
 }
@@ -110,7 +110,7 @@ function extractorOptions(o: CommonOpts): ExtractorOptions {
     failOn: o.failOn,
   };
   if (o.maxSide !== undefined) decode.maxSide = o.maxSide;
-  if (o.maxPixels !== undefined) decode.maxInputPixels = o.maxPixels;
+  if (o.maxInputPixels !== undefined) decode.maxInputPixels = o.maxInputPixels;
   return {
     model: o.model,
     layer: o.layer,
@@ -190,7 +190,7 @@ async function extractCommand(inputs: string[], o: ExtractOpts): Promise<number>
     decodeAhead: o.decodeAhead,
     signal: abort.signal,
     onProgress: (p) => reporter.update(p),
-    onFailure: (_path, reason, message) => reporter.line(`spp-extract: failed: ${message} [${reason}]`),
+    onFailure: (_path, _reason, message) => reporter.line(`spp-extract: failed: ${message}`),
   });
   await writer.close(summary);
   reporter.stop();
@@ -270,7 +270,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--force', 'overwrite an existing output')
     .option('-q, --quiet', 'no progress or summary on stderr (failures are still reported)')
     .option('-v, --verbose', 'print the backend, model and layer used')
-    .showHelpAfterError(false);
+    // Options after `info` belong to info, not to the extract command sharing their names.
+    .enablePositionalOptions();
   addModelOptions(program).action(async (inputs: string[], o: ExtractOpts) => setExit(await extractCommand(inputs, o)));
   addModelOptions(
     program

@@ -1,0 +1,185 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { test } from 'node:test';
+import { runCli } from './helpers/cli.js';
+import { hasNumpy, runPython } from './helpers/python.js';
+import { REPO_ROOT, fixture, missingShared, sharedPath } from './helpers/shared.js';
+
+const TINY = ['--model', fixture('tiny-layers'), '--backend', 'wasm'];
+const tmp = () => mkdtempSync(join(tmpdir(), 'spp-cli-'));
+const readJsonl = (path: string) => readFileSync(path, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+
+/** The five fixture images in the documented order (byte order of the relative path). */
+const FIXTURE_ORDER = [
+  'nested/blue-alpha-40x90.png',
+  'nested/gray-100x70.webp',
+  'noise-100x70.jpg',
+  'not-an-image.jpg',
+  'red-64x48.png',
+];
+
+test('npy + manifest: rows in input order, failures recorded, exit 2, numpy loads exactly the JSON values', async (t) => {
+  const dir = tmp();
+  const npyOut = join(dir, 'feats.npy');
+  const jsonOut = join(dir, 'feats.json');
+  const images = relative(REPO_ROOT, fixture('images'));
+  // The text file is named explicitly too: explicit files are always tried.
+  const args = [images, join(images, 'not-an-image.jpg'), ...TINY, '--levels', '1,2', '--pool', 'avg'];
+  const a = await runCli([...args, '-o', npyOut]);
+  const b = await runCli([...args, '-o', jsonOut]);
+  assert.equal(a.code, 2, a.stderr);
+  assert.equal(b.code, 2, b.stderr);
+  assert.match(a.stderr, /not-an-image\.jpg: .*unsupported/i, 'one line naming the file and the reason');
+  assert.equal(a.stdout, '', 'nothing on stdout when writing a file');
+
+  const manifest = readJsonl(join(dir, 'feats.manifest.jsonl'));
+  assert.equal(manifest[0].type, 'header');
+  assert.equal(manifest[0].dim, 6 * 5);
+  const rows = manifest.filter((r) => r.type === 'row');
+  const failures = manifest.filter((r) => r.type === 'failure');
+  assert.deepEqual(rows.map((r) => relative(images, r.path)), FIXTURE_ORDER.filter((p) => !p.startsWith('not-')));
+  assert.deepEqual(rows.map((r) => r.row), [0, 1, 2, 3]);
+  assert.deepEqual(failures.map((f) => [f.index, relative(images, f.path), f.reason]), [
+    [3, 'not-an-image.jpg', 'unsupported-format'],
+    [5, 'not-an-image.jpg', 'unsupported-format'],
+  ]);
+  assert.deepEqual(rows.map((r) => [r.width, r.height]), [[40, 90], [100, 70], [100, 70], [64, 48]]);
+  assert.deepEqual(manifest.at(-1), { type: 'summary', rows: 4, failures: 2, complete: true });
+
+  const json = JSON.parse(readFileSync(jsonOut, 'utf8'));
+  assert.equal(json.dim, 30);
+  assert.deepEqual(json.levels, [1, 2]);
+  assert.equal(json.items.length, 4);
+  assert.equal(json.failures.length, 2);
+  assert.deepEqual(readdirSync(dir).sort(), ['feats.json', 'feats.manifest.jsonl', 'feats.npy'], 'no temp files left');
+
+  if (!hasNumpy()) return t.skip('needs python3 with numpy for the numpy.load check');
+  const loaded = JSON.parse(runPython(
+    'import numpy as np, json, sys; a = np.load(sys.argv[1]); print(json.dumps({"shape": a.shape, "dtype": str(a.dtype), "data": a.tolist()}))',
+    [npyOut],
+  ));
+  assert.deepEqual(loaded.shape, [4, 30]);
+  assert.equal(loaded.dtype, 'float32');
+  const header = readFileSync(npyOut).readUInt16LE(8) + 10;
+  assert.equal(header % 64, 0, 'data starts 64-byte aligned');
+  for (let i = 0; i < 4; i++) {
+    const expected = Float32Array.from(json.items[i].descriptor);
+    assert.deepEqual(Float32Array.from(loaded.data[i]), expected, `row ${i} equals the JSON item`);
+  }
+});
+
+test('stdin list (newline and -0) → JSONL on stdout, one record per input, failures included', async () => {
+  const files = [fixture('images', 'red-64x48.png'), fixture('images', 'missing.png'), fixture('images', 'noise-100x70.jpg')];
+  const nl = await runCli(['-', '-o', '-', ...TINY], { stdin: files.join('\n') + '\n' });
+  const nul = await runCli(['-', '-0', '-o', '-', ...TINY, '--quiet'], { stdin: files.join('\0') });
+  assert.equal(nl.code, 2, nl.stderr);
+  const records = nl.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(records.map((r) => r.path), files);
+  assert.equal(records[0].descriptor.length, 6 * 21);
+  assert.equal(records[1].reason, 'missing');
+  assert.match(nl.stderr, /missing\.png/);
+  assert.equal(nul.stdout, nl.stdout, '-0 reads the same list');
+});
+
+test('empty input list → valid N=0 .npy, exit 0', async (t) => {
+  const dir = tmp();
+  const out = join(dir, 'empty.npy');
+  const r = await runCli(['-', '-o', out, ...TINY], { stdin: '' });
+  assert.equal(r.code, 0, r.stderr);
+  if (!hasNumpy()) return t.skip('needs numpy');
+  assert.equal(runPython('import numpy as np, sys; print(np.load(sys.argv[1]).shape)', [out]).trim(), '(0, 126)');
+});
+
+test('bad options fail before any work, naming the option and the value (exit 1, no output written)', async () => {
+  const dir = tmp();
+  const out = join(dir, 'x.npy');
+  const img = fixture('images', 'red-64x48.png');
+  const cases: [string[], RegExp][] = [
+    [['--levels', '0'], /--levels .*got '0'/],
+    [['--levels', 'x'], /--levels .*got 'x'/],
+    [['--levels', '1,,2'], /--levels .*got '1,,2'/],
+    [['--pool', 'median'], /--pool.*median/],
+    [['--normalize', 'l3'], /--normalize.*l3/],
+    [['--size', '0'], /--size .*got '0'/],
+    [['--backend', 'gpu'], /--backend.*gpu/],
+    [['--input-range', '1,0'], /--input-range .*got '1,0'/],
+    [['--background', 'teal'], /--background .*got 'teal'/],
+    [['--format', 'csv'], /--format.*csv/],
+  ];
+  for (const [extra, pattern] of cases) {
+    const r = await runCli([img, '-o', out, ...TINY, ...extra]);
+    assert.equal(r.code, 1, `${extra.join(' ')}: exit code`);
+    assert.match(r.stderr, pattern, `${extra.join(' ')}: message`);
+    assert.ok(!existsSync(out), `${extra.join(' ')}: no output written`);
+  }
+  const unknownModel = await runCli([img, '-o', out, '--model', 'mobilenet_v9_1.0']);
+  assert.equal(unknownModel.code, 1);
+  assert.match(unknownModel.stderr, /--model: 'mobilenet_v9_1.0' is neither a known model/);
+  const unwritable = await runCli([img, '-o', '/nonexistent-dir/x.npy', ...TINY]);
+  assert.equal(unwritable.code, 1);
+  assert.match(unwritable.stderr, /-o \/nonexistent-dir\/x\.npy: folder .* not writable/);
+  const badExt = await runCli([img, '-o', join(dir, 'x.csv'), ...TINY]);
+  assert.match(badExt.stderr, /cannot tell the format/);
+  writeFileSync(out, 'keep me');
+  const exists = await runCli([img, '-o', out, ...TINY]);
+  assert.equal(exists.code, 1);
+  assert.match(exists.stderr, /already exists \(use --force/);
+  assert.equal(readFileSync(out, 'utf8'), 'keep me');
+});
+
+test('offline with the default model: one clear error pointing at --model DIR', async () => {
+  const r = await runCli([fixture('images', 'red-64x48.png'), '-o', '-', '--backend', 'wasm'], {
+    env: { XDG_CACHE_HOME: tmp() },
+  });
+  // On a machine with internet the download would succeed; here (no network) it must fail cleanly.
+  if (r.code === 0) return;
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /could not download https:\/\/tfhub\.dev\/.*--model \/path\/to\/dir/);
+  assert.equal(r.stderr.trim().split('\n').length, 1, 'one line');
+});
+
+test('info: backend, layer, channels, descriptor length; --layers lists candidates', async () => {
+  const r = await runCli(['info', ...TINY, '--levels', '6,3,2,1', '--json', '--layers']);
+  assert.equal(r.code, 0, r.stderr);
+  const info = JSON.parse(r.stdout);
+  assert.equal(info.backend, 'wasm');
+  assert.equal(info.layer, 'pw3');
+  assert.equal(info.channels, 6);
+  assert.equal(info.dim, 6 * (36 + 9 + 4 + 1));
+  assert.deepEqual(info.layers.map((l: { name: string }) => l.name), ['input_1', 'conv1', 'dw2', 'pw3']);
+  const text = await runCli(['info', ...TINY]);
+  assert.match(text.stdout, /descriptor length\s+126 = 6 × 1 \+ 4 \+ 16/);
+});
+
+test('torture set: every file is a row or a recorded failure, exit 2, no crash', async (t) => {
+  const skip = missingShared('images', 'torture') ?? missingShared('models', 'tfhub-mobilenet_v1_025_224');
+  if (skip) return t.skip(skip);
+  const dir = tmp();
+  const out = join(dir, 'torture.npy');
+  const r = await runCli([sharedPath('images', 'torture'), '-o', out, '--model', sharedPath('models', 'tfhub-mobilenet_v1_025_224'), '--backend', 'wasm', '--quiet']);
+  assert.equal(r.signal, null);
+  assert.equal(r.code, 2, r.stderr.slice(-2000));
+  const manifest = readJsonl(join(dir, 'torture.manifest.jsonl'));
+  const listed = manifest.filter((m) => m.type === 'row' || m.type === 'failure');
+  const files = readdirSync(sharedPath('images', 'torture')).filter((f) => !f.startsWith('.') && f !== 'MANIFEST.tsv' && !f.endsWith('.md'));
+  // Directory walks keep image extensions only; every such file must be accounted for exactly once.
+  assert.ok(listed.length >= files.length - 5, `${listed.length} recorded of ${files.length}`);
+  assert.deepEqual(listed.map((m) => m.index), listed.map((_, i) => i), 'one record per input, in order');
+  const failures = listed.filter((m) => m.type === 'failure');
+  assert.equal(r.stderr.trim().split('\n').filter((l) => l.includes('failed:')).length, failures.length, 'one stderr line per failure');
+  for (const f of failures) assert.ok(f.reason && f.error.includes(f.path.split('/').pop()), JSON.stringify(f));
+});
+
+test('labelled set: 500 photos → 500 rows', async (t) => {
+  const skip = missingShared('images', 'labelled') ?? missingShared('models', 'tfhub-mobilenet_v1_025_224');
+  if (skip) return t.skip(skip);
+  const dir = tmp();
+  const out = join(dir, 'labelled.npy');
+  const r = await runCli([sharedPath('images', 'labelled'), '-o', out, '--model', sharedPath('models', 'tfhub-mobilenet_v1_025_224'), '--backend', 'wasm']);
+  assert.equal(r.code, 0, r.stderr.slice(-2000));
+  const manifest = readJsonl(join(dir, 'labelled.manifest.jsonl'));
+  assert.equal(manifest.filter((m) => m.type === 'row').length, 500);
+  assert.equal(readFileSync(out).length, 128 + 500 * 256 * 21 * 4);
+});
