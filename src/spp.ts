@@ -1,0 +1,159 @@
+/**
+ * Spatial Pyramid Pooling (He et al. 2014, arXiv:1406.4729) over one conv feature map.
+ * Pure functions, no I/O.
+ *
+ * Descriptor layout (what spatialPyramidPool returns):
+ *   - levels in the order given (e.g. [1, 2, 4] → the 1×1 level first);
+ *   - within a level, n×n bins row-major: bin row `by`, then bin column `bx`;
+ *   - within a bin, the C channels contiguous.
+ * So   index = offset(level) + (by * n + bx) * C + c,
+ * with offset(level) = C * Σ n'² over the levels before it, and total length C * Σ n².
+ */
+
+export type PoolMode = 'max' | 'avg';
+export type NormalizeMode = 'none' | 'l2' | 'sqrt';
+
+/** A single feature map in HWC layout (NHWC with batch 1), float32. */
+export interface FeatureMap {
+  data: Float32Array;
+  height: number;
+  width: number;
+  channels: number;
+}
+
+/**
+ * Bin i of n over a side of length a spans [floor(i*a/n), ceil((i+1)*a/n)) — the rule of
+ * PyTorch's adaptive pooling and the SPP authors' code. Bins may overlap; when a < n they repeat
+ * cells, and every bin is non-empty because ceil((i+1)a/n) > floor(ia/n) for a >= 1.
+ * Returns [start, end).
+ */
+export function binRange(i: number, n: number, a: number): [number, number] {
+  // Integer arithmetic, so no float rounding can shift a bin edge.
+  const p = i * a;
+  const q = (i + 1) * a;
+  const start = (p - (p % n)) / n;
+  const end = (q + n - 1 - ((q + n - 1) % n)) / n;
+  return [start, end];
+}
+
+/** Length of the descriptor: C * Σ n². */
+export function descriptorLength(channels: number, levels: readonly number[]): number {
+  let bins = 0;
+  for (const n of levels) bins += n * n;
+  return channels * bins;
+}
+
+/** Throws unless `levels` is a non-empty list of positive integers. */
+export function validateLevels(levels: readonly number[]): void {
+  if (!Array.isArray(levels) || levels.length === 0) {
+    throw new Error('SPP levels must be a non-empty list of positive integers, got an empty list');
+  }
+  for (const n of levels) {
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 1) {
+      throw new Error(`SPP level must be a positive integer, got ${String(n)} (in [${levels.map(String).join(', ')}])`);
+    }
+  }
+}
+
+function validateMap(map: FeatureMap): void {
+  const { data, height, width, channels } = map;
+  for (const [name, v] of [['height', height], ['width', width], ['channels', channels]] as const) {
+    if (!Number.isInteger(v) || v < 1) throw new Error(`feature map ${name} must be a positive integer, got ${String(v)}`);
+  }
+  if (!(data instanceof Float32Array)) throw new Error('feature map data must be a Float32Array');
+  if (data.length !== height * width * channels) {
+    throw new Error(`feature map data has ${data.length} values, expected ${height}x${width}x${channels} = ${height * width * channels}`);
+  }
+}
+
+/** Bin edges of one level along a side: starts[i], ends[i]. */
+function edges(n: number, a: number): { starts: Int32Array; ends: Int32Array } {
+  const starts = new Int32Array(n);
+  const ends = new Int32Array(n);
+  for (let i = 0; i < n; i++) [starts[i], ends[i]] = binRange(i, n, a);
+  return { starts, ends };
+}
+
+/**
+ * Pools `map` into a fixed-length descriptor (layout in the file comment). Max pooling propagates
+ * NaN like numpy/PyTorch; average pooling sums in float64 so large bins lose no precision.
+ */
+export function spatialPyramidPool(map: FeatureMap, levels: readonly number[], pool: PoolMode): Float32Array {
+  validateMap(map);
+  validateLevels(levels);
+  if (pool !== 'max' && pool !== 'avg') throw new Error(`pool must be 'max' or 'avg', got '${String(pool)}'`);
+  const { data, height: H, width: W, channels: C } = map;
+  const out = new Float32Array(descriptorLength(C, levels));
+  const acc = pool === 'avg' ? new Float64Array(C) : null;
+  const rowStride = W * C;
+
+  let o = 0; // write position in `out`
+  for (const n of levels) {
+    const ys = edges(n, H);
+    const xs = edges(n, W);
+    for (let by = 0; by < n; by++) {
+      const y0 = ys.starts[by], y1 = ys.ends[by];
+      for (let bx = 0; bx < n; bx++) {
+        const x0 = xs.starts[bx], x1 = xs.ends[bx];
+        if (acc === null) {
+          // Seed with the bin's first cell (not -Infinity) so an all-negative bin is right.
+          const first = y0 * rowStride + x0 * C;
+          for (let c = 0; c < C; c++) out[o + c] = data[first + c];
+          for (let y = y0; y < y1; y++) {
+            for (let x = y === y0 ? x0 + 1 : x0; x < x1; x++) {
+              const p = y * rowStride + x * C;
+              for (let c = 0; c < C; c++) {
+                const v = data[p + c];
+                // `v !== v` keeps a NaN once seen (comparisons with NaN are false).
+                if (v > out[o + c] || v !== v) out[o + c] = v;
+              }
+            }
+          }
+        } else {
+          acc.fill(0);
+          for (let y = y0; y < y1; y++) {
+            for (let x = x0; x < x1; x++) {
+              const p = y * rowStride + x * C;
+              for (let c = 0; c < C; c++) acc[c] += data[p + c];
+            }
+          }
+          const count = (y1 - y0) * (x1 - x0);
+          for (let c = 0; c < C; c++) out[o + c] = acc[c] / count;
+        }
+        o += C;
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Normalizes in place and returns `vec`. 'l2': divide by the L2 norm (an all-zero vector stays
+ * zero). 'sqrt': signed square root sign(x)·sqrt(|x|), then L2 (the "power/Hellinger" trick).
+ */
+export function normalizeDescriptor(vec: Float32Array, mode: NormalizeMode): Float32Array {
+  switch (mode) {
+    case 'none':
+      return vec;
+    case 'sqrt':
+      for (let i = 0; i < vec.length; i++) {
+        const v = vec[i];
+        vec[i] = v < 0 ? -Math.sqrt(-v) : Math.sqrt(v);
+      }
+      return l2(vec);
+    case 'l2':
+      return l2(vec);
+    default:
+      throw new Error(`normalize must be 'none', 'l2' or 'sqrt', got '${String(mode)}'`);
+  }
+}
+
+function l2(vec: Float32Array): Float32Array {
+  let ss = 0; // float64 sum: float32 would lose precision over ~10^4..10^5 terms
+  for (let i = 0; i < vec.length; i++) ss += vec[i] * vec[i];
+  const norm = Math.sqrt(ss);
+  if (norm > 0 && Number.isFinite(norm)) {
+    for (let i = 0; i < vec.length; i++) vec[i] = vec[i] / norm;
+  }
+  return vec;
+}
