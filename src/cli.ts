@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { access, constants, stat } from 'node:fs/promises';
+import { access, constants, rm, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { BACKEND_CHOICES, type BackendChoice } from './backend.js';
 import type { DecodeOptions } from './decode.js';
@@ -7,7 +7,11 @@ import { createExtractor, validateSppOptions, type ExtractorOptions } from './ex
 import { expandInputs } from './inputs.js';
 import { validateInputRange } from './model/backbone.js';
 import { DEFAULT_MODEL_ID, MODEL_REGISTRY } from './model/registry.js';
-import { createWriter, manifestPathFor, resolveFormat, type RunHeader } from './output/index.js';
+import { mergeShards } from './merge.js';
+import { createWriter, manifestPathFor, partialPath, resolveFormat, type OutputFormat, type OutputWriter, type RunHeader } from './output/index.js';
+import { NpyWriter } from './output/npy-writer.js';
+import { findResumePoint } from './output/resume.js';
+import { parseShard, selectShard } from './shard.js';
 import { createReporter, formatDuration } from './progress.js';
 import { runBatch } from './run.js';
 import type { NormalizeMode, PoolMode } from './spp.js';
@@ -80,6 +84,9 @@ interface ExtractOpts extends CommonOpts {
   format?: string;
   null?: boolean;
   decodeAhead: number;
+  dtype: 'float32' | 'float16';
+  shard?: string;
+  resume?: boolean;
   force?: boolean;
   quiet?: boolean;
   verbose?: boolean;
@@ -124,12 +131,10 @@ function extractorOptions(o: CommonOpts): ExtractorOptions {
   };
 }
 
-async function checkOutputWritable(output: string, force: boolean | undefined): Promise<void> {
+async function checkOutputWritable(output: string): Promise<void> {
   if (output === '-') return;
   const path = resolve(output);
-  const existing = await stat(path).catch(() => undefined);
-  if (existing?.isDirectory()) throw new UsageError(`-o ${output}: is a directory`);
-  if (existing && !force) throw new UsageError(`-o ${output}: already exists (use --force to overwrite)`);
+  if ((await stat(path).catch(() => undefined))?.isDirectory()) throw new UsageError(`-o ${output}: is a directory`);
   try {
     await access(dirname(path), constants.W_OK);
   } catch {
@@ -137,25 +142,51 @@ async function checkOutputWritable(output: string, force: boolean | undefined): 
   }
 }
 
+/** Files an earlier run of this output may have left: final names and temp names. */
+function outputFiles(output: string, format: OutputFormat): string[] {
+  const finals = format === 'npy' ? [output, manifestPathFor(output)] : [output];
+  return [...finals, ...finals.map(partialPath)];
+}
+
+async function existingFiles(paths: string[]): Promise<string[]> {
+  const found = await Promise.all(paths.map((p) => stat(p).then(() => p, () => undefined)));
+  return found.filter((p): p is string => p !== undefined);
+}
+
+const hex = (c: { r: number; g: number; b: number }) =>
+  '#' + [c.r, c.g, c.b].map((v) => v.toString(16).padStart(2, '0')).join('');
+
 async function extractCommand(inputs: string[], o: ExtractOpts): Promise<number> {
-  const output = o.output ?? (process.stdout.isTTY ? undefined : '-');
+  const shard = o.shard === undefined ? undefined : parseShard(o.shard);
+  const output = (o.output ?? (process.stdout.isTTY ? undefined : '-'))?.replaceAll('{shard}', String(shard?.index ?? 1));
   if (output === undefined) throw new UsageError('-o is required when stdout is a terminal (use -o - for JSONL on stdout)');
   if (inputs.length === 0) throw new UsageError('no inputs: give files, folders, globs, or - to read paths from stdin');
   const format = resolveFormat(output, o.format);
+  if (o.dtype !== 'float32' && format !== 'npy') throw new UsageError(`--dtype ${o.dtype} applies to .npy output only`);
+  if (o.resume && format !== 'npy') throw new UsageError(`--resume needs .npy output (its manifest is the journal), got ${format}`);
+  if (o.resume && o.force) throw new UsageError('--resume and --force contradict each other: pick one');
   const options = extractorOptions(o);
   validateSppOptions(options);
-  await checkOutputWritable(output, o.force);
+  await checkOutputWritable(output);
+  if (output !== '-' && !o.resume) {
+    const earlier = await existingFiles(outputFiles(output, format));
+    if (earlier.length > 0 && !o.force) {
+      throw new UsageError(`-o ${output}: ${earlier.join(', ')} already exist(s); use --resume to finish an interrupted run or --force to overwrite`);
+    }
+    await Promise.all(earlier.map((p) => rm(p, { force: true })));
+  }
 
   const reporter = createReporter({ quiet: o.quiet === true });
-  const entries = await expandInputs(inputs, { stdin: process.stdin, nulSeparated: o.null === true });
+  const entries = await expandInputs(inputs, { stdin: process.stdin, nulSeparated: o.null === true, onWarning: (m) => reporter.line(`spp-extract: warning: ${m}`) });
   if (entries.length === 0) reporter.line('spp-extract: warning: the inputs name no image files');
+  const items = selectShard(entries.map((e, index) => ({ index, path: e.path })), shard);
 
   const extractor = await createExtractor(options);
   const info = extractor.info;
   if (o.verbose) {
     reporter.line(`spp-extract: backend ${info.backend}, model ${info.model} (${info.format}), layer ${info.layer} ` +
       `(${info.channels} ch), input range [${info.inputRange.join(', ')}], levels ${info.levels.join(',')}, ` +
-      `pool ${info.pool}, dim ${info.dim}, ${entries.length} inputs`);
+      `pool ${info.pool}, dim ${info.dim}, ${items.length} inputs${shard ? ` (shard ${shard.index}/${shard.count} of ${entries.length})` : ''}`);
   }
   const header: RunHeader = {
     tool: 'spp-extract',
@@ -168,11 +199,30 @@ async function extractCommand(inputs: string[], o: ExtractOpts): Promise<number>
     normalize: info.normalize,
     dim: info.dim,
     channels: info.channels,
-    dtype: 'float32',
+    dtype: o.dtype,
     size: info.decode.size,
     maxSide: info.decode.maxSide,
+    background: hex(info.decode.background),
+    failOn: info.decode.failOn,
+    inputs: entries.length,
+    ...(shard && shard.count > 1 ? { shard } : {}),
   };
-  const writer = await createWriter(output, format, header);
+
+  let writer: OutputWriter;
+  let resumeAt = { startAt: 0, rows: 0, failures: 0 };
+  const point = o.resume ? await findResumePoint(output, header, items) : { kind: 'fresh' as const };
+  if (point.kind === 'complete') {
+    process.stderr.write(`spp-extract: ${output} is already complete (${point.rows} rows, ${point.failures} failed); nothing to do\n`);
+    extractor.dispose();
+    return point.failures > 0 ? EXIT.someFailed : EXIT.ok;
+  }
+  if (point.kind === 'resume') {
+    resumeAt = point;
+    writer = await NpyWriter.resume(output, header, point);
+    reporter.line(`spp-extract: resuming ${output}: ${point.startAt} of ${items.length} inputs already done`);
+  } else {
+    writer = await createWriter(output, format, header);
+  }
 
   // First Ctrl-C: finish the image in flight, then write out what is done. Second: exit now.
   const abort = new AbortController();
@@ -184,10 +234,13 @@ async function extractCommand(inputs: string[], o: ExtractOpts): Promise<number>
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
-  reporter.start(entries.length);
+  reporter.start(items.length - resumeAt.startAt);
   const started = Date.now();
-  const summary = await runBatch(entries, extractor, writer, {
+  const summary = await runBatch(items, extractor, writer, {
     decodeAhead: o.decodeAhead,
+    startAt: resumeAt.startAt,
+    rowsBefore: resumeAt.rows,
+    failuresBefore: resumeAt.failures,
     signal: abort.signal,
     onProgress: (p) => reporter.update(p),
     onFailure: (_path, _reason, message) => reporter.line(`spp-extract: failed: ${message}`),
@@ -199,14 +252,27 @@ async function extractCommand(inputs: string[], o: ExtractOpts): Promise<number>
   extractor.dispose();
 
   const secs = (Date.now() - started) / 1000;
-  const rate = secs > 0 ? (summary.rows + summary.failures) / secs : 0;
+  const processed = summary.rows + summary.failures - resumeAt.rows - resumeAt.failures;
+  const rate = secs > 0 ? processed / secs : 0;
   const where = output === '-' ? 'stdout' : writer.paths.join(' + ');
-  const state = summary.complete ? 'done' : 'interrupted';
+  const state = summary.complete ? 'done' : 'interrupted (finish with --resume)';
   if (!o.quiet) {
+    const rss = o.verbose ? `, peak RSS ${Math.round(process.resourceUsage().maxRSS / 1024)} MiB` : '';
     process.stderr.write(`spp-extract: ${state}: ${summary.rows} rows, ${summary.failures} failed, ` +
-      `${formatDuration(secs * 1000)} (${rate.toFixed(1)} img/s) → ${where}\n`);
+      `${formatDuration(secs * 1000)} (${rate.toFixed(1)} img/s${rss}) → ${where}\n`);
   }
   if (!summary.complete) return EXIT.interrupted;
+  return summary.failures > 0 ? EXIT.someFailed : EXIT.ok;
+}
+
+async function mergeCommand(shards: string[], o: { output: string; force?: boolean }): Promise<number> {
+  await checkOutputWritable(o.output);
+  if (resolveFormat(o.output) !== 'npy') throw new UsageError(`merge writes .npy, got -o ${o.output}`);
+  const earlier = await existingFiles(outputFiles(o.output, 'npy'));
+  if (earlier.length > 0 && !o.force) throw new UsageError(`-o ${o.output}: already exists (use --force to overwrite)`);
+  await Promise.all(earlier.map((p) => rm(p, { force: true })));
+  const summary = await mergeShards(shards, o.output);
+  process.stderr.write(`spp-extract: merged ${shards.length} shards: ${summary.rows} rows, ${summary.failures} failed → ${o.output}\n`);
   return summary.failures > 0 ? EXIT.someFailed : EXIT.ok;
 }
 
@@ -267,7 +333,10 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .addOption(new Option('-f, --format <format>', 'output format (default: from the extension)').choices(['npy', 'json', 'jsonl']))
     .option('-0, --null', 'paths on stdin are NUL-separated (find -print0)')
     .option('--decode-ahead <n>', 'images decoded in parallel ahead of the model', positiveInt('--decode-ahead'), 4)
-    .option('--force', 'overwrite an existing output')
+    .addOption(new Option('--dtype <type>', '.npy element type (float16 halves the file; ~3 significant digits)').choices(['float32', 'float16']).default('float32'))
+    .option('--resume', 'finish an interrupted run of the same output (same inputs and options)')
+    .option('--force', 'overwrite an existing output and discard an interrupted run')
+    .option('--shard <k/n>', 'process shard k of n (auto/n: k from SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX); {shard} in -o becomes k')
     .option('-q, --quiet', 'no progress or summary on stderr (failures are still reported)')
     .option('-v, --verbose', 'print the backend, model and layer used')
     // Options after `info` belong to info, not to the extract command sharing their names.
@@ -280,6 +349,13 @@ export function buildProgram(setExit: (code: number) => void): Command {
       .option('--layers', 'also list the candidate layers / nodes')
       .option('--json', 'machine-readable output'),
   ).action(async (o: CommonOpts & { layers?: boolean; json?: boolean }) => setExit(await infoCommand(o)));
+  program
+    .command('merge')
+    .description('merge --shard outputs (.npy + manifests) into what one run over all inputs writes')
+    .argument('<shards...>', 'the shard .npy files')
+    .requiredOption('-o, --output <path>', 'merged .npy')
+    .option('--force', 'overwrite an existing output')
+    .action(async (shards: string[], o: { output: string; force?: boolean }) => setExit(await mergeCommand(shards, o)));
   return program;
 }
 

@@ -1,13 +1,19 @@
 import { DecodeError, decodeImage, type DecodedImage } from './decode.js';
 import type { Extractor } from './extractor.js';
-import type { InputEntry } from './inputs.js';
 import type { OutputWriter, RunSummary } from './output/records.js';
 
 export interface RunProgress { done: number; total: number; rows: number; failures: number; elapsedMs: number }
 
+/** One input: its position in the full input list (the manifest's `index`) and its path. */
+export interface WorkItem { index: number; path: string }
+
 export interface RunOptions {
   /** Images decoded ahead of the backbone (sharp runs on libuv's pool); bounds memory. */
   decodeAhead?: number;
+  /** Resume: items before this position are already written, with these counts. */
+  startAt?: number;
+  rowsBefore?: number;
+  failuresBefore?: number;
   onFailure?: (path: string, reason: string, message: string) => void;
   onProgress?: (p: RunProgress) => void;
   signal?: AbortSignal;
@@ -26,10 +32,10 @@ async function safeDecode(extractor: Extractor, path: string): Promise<Decoded> 
 
 /**
  * Decodes up to `decodeAhead` images in parallel while the backbone runs one at a time; rows and
- * failures reach the writer strictly in input order. Every input becomes a row or a failure.
+ * failures reach the writer strictly in input order. Every item becomes a row or a failure.
  */
 export async function runBatch(
-  inputs: readonly InputEntry[],
+  items: readonly WorkItem[],
   extractor: Extractor,
   writer: OutputWriter,
   opts: RunOptions = {},
@@ -37,43 +43,45 @@ export async function runBatch(
   const ahead = Math.max(1, opts.decodeAhead ?? 4);
   const started = Date.now();
   const pending = new Map<number, Promise<Decoded>>();
-  let scheduled = 0;
-  let rows = 0;
-  let failures = 0;
+  const first = opts.startAt ?? 0;
+  let scheduled = first;
+  let rows = opts.rowsBefore ?? 0;
+  let failures = opts.failuresBefore ?? 0;
 
-  const fail = async (index: number, path: string, reason: string, message: string) => {
+  const fail = async (item: WorkItem, reason: string, message: string) => {
     failures++;
-    opts.onFailure?.(path, reason, message);
-    await writer.failure({ index, path, reason, error: message });
+    opts.onFailure?.(item.path, reason, message);
+    await writer.failure({ index: item.index, path: item.path, reason, error: message });
   };
 
-  let done = 0;
-  for (; done < inputs.length; done++) {
+  let done = first;
+  for (; done < items.length; done++) {
     if (opts.signal?.aborted) break;
-    while (scheduled < inputs.length && scheduled < done + ahead) {
-      pending.set(scheduled, safeDecode(extractor, inputs[scheduled].path));
+    while (scheduled < items.length && scheduled < done + ahead) {
+      pending.set(scheduled, safeDecode(extractor, items[scheduled].path));
       scheduled++;
     }
     const decoded = await pending.get(done)!;
     pending.delete(done);
-    const { path } = inputs[done];
+    const item = items[done];
     if (!decoded.ok) {
-      await fail(done, path, decoded.reason, decoded.message);
+      await fail(item, decoded.reason, decoded.message);
     } else {
       const { image } = decoded;
-      let descriptor: Float32Array;
+      let descriptor: Float32Array | undefined;
       try {
         descriptor = await extractor.extractPixels(image);
       } catch (err) {
-        await fail(done, path, 'backbone', `${path}: backbone failed: ${(err as Error).message}`);
-        continue;
+        await fail(item, 'backbone', `${item.path}: backbone failed: ${(err as Error).message}`);
       }
-      await writer.row({ index: done, path, width: image.originalWidth, height: image.originalHeight, descriptor });
-      rows++;
+      if (descriptor) {
+        await writer.row({ index: item.index, path: item.path, width: image.originalWidth, height: image.originalHeight, descriptor });
+        rows++;
+      }
     }
-    opts.onProgress?.({ done: done + 1, total: inputs.length, rows, failures, elapsedMs: Date.now() - started });
+    opts.onProgress?.({ done: done + 1 - first, total: items.length - first, rows, failures, elapsedMs: Date.now() - started });
   }
   // Let decodes already started settle so nothing runs after we return.
   await Promise.allSettled(pending.values());
-  return { rows, failures, complete: done === inputs.length };
+  return { rows, failures, complete: done === items.length };
 }

@@ -125,7 +125,7 @@ test('bad options fail before any work, naming the option and the value (exit 1,
   writeFileSync(out, 'keep me');
   const exists = await runCli([img, '-o', out, ...TINY]);
   assert.equal(exists.code, 1);
-  assert.match(exists.stderr, /already exists \(use --force/);
+  assert.match(exists.stderr, /already exist.*--resume.*--force to overwrite/);
   assert.equal(readFileSync(out, 'utf8'), 'keep me');
 });
 

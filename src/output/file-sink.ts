@@ -21,6 +21,14 @@ export class FileSink {
     return new FileSink(finalPath, tempPath, fh, 0);
   }
 
+  /** Reopens an interrupted run's temp file, cut to `length` (its last consistent byte), for appending. */
+  static async reopen(finalPath: string, length: number): Promise<FileSink> {
+    const tempPath = partialPath(finalPath);
+    const fh = await open(tempPath, 'r+');
+    await fh.truncate(length);
+    return new FileSink(finalPath, tempPath, fh, length);
+  }
+
   get bytesWritten(): number {
     return this.position;
   }

@@ -21,11 +21,15 @@ export class ManifestWriter {
     return new ManifestWriter(sink);
   }
 
+  static async reopen(path: string, length: number): Promise<ManifestWriter> {
+    return new ManifestWriter(await FileSink.reopen(path, length));
+  }
+
   get path(): string {
     return this.sink.finalPath;
   }
 
-  row(row: number, rec: RowRecord): Promise<void> {
+  row(row: number, rec: Omit<RowRecord, 'descriptor'>): Promise<void> {
     const line = { type: 'row', row, index: rec.index, path: rec.path, width: rec.width, height: rec.height };
     return this.sink.append(JSON.stringify(line) + '\n');
   }

@@ -13,6 +13,12 @@ export interface RunHeader {
   dtype: 'float32' | 'float16';
   size: number | null;
   maxSide: number | null;
+  background: string;
+  failOn: string;
+  /** Length of the full (unsharded) input list; rows' `index` counts in it. */
+  inputs: number;
+  /** Only in a `--shard k/n` run's output; a merge drops it. */
+  shard?: { index: number; count: number };
 }
 
 export interface RowRecord {
