@@ -61,9 +61,15 @@ export async function runBatch(
       pending.set(scheduled, safeDecode(extractor, items[scheduled].path));
       scheduled++;
     }
-    const decoded = await pending.get(done)!;
+    let decoded = await pending.get(done)!;
     pending.delete(done);
     const item = items[done];
+    if (!decoded.ok) {
+      // libvips keeps one error buffer for all threads: with decodes in flight the message (even
+      // "Unknown error") can belong to another file. Retry alone so the recorded reason is this file's.
+      await Promise.allSettled(pending.values());
+      decoded = await safeDecode(extractor, item.path);
+    }
     if (!decoded.ok) {
       await fail(item, decoded.reason, decoded.message);
     } else {

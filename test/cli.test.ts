@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import { runCli } from './helpers/cli.js';
 import { hasNumpy, runPython } from './helpers/python.js';
 import { REPO_ROOT, fixture, missingShared, sharedPath } from './helpers/shared.js';
+import { TORTURE_EXPECTED } from './helpers/torture.js';
 
 const TINY = ['--model', fixture('tiny-layers'), '--backend', 'wasm'];
 const tmp = () => mkdtempSync(join(tmpdir(), 'spp-cli-'));
@@ -153,23 +154,29 @@ test('info: backend, layer, channels, descriptor length; --layers lists candidat
   assert.match(text.stdout, /descriptor length\s+126 = 6 × 1 \+ 4 \+ 16/);
 });
 
-test('torture set: every file is a row or a recorded failure, exit 2, no crash', async (t) => {
+test('torture set: every file is a row or a recorded failure with the expected reason, exit 2, no crash', async (t) => {
   const skip = missingShared('images', 'torture') ?? missingShared('models', 'tfhub-mobilenet_v1_025_224');
   if (skip) return t.skip(skip);
   const dir = tmp();
   const out = join(dir, 'torture.npy');
-  const r = await runCli([sharedPath('images', 'torture'), '-o', out, '--model', sharedPath('models', 'tfhub-mobilenet_v1_025_224'), '--backend', 'wasm', '--quiet']);
+  // Every file named explicitly (stdin list), so none is filtered out by extension.
+  const files = readdirSync(sharedPath('images', 'torture')).filter((f) => f !== 'MANIFEST.tsv' && f !== 'SOURCE.md').sort();
+  assert.equal(files.length, Object.keys(TORTURE_EXPECTED).length);
+  const list = files.map((f) => sharedPath('images', 'torture', f)).join('\n');
+  const r = await runCli(['-', '-o', out, '--model', sharedPath('models', 'tfhub-mobilenet_v1_025_224'), '--backend', 'wasm', '--quiet'], { stdin: list });
   assert.equal(r.signal, null);
   assert.equal(r.code, 2, r.stderr.slice(-2000));
   const manifest = readJsonl(join(dir, 'torture.manifest.jsonl'));
   const listed = manifest.filter((m) => m.type === 'row' || m.type === 'failure');
-  const files = readdirSync(sharedPath('images', 'torture')).filter((f) => !f.startsWith('.') && f !== 'MANIFEST.tsv' && !f.endsWith('.md'));
-  // Directory walks keep image extensions only; every such file must be accounted for exactly once.
-  assert.ok(listed.length >= files.length - 5, `${listed.length} recorded of ${files.length}`);
-  assert.deepEqual(listed.map((m) => m.index), listed.map((_, i) => i), 'one record per input, in order');
+  assert.deepEqual(listed.map((m) => m.index), files.map((_, i) => i), 'one record per input, in order');
+  const outcome = Object.fromEntries(listed.map((m) => [m.path.split('/').pop(), m.type === 'row' ? 'row' : m.reason]));
+  assert.deepEqual(outcome, TORTURE_EXPECTED);
   const failures = listed.filter((m) => m.type === 'failure');
-  assert.equal(r.stderr.trim().split('\n').filter((l) => l.includes('failed:')).length, failures.length, 'one stderr line per failure');
-  for (const f of failures) assert.ok(f.reason && f.error.includes(f.path.split('/').pop()), JSON.stringify(f));
+  const failLines = r.stderr.trim().split('\n').filter((l) => l.includes('failed:'));
+  assert.equal(failLines.length, failures.length, 'one stderr line per failure');
+  for (const f of failures) assert.ok(failLines.some((l) => l.includes(f.path) && l.includes(f.reason)), f.path);
+  const rows = listed.length - failures.length;
+  assert.equal(readFileSync(out).length, 128 + rows * 256 * 21 * 4, 'the .npy holds exactly the rows');
 });
 
 test('labelled set: 500 photos → 500 rows', async (t) => {
