@@ -3,6 +3,7 @@ import { access, constants, rm, stat } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { BACKEND_CHOICES, type BackendChoice } from './backend.js';
 import type { DecodeOptions } from './decode.js';
+import type { EngineChoice } from './engine.js';
 import { createExtractor, validateSppOptions, type ExtractorOptions } from './extractor.js';
 import { expandInputs } from './inputs.js';
 import { validateInputRange } from './model/backbone.js';
@@ -38,6 +39,16 @@ export function parseLevels(value: string): number[] {
   return parts.map(Number);
 }
 
+function parseTriple(option: string) {
+  return (value: string): number[] => {
+    const parts = value.split(',').map((p) => Number(p.trim()));
+    if (!(parts.length === 1 || parts.length === 3) || !parts.every(Number.isFinite)) {
+      throw new UsageError(`${option} must be one number or three comma-separated numbers (R,G,B), got '${value}'`);
+    }
+    return parts;
+  };
+}
+
 function parseRange(value: string): [number, number] {
   const parts = value.split(',').map((s) => Number(s.trim()));
   try {
@@ -64,6 +75,11 @@ export function parseBackground(value: string): { r: number; g: number; b: numbe
 
 interface CommonOpts {
   model: string;
+  engine: EngineChoice;
+  threads?: number;
+  inputLayout?: 'nhwc' | 'nchw';
+  mean?: number[];
+  std?: number[];
   layer?: string;
   inputRange?: [number, number];
   backend: BackendChoice;
@@ -97,7 +113,12 @@ function addModelOptions(cmd: Command): Command {
     .option('-m, --model <id|dir|url>', `registry id (${MODEL_REGISTRY.map((e) => e.id).join(', ')}), a folder with model.json, a model.json path or URL`, DEFAULT_MODEL_ID)
     .option('--layer <name>', 'layer (layers model) or node (graph model) giving the feature map; default: the last conv map')
     .option('--input-range <lo,hi>', 'pixel range the model expects, e.g. 0,1 or -1,1 (write --input-range=-1,1); default from the registry or per format', parseRange)
-    .addOption(new Option('--backend <name>', 'tfjs backend').choices(BACKEND_CHOICES as string[]).default('auto'))
+    .addOption(new Option('--engine <name>', 'auto: ONNX Runtime when the model converts, else tfjs').choices(['auto', 'onnx', 'tfjs']).default('auto'))
+    .option('--threads <n>', 'ONNX Runtime threads (default: cores - 1, leaving one to the decoders)', positiveInt('--threads'))
+    .addOption(new Option('--backend <name>', 'tfjs backend (an explicit node/wasm/cpu implies --engine tfjs)').choices(BACKEND_CHOICES as string[]).default('auto'))
+    .addOption(new Option('--input-layout <layout>', 'a .onnx model\'s image layout (default: from its input shape)').choices(['nhwc', 'nchw']))
+    .option('--mean <r,g,b>', 'a .onnx model\'s per-channel mean, after scaling to --input-range (torchvision: 0.485,0.456,0.406)', parseTriple('--mean'))
+    .option('--std <r,g,b>', 'a .onnx model\'s per-channel std (torchvision: 0.229,0.224,0.225)', parseTriple('--std'))
     .addOption(new Option('--levels <list>', 'pyramid levels, n×n bins each (the paper: 6,3,2,1)').argParser(parseLevels).default([1, 2, 4], '1,2,4'))
     .addOption(new Option('--pool <mode>', 'pooling in each bin').choices(['max', 'avg']).default('max'))
     .addOption(new Option('--normalize <mode>', 'descriptor normalisation (sqrt = signed square root, then L2)').choices(['none', 'l2', 'sqrt']).default('none'))
@@ -120,6 +141,11 @@ function extractorOptions(o: CommonOpts): ExtractorOptions {
   if (o.maxInputPixels !== undefined) decode.maxInputPixels = o.maxInputPixels;
   return {
     model: o.model,
+    engine: o.engine,
+    threads: o.threads,
+    inputLayout: o.inputLayout,
+    mean: o.mean,
+    std: o.std,
     layer: o.layer,
     inputRange: o.inputRange,
     backend: o.backend,
@@ -184,12 +210,14 @@ async function extractCommand(inputs: string[], o: ExtractOpts): Promise<number>
   const extractor = await createExtractor(options);
   const info = extractor.info;
   if (o.verbose) {
-    reporter.line(`spp-extract: backend ${info.backend}, model ${info.model} (${info.format}), layer ${info.layer} ` +
+    if (info.engineFallback) reporter.line(`spp-extract: engine auto fell back to tfjs: ${info.engineFallback}`);
+    reporter.line(`spp-extract: engine ${info.engine} (${info.backend}), model ${info.model} (${info.format}), layer ${info.layer} ` +
       `(${info.channels} ch), input range [${info.inputRange.join(', ')}], levels ${info.levels.join(',')}, ` +
       `pool ${info.pool}, dim ${info.dim}, ${items.length} inputs${shard ? ` (shard ${shard.index}/${shard.count} of ${entries.length})` : ''}`);
   }
   const header: RunHeader = {
     tool: 'spp-extract',
+    engine: info.engine,
     model: info.model,
     format: info.format,
     layer: info.layer,
@@ -281,6 +309,8 @@ async function infoCommand(o: CommonOpts & { layers?: boolean; json?: boolean })
   const extractor = await createExtractor(options);
   const i = extractor.info;
   const summary = {
+    engine: i.engine,
+    ...(i.engineFallback ? { engineFallback: i.engineFallback } : {}),
     backend: i.backend,
     model: i.model,
     modelJson: i.modelJsonPath,
@@ -302,6 +332,7 @@ async function infoCommand(o: CommonOpts & { layers?: boolean; json?: boolean })
     process.stdout.write(JSON.stringify(layers ? { ...summary, layers } : summary, null, 2) + '\n');
   } else {
     const rows: [string, string][] = [
+      ['engine', i.engine + (i.engineFallback ? ` (auto fell back to tfjs: ${i.engineFallback})` : '')],
       ['backend', i.backend],
       ['model', `${i.model} (${i.format} model)`],
       ['model.json', i.modelJsonPath],

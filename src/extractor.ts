@@ -1,5 +1,6 @@
 import { decodeImage, validateDecodeOptions, type DecodeOptions } from './decode.js';
-import { loadBackbone, type Backbone, type BackboneInfo, type BackboneOptions } from './model/backbone.js';
+import { loadEngine, type EngineOptions } from './engine.js';
+import type { Backbone, BackboneInfo } from './model/backbone.js';
 import {
   descriptorLength, normalizeDescriptor, spatialPyramidPool, validateLevels,
   type NormalizeMode, type PoolMode,
@@ -12,7 +13,7 @@ export interface SppOptions {
   normalize?: NormalizeMode;
 }
 
-export interface ExtractorOptions extends BackboneOptions, SppOptions {
+export interface ExtractorOptions extends EngineOptions, SppOptions {
   decode?: Partial<DecodeOptions>;
 }
 
@@ -48,6 +49,9 @@ export interface Extraction {
 }
 
 export interface ExtractorInfo extends BackboneInfo, ResolvedSppOptions {
+  readonly engine: 'onnx' | 'tfjs';
+  /** Why `--engine auto` fell back to tfjs, when it did. */
+  readonly engineFallback?: string;
   readonly dim: number;
   readonly decode: DecodeOptions;
 }
@@ -67,9 +71,11 @@ export async function createExtractor(options: ExtractorOptions = {}): Promise<E
   // Validate everything cheap before loading (or downloading) a model.
   const spp = validateSppOptions(options);
   const decode = validateDecodeOptions(options.decode ?? {});
-  const backbone = await loadBackbone(options);
+  const { backbone, engine, fallbackReason } = await loadEngine(options);
   const dim = descriptorLength(backbone.info.channels, spp.levels);
-  const info: ExtractorInfo = { ...backbone.info, ...spp, dim, decode };
+  const info: ExtractorInfo = {
+    ...backbone.info, ...spp, engine, ...(fallbackReason ? { engineFallback: fallbackReason } : {}), dim, decode,
+  };
 
   const describe = async (image: { data: Uint8Array; width: number; height: number }) => {
     const map = await backbone.featureMap(image);

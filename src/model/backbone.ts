@@ -78,7 +78,7 @@ function autoLayersLeaf(model: tf.LayersModel, leaves: Leaf[]): Leaf {
 type GraphNode = { name: string; op: string; input?: string[] };
 const cleanInput = (name: string) => name.replace(/^\^/, '').replace(/:\d+$/, '');
 
-function autoGraphNode(nodes: GraphNode[], embeddingNode?: string): string {
+export function autoGraphNode(nodes: GraphNode[], embeddingNode?: string): string {
   const byName = new Map(nodes.map((n) => [n.name, n]));
   const pool =
     (embeddingNode && byName.get(embeddingNode)) ||
@@ -89,7 +89,7 @@ function autoGraphNode(nodes: GraphNode[], embeddingNode?: string): string {
   return cleanInput(input);
 }
 
-function pickInputRange(
+export function pickInputRange(
   opts: BackboneOptions,
   format: ModelFormat,
   nodes: GraphNode[],

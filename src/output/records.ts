@@ -1,6 +1,8 @@
 /** What every output format records about a run, one input at a time, in input order. */
 export interface RunHeader {
   tool: string;
+  /** Engines differ in the last float bits, so a resume or merge must not mix them. */
+  engine: 'onnx' | 'tfjs';
   model: string;
   format: 'graph' | 'layers';
   layer: string;
