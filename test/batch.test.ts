@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import sharp from 'sharp';
+import zlib from 'node:zlib';
 import { parseNpyHeader } from '../src/npy.js';
 import { parseShard, shardOfPath } from '../src/shard.js';
 import { runCli } from './helpers/cli.js';
@@ -212,4 +213,63 @@ test('shard rule: a file keeps its shard when others are added; auto/N reads Slu
   assert.deepEqual(parseShard('auto/4', { SLURM_ARRAY_TASK_ID: '7', SLURM_ARRAY_TASK_MIN: '4' }), { index: 4, count: 4 });
   assert.deepEqual(parseShard('auto/4', { SLURM_ARRAY_TASK_ID: '1' }), { index: 2, count: 4 }, 'no MIN: 0-based ids');
   assert.deepEqual(parseShard('auto/4', { JOB_COMPLETION_INDEX: '0' }), { index: 1, count: 4 });
+});
+
+/** A grayscale PNG of w×h zero pixels, deflated: a real decompression bomb (tiny file, huge image). */
+function pngBomb(w: number, h: number, rows = h): Buffer {
+  const chunk = (type: string, data: Buffer) => {
+    const len = Buffer.alloc(4);
+    len.writeUInt32BE(data.length);
+    const body = Buffer.concat([Buffer.from(type, 'latin1'), data]);
+    const crc = Buffer.alloc(4);
+    crc.writeUInt32BE(zlib.crc32(body) >>> 0);
+    return Buffer.concat([len, body, crc]);
+  };
+  const ihdr = Buffer.alloc(13);
+  ihdr.writeUInt32BE(w, 0);
+  ihdr.writeUInt32BE(h, 4);
+  ihdr.set([8, 0, 0, 0, 0], 8);
+  const deflate = zlib.deflateSync(Buffer.alloc((w + 1) * rows), { level: 9 });
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr), chunk('IDAT', deflate), chunk('IEND', Buffer.alloc(0))]);
+}
+
+test('hostile files through the CLI: bombs, a 65536² header, thin, empty, text — each a row or a failure, the process survives', async () => {
+  const dir = tmp();
+  writeFileSync(join(dir, 'a-bomb-12000.png'), pngBomb(12000, 12000)); // 144M px: under the limit, decodes
+  writeFileSync(join(dir, 'b-bomb-17000.png'), pngBomb(17000, 17000)); // 289M px: over the default limit
+  writeFileSync(join(dir, 'c-header-65536.png'), pngBomb(65536, 65536, 4)); // claims 4G px, data ends early
+  writeFileSync(join(dir, 'd-empty.jpg'), '');
+  writeFileSync(join(dir, 'e-text.jpg'), 'hello, not a jpeg\n');
+  await sharp({ create: { width: 1, height: 3000, channels: 3, background: '#808080' } }).png().toFile(join(dir, 'f-thin-1x3000.png'));
+  await sharp({ create: { width: 1, height: 1, channels: 3, background: '#ff0000' } }).jpeg().toFile(join(dir, 'g-1x1.jpg'));
+  const jpeg = await sharp({ create: { width: 300, height: 200, channels: 3, background: '#336699' } }).jpeg().toBuffer();
+  writeFileSync(join(dir, 'h-truncated.jpg'), jpeg.subarray(0, jpeg.length >> 1));
+
+  const outcome = async (extra: string[]) => {
+    const name = `out-${extra.join('').replace(/\W/g, '')}`;
+    const out = join(dir, `${name}.npy`);
+    const r = await runCli([dir, '-o', out, ...MODEL, '-q', '--force', ...extra]);
+    assert.equal(r.signal, null, r.stderr);
+    assert.equal(r.code, 2, r.stderr);
+    const lines = manifestLines(join(dir, `${name}.manifest.jsonl`)).filter((l) => l.type !== 'header' && l.type !== 'summary');
+    return Object.fromEntries(lines.map((l) => [l.path.split('/').pop(), l.type === 'row' ? 'row' : l.reason]));
+  };
+  assert.deepEqual(await outcome([]), {
+    'a-bomb-12000.png': 'row',
+    'b-bomb-17000.png': 'too-large',
+    'c-header-65536.png': 'too-large',
+    'd-empty.jpg': 'empty',
+    'e-text.jpg': 'unsupported-format',
+    'f-thin-1x3000.png': 'row',
+    'g-1x1.jpg': 'row',
+    'h-truncated.jpg': 'truncated',
+  });
+  // Raising the limit is a deliberate choice: the bomb then decodes (resized while streaming), the
+  // 65536² header fails on its missing data; nothing is ever decoded at full size.
+  const raised = await outcome(['--max-input-pixels', '5000000000']);
+  assert.equal(raised['b-bomb-17000.png'], 'row');
+  assert.equal(raised['c-header-65536.png'], 'truncated');
+  const lenient = await outcome(['--fail-on', 'none']);
+  assert.equal(lenient['h-truncated.jpg'], 'row', '--fail-on none keeps partially decodable files');
+  assert.equal(lenient['b-bomb-17000.png'], 'too-large', 'the pixel limit still holds');
 });
