@@ -13,6 +13,7 @@ import { loadBackbone, preprocess } from '../src/model/backbone.js';
 import { readArtifacts } from '../src/model/artifacts.js';
 import { hasNumpy } from './helpers/python.js';
 import { REPO_ROOT, fixture, missingShared, sharedPath } from './helpers/shared.js';
+import { syntheticPixels } from './helpers/pixels.js';
 
 const TFHUB_V1_025 = 'models/tfhub-mobilenet_v1_025_224';
 const KERAS_V1_075 = 'models/keras-mobilenet_v1_0.75_224';
@@ -40,15 +41,6 @@ function numpyReference(modelDir: string, img: { data: Uint8Array; width: number
   return JSON.parse(out.toString()) as { shape: number[]; data: number[] };
 }
 
-function syntheticPixels(width: number, height: number, seed: number) {
-  const data = new Uint8Array(width * height * 3);
-  let s = seed;
-  for (let i = 0; i < data.length; i++) {
-    s = (s * 1103515245 + 12345) >>> 0;
-    data[i] = s >>> 24;
-  }
-  return { data, width, height };
-}
 
 for (const [name, layer] of [['tiny-layers', 'pw3'], ['tiny-graph', 'tiny/conv/Relu6']] as const) {
   test(`${name}: auto layer, patched input, feature maps equal an independent numpy forward pass`, async (t) => {

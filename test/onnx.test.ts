@@ -10,6 +10,7 @@ import { UnsupportedOpError, convertToOnnx } from '../src/onnx/convert.js';
 import { loadOnnxBackbone } from '../src/onnx/engine.js';
 import { encodeModel, floatTensor } from '../src/onnx/proto.js';
 import { fixture, missingShared, sharedPath } from './helpers/shared.js';
+import { syntheticPixels } from './helpers/pixels.js';
 import { loadEngine } from '../src/engine.js';
 import { runCli } from './helpers/cli.js';
 
@@ -34,15 +35,6 @@ const SIZES: [number, number, string][] = [
   [173, 97, 'giraffe.jpg'],
 ];
 
-function syntheticPixels(width: number, height: number, seed: number): RgbImage {
-  const data = new Uint8Array(width * height * 3);
-  let s = seed;
-  for (let i = 0; i < data.length; i++) {
-    s = (s * 1103515245 + 12345) >>> 0;
-    data[i] = s >>> 24;
-  }
-  return { data, width, height };
-}
 
 /** Exactly W×H RGB pixels of a shared photo (sharp resize, fill); synthetic noise when ../shared is absent. */
 async function pixelsOf(photo: string, width: number, height: number): Promise<RgbImage> {
