@@ -241,7 +241,7 @@ async function extractCommand(inputs: string[], o: ExtractOpts): Promise<number>
   const point = o.resume ? await findResumePoint(output, header, items) : { kind: 'fresh' as const };
   if (point.kind === 'complete') {
     process.stderr.write(`spp-extract: ${output} is already complete (${point.rows} rows, ${point.failures} failed); nothing to do\n`);
-    extractor.dispose();
+    await extractor.dispose();
     return point.failures > 0 ? EXIT.someFailed : EXIT.ok;
   }
   if (point.kind === 'resume') {
@@ -277,7 +277,7 @@ async function extractCommand(inputs: string[], o: ExtractOpts): Promise<number>
   reporter.stop();
   process.off('SIGINT', onSignal);
   process.off('SIGTERM', onSignal);
-  extractor.dispose();
+  await extractor.dispose();
 
   const secs = (Date.now() - started) / 1000;
   const processed = summary.rows + summary.failures - resumeAt.rows - resumeAt.failures;
@@ -352,7 +352,7 @@ async function infoCommand(o: CommonOpts & { layers?: boolean; json?: boolean })
       for (const l of layers) process.stdout.write(`  ${l.name}  ${l.kind}${l.shape ? `  [${l.shape.map((d) => d ?? '?').join(',')}]` : ''}\n`);
     }
   }
-  extractor.dispose();
+  await extractor.dispose();
   return EXIT.ok;
 }
 

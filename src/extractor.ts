@@ -64,7 +64,7 @@ export interface Extractor {
   /** Descriptor of already decoded 8-bit RGB pixels (HWC). */
   extractPixels(image: { data: Uint8Array; width: number; height: number }): Promise<Float32Array>;
   readonly backbone: Backbone;
-  dispose(): void;
+  dispose(): Promise<void>;
 }
 
 export async function createExtractor(options: ExtractorOptions = {}): Promise<Extractor> {
@@ -103,6 +103,8 @@ export async function createExtractor(options: ExtractorOptions = {}): Promise<E
     extractDetailed,
     extract: async (input) => (await extractDetailed(input)).descriptor,
     extractPixels: async (image) => (await describe(image)).descriptor,
-    dispose: () => backbone.dispose(),
+    dispose: async () => {
+      await backbone.dispose();
+    },
   };
 }

@@ -30,8 +30,13 @@ async function safeDecode(extractor: Extractor, path: string): Promise<Decoded> 
   }
 }
 
+type Outcome =
+  | { ok: true; item: WorkItem; width: number; height: number; descriptor: Float32Array }
+  | { ok: false; item: WorkItem; reason: string; message: string };
+
 /**
- * Decodes up to `decodeAhead` images in parallel while the backbone runs one at a time; rows and
+ * Decodes up to `decodeAhead` images in parallel (sharp, libuv's pool) while the backbone runs one
+ * image at a time; image i's row is written while the backbone works on image i+1. Rows and
  * failures reach the writer strictly in input order. Every item becomes a row or a failure.
  */
 export async function runBatch(
@@ -47,47 +52,55 @@ export async function runBatch(
   let scheduled = first;
   let rows = opts.rowsBefore ?? 0;
   let failures = opts.failuresBefore ?? 0;
+  let written = first;
+  const inFlight: Promise<Outcome>[] = [];
 
-  const fail = async (item: WorkItem, reason: string, message: string) => {
-    failures++;
-    opts.onFailure?.(item.path, reason, message);
-    await writer.failure({ index: item.index, path: item.path, reason, error: message });
+  const writeNext = async () => {
+    const outcome = await inFlight.shift()!;
+    const { item } = outcome;
+    if (outcome.ok) {
+      await writer.row({ index: item.index, path: item.path, width: outcome.width, height: outcome.height, descriptor: outcome.descriptor });
+      rows++;
+    } else {
+      failures++;
+      opts.onFailure?.(item.path, outcome.reason, outcome.message);
+      await writer.failure({ index: item.index, path: item.path, reason: outcome.reason, error: outcome.message });
+    }
+    written++;
+    opts.onProgress?.({ done: written - first, total: items.length - first, rows, failures, elapsedMs: Date.now() - started });
   };
 
-  let done = first;
-  for (; done < items.length; done++) {
+  for (let next = first; next < items.length; next++) {
     if (opts.signal?.aborted) break;
-    while (scheduled < items.length && scheduled < done + ahead) {
+    while (scheduled < items.length && scheduled < next + ahead) {
       pending.set(scheduled, safeDecode(extractor, items[scheduled].path));
       scheduled++;
     }
-    let decoded = await pending.get(done)!;
-    pending.delete(done);
-    const item = items[done];
+    let decoded = await pending.get(next)!;
+    pending.delete(next);
+    const item = items[next];
     if (!decoded.ok) {
       // libvips keeps one error buffer for all threads: with decodes in flight the message (even
       // "Unknown error") can belong to another file. Retry alone so the recorded reason is this file's.
       await Promise.allSettled(pending.values());
       decoded = await safeDecode(extractor, item.path);
     }
-    if (!decoded.ok) {
-      await fail(item, decoded.reason, decoded.message);
+    if (decoded.ok) {
+      const { originalWidth: width, originalHeight: height } = decoded.image;
+      inFlight.push(
+        extractor.extractPixels(decoded.image).then(
+          (descriptor): Outcome => ({ ok: true, item, width, height, descriptor }),
+          (err: Error): Outcome => ({ ok: false, item, reason: 'backbone', message: `${item.path}: backbone failed: ${err.message}` }),
+        ),
+      );
     } else {
-      const { image } = decoded;
-      let descriptor: Float32Array | undefined;
-      try {
-        descriptor = await extractor.extractPixels(image);
-      } catch (err) {
-        await fail(item, 'backbone', `${item.path}: backbone failed: ${(err as Error).message}`);
-      }
-      if (descriptor) {
-        await writer.row({ index: item.index, path: item.path, width: image.originalWidth, height: image.originalHeight, descriptor });
-        rows++;
-      }
+      inFlight.push(Promise.resolve({ ok: false, item, reason: decoded.reason, message: decoded.message }));
     }
-    opts.onProgress?.({ done: done + 1 - first, total: items.length - first, rows, failures, elapsedMs: Date.now() - started });
+    // Keep one image in the backbone while the one before it is pooled and written.
+    while (inFlight.length > 1) await writeNext();
   }
+  while (inFlight.length > 0) await writeNext();
   // Let decodes already started settle so nothing runs after we return.
   await Promise.allSettled(pending.values());
-  return { rows, failures, complete: done === items.length };
+  return { rows, failures, complete: written === items.length };
 }

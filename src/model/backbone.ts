@@ -36,7 +36,8 @@ export interface Backbone {
   readonly info: BackboneInfo;
   featureMap(image: RgbImage): Promise<FeatureMap>;
   candidateLayers(): LayerCandidate[];
-  dispose(): void;
+  /** Frees the model; ONNX backbones resolve once their worker thread has exited. */
+  dispose(): void | Promise<void>;
 }
 
 const GLOBAL_POOLS = new Set(['GlobalAveragePooling2D', 'GlobalMaxPooling2D', 'Flatten']);

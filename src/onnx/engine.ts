@@ -22,12 +22,17 @@ import {
 } from '../model/backbone.js';
 import { DEFAULT_MODEL_ID } from '../model/registry.js';
 import { defaultCacheDir, resolveModel } from '../model/source.js';
+import { makeFeatureMap, sessionOptions, type Runner, type TensorLayout } from './session.js';
+import { startInferenceWorker } from './worker-client.js';
 import { CONVERTER_VERSION, autoKerasLeaf, convertToOnnx, kerasLeaves, parseLayersTopology } from './convert.js';
 
-export type TensorLayout = 'nhwc' | 'nchw';
+
+export type { TensorLayout } from './session.js';
 
 export interface OnnxBackboneOptions extends BackboneOptions {
-  /** ONNX Runtime intra-op threads; default os.availableParallelism(). */
+  /** Run inference in a worker thread (default true) so decoding, SPP and writing overlap it. */
+  worker?: boolean;
+  /** ONNX Runtime intra-op threads; default cores - 1. */
   threads?: number;
   /**
    * Only for a user's own `.onnx` model: layout of its image input and of the feature output.
@@ -65,17 +70,6 @@ async function isFile(p: string): Promise<boolean> {
   return stat(p).then((s) => s.isFile(), () => false);
 }
 
-function sessionOptions(threads: number): ort.InferenceSession.SessionOptions {
-  return {
-    executionProviders: ['cpu'],
-    intraOpNumThreads: threads,
-    interOpNumThreads: 1,
-    graphOptimizationLevel: 'all',
-    // Spinning workers burn the cores sharp needs for decoding ahead; measured no faster here.
-    extra: { session: { intra_op: { allow_spinning: '0' } } },
-  };
-}
-
 /** Default: leave one core to the sharp decoders that run ahead of the model (1 thread on 2 cores). */
 export function defaultThreads(): number {
   return Math.max(1, availableParallelism() - 1);
@@ -95,54 +89,6 @@ function perChannel(name: string, v: readonly number[] | undefined): [number, nu
   return v.length === 1 ? [v[0], v[0], v[0]] : [v[0], v[1], v[2]];
 }
 
-/**
- * uint8 RGB → float32 model input: x * (hi-lo)/255 + lo (as backbone.ts's preprocess), then the
- * optional (v - mean[c]) / std[c]; NHWC or NCHW.
- */
-function toInput(
-  image: RgbImage,
-  [lo, hi]: readonly [number, number],
-  layout: TensorLayout,
-  mean?: readonly number[],
-  std?: readonly number[],
-): ort.Tensor {
-  const { data, width, height } = image;
-  if (data.length !== width * height * 3) {
-    throw new Error(`image buffer has ${data.length} bytes, expected ${width}x${height}x3`);
-  }
-  const scale = (hi - lo) / 255;
-  const f = new Float32Array(data.length);
-  if (layout === 'nhwc' && !mean && !std) {
-    for (let i = 0; i < data.length; i++) f[i] = data[i] * scale + lo;
-    return new ort.Tensor('float32', f, [1, height, width, 3]);
-  }
-  const m = mean ?? [0, 0, 0];
-  const s = std ?? [1, 1, 1];
-  const plane = width * height;
-  for (let p = 0; p < plane; p++) {
-    for (let c = 0; c < 3; c++) {
-      const v = (data[p * 3 + c] * scale + lo - m[c]) / s[c];
-      f[layout === 'nhwc' ? p * 3 + c : c * plane + p] = v;
-    }
-  }
-  return new ort.Tensor('float32', f, layout === 'nhwc' ? [1, height, width, 3] : [1, 3, height, width]);
-}
-
-function toFeatureMap(y: ort.Tensor, layout: TensorLayout): FeatureMap {
-  if (y.dims.length !== 4) throw new Error(`--layer output has shape [${y.dims.join(',')}], expected a 4-D feature map`);
-  if (y.type !== 'float32') throw new Error(`--layer output is ${y.type}, expected float32`);
-  const src = y.data as Float32Array;
-  if (layout === 'nhwc') {
-    const [, height, width, channels] = y.dims;
-    return { data: src, height, width, channels };
-  }
-  const [, channels, height, width] = y.dims;
-  const plane = height * width;
-  const data = new Float32Array(src.length);
-  for (let c = 0; c < channels; c++) for (let p = 0; p < plane; p++) data[p * channels + c] = src[c * plane + p];
-  return { data, height, width, channels };
-}
-
 function backendName(threads: number): string {
   return `onnxruntime-node (cpu, ${threads} thread${threads === 1 ? '' : 's'})`;
 }
@@ -157,24 +103,6 @@ async function writeAtomic(path: string, bytes: Uint8Array): Promise<void> {
     await rm(tmp, { force: true });
     throw err;
   }
-}
-
-interface Runner {
-  session: ort.InferenceSession;
-  inputName: string;
-  outputName: string;
-  layout: TensorLayout;
-  range: readonly [number, number];
-  mean?: readonly number[];
-  std?: readonly number[];
-}
-
-function makeFeatureMap(r: Runner) {
-  return async (image: RgbImage): Promise<FeatureMap> => {
-    const x = toInput(image, r.range, r.layout, r.mean, r.std);
-    const out = await r.session.run({ [r.inputName]: x }, [r.outputName]);
-    return toFeatureMap(out[r.outputName] as ort.Tensor, r.layout);
-  };
 }
 
 function isOnnxSpec(spec: string): boolean {
@@ -273,7 +201,19 @@ async function loadConverted(spec: string, opts: OnnxBackboneOptions, threads: n
     threads,
     inputLayout: 'nhwc',
   };
-  return { info, featureMap, candidateLayers: candidates, dispose: release };
+  return finish({ info, featureMap, candidateLayers: candidates, dispose: release }, runner, onnxPath, threads, opts);
+}
+
+/**
+ * By default inference moves to a worker thread (session.run blocks its thread); the main-thread
+ * session, used for the probe, is released.
+ */
+async function finish(backbone: OnnxBackbone, runner: Runner, onnxPath: string, threads: number, opts: OnnxBackboneOptions): Promise<OnnxBackbone> {
+  if (opts.worker === false) return backbone;
+  const { session: _session, ...config } = runner;
+  const worker = await startInferenceWorker({ ...config, onnxPath, threads });
+  backbone.dispose();
+  return { ...backbone, featureMap: worker.featureMap, dispose: () => worker.close() };
 }
 
 async function loadUserOnnx(spec: string, opts: OnnxBackboneOptions, threads: number): Promise<OnnxBackbone> {
@@ -323,7 +263,7 @@ async function loadUserOnnx(spec: string, opts: OnnxBackboneOptions, threads: nu
     };
     const candidates = () =>
       session.outputMetadata.map((m) => ({ name: m.name, kind: 'onnx-output', shape: m.isTensor ? m.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : null)) : null }));
-    return { info, featureMap, candidateLayers: candidates, dispose: release };
+    return await finish({ info, featureMap, candidateLayers: candidates, dispose: release }, runner, path, threads, opts);
   } catch (err) {
     release();
     throw err;

@@ -18,6 +18,7 @@ export class ManifestWriter {
   static async create(path: string, header: RunHeader): Promise<ManifestWriter> {
     const sink = await FileSink.create(path);
     await sink.append(JSON.stringify({ type: 'header', ...header }) + '\n');
+    await sink.flush(); // a journal on disk always says what run it belongs to
     return new ManifestWriter(sink);
   }
 

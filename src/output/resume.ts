@@ -69,6 +69,8 @@ export async function findResumePoint(output: string, header: RunHeader, items: 
     manifestPath = manifestFinal;
   }
   const journal = parseJournal(await readFile(manifestPath, 'utf8'));
+  // Killed before even the header reached the disk: nothing was done.
+  if (journal.length === 0) return { kind: 'fresh' };
   const head = journal[0]?.line as (ManifestLine & RunHeader) | undefined;
   if (head?.type !== 'header') throw new Error(`--resume: ${manifestPath} has no header line; use --force to start over`);
   const { type: _type, ...before } = head;
