@@ -93,7 +93,8 @@ async function configBareOrt(paths: string[], model: string, cacheDir: string): 
   await Promise.all([worker(), worker(), worker(), worker()]);
   const decodePar4Ms = performance.now() - t0;
 
-  const backbone = await loadOnnxBackbone({ model, cacheDir });
+  // worker: false — the bound is the session itself, without the worker's message passing.
+  const backbone = await loadOnnxBackbone({ model, cacheDir, worker: false });
   const { info } = backbone;
   const dim = descriptorLength(info.channels, LEVELS);
   const tmp = makeTempDir('spp-bench-c-');
