@@ -82,49 +82,92 @@ export function spatialPyramidPool(map: FeatureMap, levels: readonly number[], p
   validateMap(map);
   validateLevels(levels);
   if (pool !== 'max' && pool !== 'avg') throw new Error(`pool must be 'max' or 'avg', got '${String(pool)}'`);
-  const { data, height: H, width: W, channels: C } = map;
+  const C = map.channels;
   const out = new Float32Array(descriptorLength(C, levels));
-  const acc = pool === 'avg' ? new Float64Array(C) : null;
-  const rowStride = W * C;
+  const offsets: number[] = [];
+  levels.reduce((o, n) => (offsets.push(o), o + n * n * C), 0);
 
-  let o = 0; // write position in `out`
-  for (const n of levels) {
-    const ys = edges(n, H);
-    const xs = edges(n, W);
-    for (let by = 0; by < n; by++) {
-      const y0 = ys.starts[by], y1 = ys.ends[by];
-      for (let bx = 0; bx < n; bx++) {
-        const x0 = xs.starts[bx], x1 = xs.ends[bx];
-        if (acc === null) {
-          // Seed with the bin's first cell (not -Infinity) so an all-negative bin is right.
-          const first = y0 * rowStride + x0 * C;
-          for (let c = 0; c < C; c++) out[o + c] = data[first + c];
-          for (let y = y0; y < y1; y++) {
-            for (let x = y === y0 ? x0 + 1 : x0; x < x1; x++) {
-              const p = y * rowStride + x * C;
-              for (let c = 0; c < C; c++) {
-                const v = data[p + c];
-                // `v !== v` keeps a NaN once seen (comparisons with NaN are false).
-                if (v > out[o + c] || v !== v) out[o + c] = v;
-              }
-            }
-          }
-        } else {
-          acc.fill(0);
-          for (let y = y0; y < y1; y++) {
-            for (let x = x0; x < x1; x++) {
-              const p = y * rowStride + x * C;
-              for (let c = 0; c < C; c++) acc[c] += data[p + c];
-            }
-          }
-          const count = (y1 - y0) * (x1 - x0);
-          for (let c = 0; c < C; c++) out[o + c] = acc[c] / count;
-        }
-        o += C;
-      }
+  // Max pooling: bin i of level m is exactly the union of bins i·k … i·k+k−1 of level n = k·m
+  // (their edges telescope), so a coarse level is the max over k×k blocks of a finer one already
+  // computed — far cheaper than rescanning the map. Finest levels first.
+  const order = levels.map((n, i) => i).sort((a, b) => levels[b] - levels[a]);
+  const done = new Map<number, number>(); // level → its offset in `out`
+  for (const i of order) {
+    const n = levels[i];
+    if (done.has(n)) {
+      out.copyWithin(offsets[i], done.get(n)!, done.get(n)! + n * n * C);
+      continue;
     }
+    const finer = pool === 'max' ? [...done.keys()].find((f) => f % n === 0) : undefined;
+    if (finer !== undefined) maxFromFiner(out, done.get(finer)!, finer, offsets[i], n, C);
+    else poolLevel(map, n, pool, out, offsets[i]);
+    done.set(n, offsets[i]);
   }
   return out;
+}
+
+/** One level straight from the map. */
+function poolLevel(map: FeatureMap, n: number, pool: PoolMode, out: Float32Array, offset: number): void {
+  const { data, height: H, width: W, channels: C } = map;
+  const acc = pool === 'avg' ? new Float64Array(C) : null;
+  const rowStride = W * C;
+  const ys = edges(n, H);
+  const xs = edges(n, W);
+  let o = offset;
+  for (let by = 0; by < n; by++) {
+    const y0 = ys.starts[by], y1 = ys.ends[by];
+    for (let bx = 0; bx < n; bx++) {
+      const x0 = xs.starts[bx], x1 = xs.ends[bx];
+      if (acc === null) {
+        // Seed with the bin's first cell (not -Infinity) so an all-negative bin is right.
+        const first = y0 * rowStride + x0 * C;
+        for (let c = 0; c < C; c++) out[o + c] = data[first + c];
+        for (let y = y0; y < y1; y++) {
+          for (let x = y === y0 ? x0 + 1 : x0; x < x1; x++) {
+            const p = y * rowStride + x * C;
+            for (let c = 0; c < C; c++) {
+              const v = data[p + c];
+              // `v !== v` keeps a NaN once seen (comparisons with NaN are false).
+              if (v > out[o + c] || v !== v) out[o + c] = v;
+            }
+          }
+        }
+      } else {
+        acc.fill(0);
+        for (let y = y0; y < y1; y++) {
+          for (let x = x0; x < x1; x++) {
+            const p = y * rowStride + x * C;
+            for (let c = 0; c < C; c++) acc[c] += data[p + c];
+          }
+        }
+        const count = (y1 - y0) * (x1 - x0);
+        for (let c = 0; c < C; c++) out[o + c] = acc[c] / count;
+      }
+      o += C;
+    }
+  }
+}
+
+/** Max-pooled level n from the finer max-pooled level f = k·n already in `out`. */
+function maxFromFiner(out: Float32Array, fineOffset: number, f: number, offset: number, n: number, C: number): void {
+  const k = f / n;
+  let o = offset;
+  for (let by = 0; by < n; by++) {
+    for (let bx = 0; bx < n; bx++) {
+      const first = fineOffset + (by * k * f + bx * k) * C;
+      for (let c = 0; c < C; c++) out[o + c] = out[first + c];
+      for (let dy = 0; dy < k; dy++) {
+        for (let dx = dy === 0 ? 1 : 0; dx < k; dx++) {
+          const p = fineOffset + ((by * k + dy) * f + bx * k + dx) * C;
+          for (let c = 0; c < C; c++) {
+            const v = out[p + c];
+            if (v > out[o + c] || v !== v) out[o + c] = v;
+          }
+        }
+      }
+      o += C;
+    }
+  }
 }
 
 /**

@@ -247,3 +247,19 @@ describe('validateLevels', () => {
     assert.throws(() => validateLevels([]), /empty/);
   });
 });
+
+it('levels in any order, repeated, derived from finer levels: equal each level pooled on its own', () => {
+  let seed = 12345;
+  const rand = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32) * 2 - 1;
+  for (const [h, w] of [[7, 10], [3, 2], [13, 1], [20, 17]]) {
+    const C = 5;
+    const map = { data: Float32Array.from({ length: h * w * C }, rand), height: h, width: w, channels: C };
+    for (const pool of ['max', 'avg'] as const) {
+      for (const levels of [[2, 4, 1, 4], [6, 3, 2, 1], [1, 3, 9], [8, 4, 2, 1], [5, 10, 2]]) {
+        const together = spatialPyramidPool(map, levels, pool);
+        const alone = levels.flatMap((n) => Array.from(spatialPyramidPool(map, [n], pool)));
+        assert.deepEqual(Array.from(together), alone, `${h}x${w} ${pool} [${levels}]`);
+      }
+    }
+  }
+});
