@@ -27,7 +27,8 @@ export function progressText(p: RunProgress): string {
 /** ora spinner on stderr when it is a TTY; otherwise only the persistent lines. Never touches stdout. */
 export function createReporter(opts: { quiet: boolean; stream?: NodeJS.WriteStream }): Reporter {
   const stream = opts.stream ?? process.stderr;
-  const interactive = !opts.quiet && stream.isTTY === true;
+  // A pty that reports 0 columns (e.g. under `script` with no terminal) makes ora clear lines forever.
+  const interactive = !opts.quiet && stream.isTTY === true && (stream.columns ?? 0) > 0;
   let spinner: Ora | undefined;
   let lastRender = 0;
   return {
