@@ -24,12 +24,14 @@ function prng(seed: number): () => number {
 const rand = prng(20261124);
 const weights = (n: number, scale: number) => Float32Array.from({ length: n }, () => (rand() * 2 - 1) * scale);
 
-interface Tensor { name: string; shape: number[]; data: Float32Array }
+interface Tensor { name: string; shape: number[]; data: Float32Array | Int32Array }
+
+const dtypeOf = (t: Tensor) => (t.data instanceof Int32Array ? 'int32' : 'float32');
 
 async function save(dir: string, modelTopology: object, tensors: Tensor[], extra: object = {}): Promise<void> {
   await mkdir(dir, { recursive: true });
   const bytes = Buffer.concat(tensors.map((t) => Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength)));
-  const manifest = [{ paths: ['group1-shard1of1.bin'], weights: tensors.map((t) => ({ name: t.name, shape: t.shape, dtype: 'float32' })) }];
+  const manifest = [{ paths: ['group1-shard1of1.bin'], weights: tensors.map((t) => ({ name: t.name, shape: t.shape, dtype: dtypeOf(t) })) }];
   await writeFile(join(dir, 'group1-shard1of1.bin'), bytes);
   await writeFile(join(dir, 'model.json'), JSON.stringify({ ...extra, modelTopology, weightsManifest: manifest }, null, 1) + '\n');
 }
@@ -96,7 +98,7 @@ function graphModel(): [object, Tensor[]] {
   const tensors: Tensor[] = [
     { name: 'tiny/conv/weights', shape: [3, 3, 3, 8], data: weights(216, 0.5) },
     { name: 'tiny/conv/biases', shape: [8], data: weights(8, 0.2) },
-    // int32 stored as float32 bytes would be wrong: written as a separate dtype below.
+    { name: 'tiny/global_pool/reduction_indices', shape: [2], data: new Int32Array([1, 2]) },
   ];
   return [{ node, library: {}, versions: {} }, tensors];
 }
@@ -107,17 +109,7 @@ async function main(): Promise<void> {
   await save(join(root, 'tiny-layers'), lt, lw, { format: 'layers-model', generatedBy: 'spp-extract scripts/make-tiny-models.ts' });
 
   const [gt, gw] = graphModel();
-  const dir = join(root, 'tiny-graph');
-  await mkdir(dir, { recursive: true });
-  const reduction = Buffer.from(new Int32Array([1, 2]).buffer);
-  const floatBytes = Buffer.concat(gw.map((t) => Buffer.from(t.data.buffer)));
-  await writeFile(join(dir, 'group1-shard1of1.bin'), Buffer.concat([floatBytes, reduction]));
-  const manifest = [{ paths: ['group1-shard1of1.bin'], weights: [
-    ...gw.map((t) => ({ name: t.name, shape: t.shape, dtype: 'float32' })),
-    { name: 'tiny/global_pool/reduction_indices', shape: [2], dtype: 'int32' },
-  ] }];
-  await writeFile(join(dir, 'model.json'),
-    JSON.stringify({ format: 'graph-model', generatedBy: 'spp-extract scripts/make-tiny-models.ts', modelTopology: gt, weightsManifest: manifest }, null, 1) + '\n');
+  await save(join(root, 'tiny-graph'), gt, gw, { format: 'graph-model', generatedBy: 'spp-extract scripts/make-tiny-models.ts' });
 }
 
 await main();
