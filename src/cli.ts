@@ -209,6 +209,7 @@ async function extractCommand(inputs: string[], o: ExtractOpts): Promise<number>
 
   const extractor = await createExtractor(options);
   const info = extractor.info;
+  for (const w of info.warnings) reporter.line(`spp-extract: warning: ${w}`);
   if (o.verbose) {
     if (info.engineFallback) reporter.line(`spp-extract: engine auto fell back to tfjs: ${info.engineFallback}`);
     reporter.line(`spp-extract: engine ${info.engine} (${info.backend}), model ${info.model} (${info.format}), layer ${info.layer} ` +
@@ -308,6 +309,7 @@ async function infoCommand(o: CommonOpts & { layers?: boolean; json?: boolean })
   const options = extractorOptions(o);
   const extractor = await createExtractor(options);
   const i = extractor.info;
+  for (const w of i.warnings) process.stderr.write(`spp-extract: warning: ${w}\n`);
   const summary = {
     engine: i.engine,
     ...(i.engineFallback ? { engineFallback: i.engineFallback } : {}),

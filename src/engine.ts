@@ -13,6 +13,8 @@ export interface EngineSelection {
   engine: 'onnx' | 'tfjs';
   /** Why `auto` did not use ONNX Runtime, when it did not. */
   fallbackReason?: string;
+  /** One line each, printed by the CLI without -v. */
+  warnings?: string[];
 }
 
 const isOnnxModel = (spec: string | undefined) => spec !== undefined && /\.onnx$/i.test(spec);

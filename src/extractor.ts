@@ -52,6 +52,8 @@ export interface ExtractorInfo extends BackboneInfo, ResolvedSppOptions {
   readonly engine: 'onnx' | 'tfjs';
   /** Why `--engine auto` fell back to tfjs, when it did. */
   readonly engineFallback?: string;
+  /** Things the user should hear about even without -v (e.g. a model cache that could not be used). */
+  readonly warnings: readonly string[];
   readonly dim: number;
   readonly decode: DecodeOptions;
 }
@@ -71,10 +73,10 @@ export async function createExtractor(options: ExtractorOptions = {}): Promise<E
   // Validate everything cheap before loading (or downloading) a model.
   const spp = validateSppOptions(options);
   const decode = validateDecodeOptions(options.decode ?? {});
-  const { backbone, engine, fallbackReason } = await loadEngine(options);
+  const { backbone, engine, fallbackReason, warnings = [] } = await loadEngine(options);
   const dim = descriptorLength(backbone.info.channels, spp.levels);
   const info: ExtractorInfo = {
-    ...backbone.info, ...spp, engine, ...(fallbackReason ? { engineFallback: fallbackReason } : {}), dim, decode,
+    ...backbone.info, ...spp, engine, ...(fallbackReason ? { engineFallback: fallbackReason } : {}), warnings, dim, decode,
   };
 
   const describe = async (image: { data: Uint8Array; width: number; height: number }) => {
