@@ -1,10 +1,12 @@
 #!/usr/bin/env node
-import { main } from '../dist/src/cli.js';
+import { main, systemReason } from '../dist/src/cli.js';
 
 // A consumer that stops reading (`| head`) is not an error of ours: end quietly, as SIGPIPE would.
+// Any other stdout failure (a full disk behind `> file`) is one line and exit 1, never a stack trace.
 process.stdout.on('error', (err) => {
   if (err.code === 'EPIPE') process.exit(141);
-  throw err;
+  process.stderr.write(`spp-extract: error: -o -: cannot write to stdout: ${systemReason(err)}\n`);
+  process.exit(1);
 });
 
 process.exitCode = await main(process.argv);

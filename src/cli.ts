@@ -1,24 +1,20 @@
 import { Command, Option } from 'commander';
-import { access, constants, rm, stat } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
 import { BACKEND_CHOICES, type BackendChoice } from './backend.js';
 import type { DecodeOptions } from './decode.js';
 import type { EngineChoice } from './engine.js';
-import { createExtractor, validateSppOptions, type ExtractorOptions } from './extractor.js';
+import { createExtractor, validateSppOptions, type Extractor, type ExtractorOptions } from './extractor.js';
 import { expandInputs } from './inputs.js';
 import { validateInputRange } from './model/backbone.js';
 import { DEFAULT_MODEL_ID, MODEL_REGISTRY } from './model/registry.js';
 import { mergeShards } from './merge.js';
-import { createWriter, manifestPathFor, partialPath, resolveFormat, type OutputFormat, type OutputWriter, type RunHeader } from './output/index.js';
-import { NpyWriter } from './output/npy-writer.js';
-import { findResumePoint } from './output/resume.js';
-import { parseShard, selectShard } from './shard.js';
-import { createReporter, formatDuration } from './progress.js';
-import { runBatch } from './run.js';
+import { OutputError, openWriter, prepareOutput, type OpenedOutput, type PreparedOutput, type RunHeader, type RunSummary } from './output/index.js';
+import { parseShard, selectShard, type ShardSpec } from './shard.js';
+import { createReporter, formatDuration, type Reporter } from './progress.js';
+import { runBatch, type WorkItem } from './run.js';
 import type { NormalizeMode, PoolMode } from './spp.js';
 
 /** Exit codes (documented in the README). */
-export const EXIT = { ok: 0, fatal: 1, someFailed: 2, interrupted: 130 } as const;
+export const EXIT = { ok: 0, fatal: 1, someFailed: 2, interrupted: 130, brokenPipe: 141 } as const;
 
 class UsageError extends Error {}
 
@@ -157,66 +153,11 @@ function extractorOptions(o: CommonOpts): ExtractorOptions {
   };
 }
 
-async function checkOutputWritable(output: string): Promise<void> {
-  if (output === '-') return;
-  const path = resolve(output);
-  if ((await stat(path).catch(() => undefined))?.isDirectory()) throw new UsageError(`-o ${output}: is a directory`);
-  try {
-    await access(dirname(path), constants.W_OK);
-  } catch {
-    throw new UsageError(`-o ${output}: folder '${dirname(output)}' does not exist or is not writable`);
-  }
-}
-
-/** Files an earlier run of this output may have left: final names and temp names. */
-function outputFiles(output: string, format: OutputFormat): string[] {
-  const finals = format === 'npy' ? [output, manifestPathFor(output)] : [output];
-  return [...finals, ...finals.map(partialPath)];
-}
-
-async function existingFiles(paths: string[]): Promise<string[]> {
-  const found = await Promise.all(paths.map((p) => stat(p).then(() => p, () => undefined)));
-  return found.filter((p): p is string => p !== undefined);
-}
-
 const hex = (c: { r: number; g: number; b: number }) =>
   '#' + [c.r, c.g, c.b].map((v) => v.toString(16).padStart(2, '0')).join('');
 
-async function extractCommand(inputs: string[], o: ExtractOpts): Promise<number> {
-  const shard = o.shard === undefined ? undefined : parseShard(o.shard);
-  const output = (o.output ?? (process.stdout.isTTY ? undefined : '-'))?.replaceAll('{shard}', String(shard?.index ?? 1));
-  if (output === undefined) throw new UsageError('-o is required when stdout is a terminal (use -o - for JSONL on stdout)');
-  if (inputs.length === 0) throw new UsageError('no inputs: give files, folders, globs, or - to read paths from stdin');
-  const format = resolveFormat(output, o.format);
-  if (o.dtype !== 'float32' && format !== 'npy') throw new UsageError(`--dtype ${o.dtype} applies to .npy output only`);
-  if (o.resume && format !== 'npy') throw new UsageError(`--resume needs .npy output (its manifest is the journal), got ${format}`);
-  if (o.resume && o.force) throw new UsageError('--resume and --force contradict each other: pick one');
-  const options = extractorOptions(o);
-  validateSppOptions(options);
-  await checkOutputWritable(output);
-  if (output !== '-' && !o.resume) {
-    const earlier = await existingFiles(outputFiles(output, format));
-    if (earlier.length > 0 && !o.force) {
-      throw new UsageError(`-o ${output}: ${earlier.join(', ')} already exist(s); use --resume to finish an interrupted run or --force to overwrite`);
-    }
-    await Promise.all(earlier.map((p) => rm(p, { force: true })));
-  }
-
-  const reporter = createReporter({ quiet: o.quiet === true });
-  const entries = await expandInputs(inputs, { stdin: process.stdin, nulSeparated: o.null === true, onWarning: (m) => reporter.line(`spp-extract: warning: ${m}`) });
-  if (entries.length === 0) reporter.line('spp-extract: warning: the inputs name no image files');
-  const items = selectShard(entries.map((e, index) => ({ index, path: e.path })), shard);
-
-  const extractor = await createExtractor(options);
-  const info = extractor.info;
-  for (const w of info.warnings) reporter.line(`spp-extract: warning: ${w}`);
-  if (o.verbose) {
-    if (info.engineFallback) reporter.line(`spp-extract: engine auto fell back to tfjs: ${info.engineFallback}`);
-    reporter.line(`spp-extract: engine ${info.engine} (${info.backend}), model ${info.model} (${info.format}), layer ${info.layer} ` +
-      `(${info.channels} ch), input range [${info.inputRange.join(', ')}], levels ${info.levels.join(',')}, ` +
-      `pool ${info.pool}, dim ${info.dim}, ${items.length} inputs${shard ? ` (shard ${shard.index}/${shard.count} of ${entries.length})` : ''}`);
-  }
-  const header: RunHeader = {
+function runHeader(info: Extractor['info'], o: ExtractOpts, inputs: number, shard: ShardSpec | undefined): RunHeader {
+  return {
     tool: 'spp-extract',
     engine: info.engine,
     model: info.model,
@@ -233,26 +174,63 @@ async function extractCommand(inputs: string[], o: ExtractOpts): Promise<number>
     maxSide: info.decode.maxSide,
     background: hex(info.decode.background),
     failOn: info.decode.failOn,
-    inputs: entries.length,
+    inputs,
     ...(shard && shard.count > 1 ? { shard } : {}),
   };
+}
 
-  let writer: OutputWriter;
-  let resumeAt = { startAt: 0, rows: 0, failures: 0 };
-  const point = o.resume ? await findResumePoint(output, header, items) : { kind: 'fresh' as const };
-  if (point.kind === 'complete') {
-    process.stderr.write(`spp-extract: ${output} is already complete (${point.rows} rows, ${point.failures} failed); nothing to do\n`);
+async function extractCommand(inputs: string[], o: ExtractOpts): Promise<number> {
+  const shard = o.shard === undefined ? undefined : parseShard(o.shard);
+  const output = (o.output ?? (process.stdout.isTTY ? undefined : '-'))?.replaceAll('{shard}', String(shard?.index ?? 1));
+  if (output === undefined) throw new UsageError('-o is required when stdout is a terminal (use -o - for JSONL on stdout)');
+  if (inputs.length === 0) throw new UsageError('no inputs: give files, folders, globs, or - to read paths from stdin');
+  if (o.resume && o.force) throw new UsageError('--resume and --force contradict each other: pick one');
+  const options = extractorOptions(o);
+  validateSppOptions(options);
+  // Refuse a bad -o before the model loads; from here on the output is locked.
+  const prepared = await prepareOutput(output, { format: o.format, resume: o.resume, force: o.force });
+  try {
+    if (o.dtype !== 'float32' && prepared.format !== 'npy') throw new UsageError(`--dtype ${o.dtype} applies to .npy output only`);
+    return await extractInto(prepared, output, inputs, o, options, shard);
+  } finally {
+    prepared.release();
+  }
+}
+
+async function extractInto(
+  prepared: PreparedOutput, output: string, inputs: string[], o: ExtractOpts, options: ExtractorOptions, shard: ShardSpec | undefined,
+): Promise<number> {
+  const reporter = createReporter({ quiet: o.quiet === true });
+  const entries = await expandInputs(inputs, { stdin: process.stdin, nulSeparated: o.null === true, onWarning: (m) => reporter.line(`spp-extract: warning: ${m}`) });
+  if (entries.length === 0) reporter.line('spp-extract: warning: the inputs name no image files');
+  const items = selectShard(entries.map((e, index) => ({ index, path: e.path })), shard);
+
+  const extractor = await createExtractor(options);
+  try {
+    const info = extractor.info;
+    for (const w of info.warnings) reporter.line(`spp-extract: warning: ${w}`);
+    if (o.verbose) {
+      if (info.engineFallback) reporter.line(`spp-extract: engine auto fell back to tfjs: ${info.engineFallback}`);
+      reporter.line(`spp-extract: engine ${info.engine} (${info.backend}), model ${info.model} (${info.format}), layer ${info.layer} ` +
+        `(${info.channels} ch), input range [${info.inputRange.join(', ')}], levels ${info.levels.join(',')}, ` +
+        `pool ${info.pool}, dim ${info.dim}, ${items.length} inputs${shard ? ` (shard ${shard.index}/${shard.count} of ${entries.length})` : ''}`);
+    }
+    const opened = await openWriter(prepared, runHeader(info, o, entries.length, shard), items, o.resume === true);
+    if (opened.kind === 'complete') {
+      process.stderr.write(`spp-extract: ${output} is already complete (${opened.rows} rows, ${opened.failures} failed); nothing to do\n`);
+      return opened.failures > 0 ? EXIT.someFailed : EXIT.ok;
+    }
+    if (o.resume && opened.startAt > 0) reporter.line(`spp-extract: resuming ${output}: ${opened.startAt} of ${items.length} inputs already done`);
+    return await runAndReport(opened, output, items, extractor, reporter, o);
+  } finally {
     await extractor.dispose();
-    return point.failures > 0 ? EXIT.someFailed : EXIT.ok;
   }
-  if (point.kind === 'resume') {
-    resumeAt = point;
-    writer = await NpyWriter.resume(output, header, point);
-    reporter.line(`spp-extract: resuming ${output}: ${point.startAt} of ${items.length} inputs already done`);
-  } else {
-    writer = await createWriter(output, format, header);
-  }
+}
 
+async function runAndReport(
+  opened: Extract<OpenedOutput, { kind: 'writer' }>, output: string, items: WorkItem[], extractor: Extractor, reporter: Reporter, o: ExtractOpts,
+): Promise<number> {
+  const { writer } = opened;
   // First Ctrl-C: finish the image in flight, then write out what is done. Second: exit now.
   const abort = new AbortController();
   const onSignal = (sig: NodeJS.Signals) => {
@@ -262,26 +240,32 @@ async function extractCommand(inputs: string[], o: ExtractOpts): Promise<number>
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-
-  reporter.start(items.length - resumeAt.startAt);
+  reporter.start(items.length - opened.startAt);
   const started = Date.now();
-  const summary = await runBatch(items, extractor, writer, {
-    decodeAhead: o.decodeAhead,
-    startAt: resumeAt.startAt,
-    rowsBefore: resumeAt.rows,
-    failuresBefore: resumeAt.failures,
-    signal: abort.signal,
-    onProgress: (p) => reporter.update(p),
-    onFailure: (_path, _reason, message) => reporter.line(`spp-extract: failed: ${message}`),
-  });
-  await writer.close(summary);
-  reporter.stop();
-  process.off('SIGINT', onSignal);
-  process.off('SIGTERM', onSignal);
-  await extractor.dispose();
+  let summary: RunSummary;
+  try {
+    summary = await runBatch(items, extractor, writer, {
+      decodeAhead: o.decodeAhead,
+      startAt: opened.startAt,
+      rowsBefore: opened.rows,
+      failuresBefore: opened.failures,
+      signal: abort.signal,
+      onProgress: (p) => reporter.update(p),
+      onFailure: (_path, _reason, message) => reporter.line(`spp-extract: failed: ${message}`),
+    });
+    await writer.close(summary);
+  } catch (err) {
+    // The disk is full, a write failed, stdout closed: what is on disk stays resumable.
+    await writer.abandon();
+    throw err;
+  } finally {
+    reporter.stop();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
 
   const secs = (Date.now() - started) / 1000;
-  const processed = summary.rows + summary.failures - resumeAt.rows - resumeAt.failures;
+  const processed = summary.rows + summary.failures - opened.rows - opened.failures;
   const rate = secs > 0 ? processed / secs : 0;
   const where = output === '-' ? 'stdout' : writer.paths.join(' + ');
   const state = summary.complete ? 'done' : 'interrupted (finish with --resume)';
@@ -295,14 +279,15 @@ async function extractCommand(inputs: string[], o: ExtractOpts): Promise<number>
 }
 
 async function mergeCommand(shards: string[], o: { output: string; force?: boolean }): Promise<number> {
-  await checkOutputWritable(o.output);
-  if (resolveFormat(o.output) !== 'npy') throw new UsageError(`merge writes .npy, got -o ${o.output}`);
-  const earlier = await existingFiles(outputFiles(o.output, 'npy'));
-  if (earlier.length > 0 && !o.force) throw new UsageError(`-o ${o.output}: already exists (use --force to overwrite)`);
-  await Promise.all(earlier.map((p) => rm(p, { force: true })));
-  const summary = await mergeShards(shards, o.output);
-  process.stderr.write(`spp-extract: merged ${shards.length} shards: ${summary.rows} rows, ${summary.failures} failed → ${o.output}\n`);
-  return summary.failures > 0 ? EXIT.someFailed : EXIT.ok;
+  const prepared = await prepareOutput(o.output, { force: o.force });
+  try {
+    if (prepared.format !== 'npy' || prepared.target.kind !== 'file') throw new UsageError(`merge writes .npy, got -o ${o.output}`);
+    const summary = await mergeShards(shards, prepared.target.path, o.output);
+    process.stderr.write(`spp-extract: merged ${shards.length} shards: ${summary.rows} rows, ${summary.failures} failed → ${o.output}\n`);
+    return summary.failures > 0 ? EXIT.someFailed : EXIT.ok;
+  } finally {
+    prepared.release();
+  }
 }
 
 async function infoCommand(o: CommonOpts & { layers?: boolean; json?: boolean }): Promise<number> {
@@ -403,9 +388,12 @@ export async function main(argv: string[] = process.argv): Promise<number> {
     const e = err as Error & { code?: string; exitCode?: number };
     if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return EXIT.ok;
     if (e.code?.startsWith('commander.')) return EXIT.fatal; // commander already printed the message
-    const msg = (e.message ?? String(err)).split('\n')[0];
+    if (err instanceof OutputError && err.target === '-' && err.code === 'EPIPE') return EXIT.brokenPipe;
+    let msg = (e.message ?? String(err)).split('\n')[0];
+    if (err instanceof OutputError && err.target !== '-') msg += '; what is on disk is kept: fix the cause, then finish with --resume';
     process.stderr.write(`spp-extract: error: ${msg}\n`);
     return EXIT.fatal;
   }
   return code;
 }
+export { systemReason } from './output/index.js';

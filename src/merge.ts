@@ -1,9 +1,7 @@
-import { open, readFile, stat } from 'node:fs/promises';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import { NPY_HEADER_BYTES } from './npy.js';
-import { manifestPathFor } from './output/manifest.js';
-import { NpyWriter } from './output/npy-writer.js';
-import type { RunHeader, RunSummary } from './output/records.js';
-import { headerDifferences } from './output/resume.js';
+import { readJournalLines } from './output/journal.js';
+import { headerDifferences, manifestPathFor, NpyWriter, type RunHeader, type RunSummary } from './output/index.js';
 
 type Line = { type: string; [k: string]: unknown };
 type RowLine = { type: 'row'; row: number; index: number; path: string; width: number; height: number };
@@ -13,11 +11,10 @@ interface ShardFile { path: string; header: RunHeader; records: (RowLine | Failu
 
 async function readShard(path: string): Promise<ShardFile> {
   const manifest = manifestPathFor(path);
-  const text = await readFile(manifest, 'utf8').catch(() => {
+  const lines = await readJournalLines(manifest).catch(() => {
     throw new Error(`merge: ${path} has no manifest ${manifest}`);
   });
-  const lines = text.trimEnd().split('\n').map((l) => JSON.parse(l) as Line);
-  const [head, ...rest] = lines;
+  const [head, ...rest] = lines.map((e) => e.line as Line);
   const summary = rest.at(-1);
   if (head?.type !== 'header') throw new Error(`merge: ${manifest} has no header line`);
   if (summary?.type !== 'summary' || summary.complete !== true) {
@@ -31,7 +28,7 @@ async function readShard(path: string): Promise<ShardFile> {
  * Merges shard outputs (`--shard k/n` runs) into the .npy + manifest a single run over all inputs
  * would have written, byte for byte: records are put back in input order and rows copied as bytes.
  */
-export async function mergeShards(shardPaths: readonly string[], output: string): Promise<RunSummary> {
+export async function mergeShards(shardPaths: readonly string[], output: string, target = output): Promise<RunSummary> {
   if (shardPaths.length === 0) throw new Error('merge: no shard outputs given');
   const shards = await Promise.all(shardPaths.map(readShard));
   const { shard: _s0, ...base } = shards[0].header;
@@ -70,24 +67,36 @@ export async function mergeShards(shardPaths: readonly string[], output: string)
       const { size } = await stat(s.path);
       if (size !== NPY_HEADER_BYTES + rows * rowBytes) throw new Error(`merge: ${s.path} holds ${size} bytes, expected ${rows} rows`);
     }
-    const writer = await NpyWriter.create(output, header);
-    let rows = 0;
-    let failures = 0;
-    const buf = Buffer.alloc(rowBytes);
-    for (const { shard, rec } of slots) {
-      if (rec.type === 'failure') {
-        await writer.failure({ index: rec.index, path: rec.path, reason: rec.reason, error: rec.error });
-        failures++;
-        continue;
-      }
-      await handles[shard].read(buf, 0, rowBytes, NPY_HEADER_BYTES + rec.row * rowBytes);
-      await writer.rawRow({ index: rec.index, path: rec.path, width: rec.width, height: rec.height }, buf);
-      rows++;
+    const writer = await NpyWriter.create(output, header, target);
+    try {
+      const summary = await copyRecords(writer, slots, handles, rowBytes);
+      await writer.close(summary);
+      return summary;
+    } catch (err) {
+      await writer.abandon();
+      throw err;
     }
-    const summary = { rows, failures, complete: true };
-    await writer.close(summary);
-    return summary;
   } finally {
     await Promise.all(handles.map((h) => h.close()));
   }
+}
+
+/** Rows are copied as bytes from their shard, failures re-journalled, all in input order. */
+async function copyRecords(
+  writer: NpyWriter, slots: { shard: number; rec: RowLine | FailureLine }[], handles: FileHandle[], rowBytes: number,
+): Promise<RunSummary> {
+  let rows = 0;
+  let failures = 0;
+  const buf = Buffer.alloc(rowBytes);
+  for (const { shard, rec } of slots) {
+    if (rec.type === 'failure') {
+      await writer.failure({ index: rec.index, path: rec.path, reason: rec.reason, error: rec.error });
+      failures++;
+      continue;
+    }
+    await handles[shard].read(buf, 0, rowBytes, NPY_HEADER_BYTES + rec.row * rowBytes);
+    await writer.rawRow({ index: rec.index, path: rec.path, width: rec.width, height: rec.height }, buf);
+    rows++;
+  }
+  return { rows, failures, complete: true };
 }

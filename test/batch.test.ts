@@ -190,7 +190,7 @@ test('options validation: --shard, --dtype, --resume, merge', async () => {
     [['--shard', 'auto/3'], /--shard .*K = 4/, { JOB_COMPLETION_INDEX: '3' }],
     [['--dtype', 'float64'], /--dtype.*float64/],
     [['--dtype', 'float16', '-o', join(dir, 'x.json')], /--dtype float16 applies to \.npy output only/],
-    [['--resume', '-o', join(dir, 'x.jsonl')], /--resume needs \.npy output/],
+    [['--resume', '-o', '-'], /--resume needs a file for -o, got stdout/],
     [['--resume', '--force'], /--resume and --force contradict/],
   ];
   for (const [extra, pattern, env] of cases) {

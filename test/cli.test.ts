@@ -76,7 +76,13 @@ test('stdin list (newline and -0) → JSONL on stdout, one record per input, fai
   const nl = await runCli(['-', '-o', '-', ...TINY], { stdin: files.join('\n') + '\n' });
   const nul = await runCli(['-', '-0', '-o', '-', ...TINY, '--quiet'], { stdin: files.join('\0') });
   assert.equal(nl.code, 2, nl.stderr);
-  const records = nl.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  const lines = nl.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  // The same journal as a .jsonl file: header, one record per input, summary.
+  assert.equal(lines[0].type, 'header');
+  assert.equal(lines[0].dim, 6 * 21);
+  assert.deepEqual(lines.at(-1), { type: 'summary', rows: 2, failures: 1, complete: true });
+  const records = lines.slice(1, -1);
+  assert.deepEqual(records.map((r) => r.type), ['row', 'failure', 'row']);
   assert.deepEqual(records.map((r) => r.path), files);
   assert.equal(records[0].descriptor.length, 6 * 21);
   assert.equal(records[1].reason, 'missing');
@@ -120,7 +126,7 @@ test('bad options fail before any work, naming the option and the value (exit 1,
   assert.match(unknownModel.stderr, /--model: 'mobilenet_v9_1.0' is neither a known model/);
   const unwritable = await runCli([img, '-o', '/nonexistent-dir/x.npy', ...TINY]);
   assert.equal(unwritable.code, 1);
-  assert.match(unwritable.stderr, /-o \/nonexistent-dir\/x\.npy: folder .* not writable/);
+  assert.match(unwritable.stderr, /-o \/nonexistent-dir\/x\.npy: folder '\/nonexistent-dir' does not exist/);
   const badExt = await runCli([img, '-o', join(dir, 'x.csv'), ...TINY]);
   assert.match(badExt.stderr, /cannot tell the format/);
   writeFileSync(out, 'keep me');

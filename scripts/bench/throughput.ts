@@ -75,7 +75,7 @@ async function configBareOrt(paths: string[], model: string, cacheDir: string): 
   const { decodeImage } = await import('../../src/decode.js');
   const { loadOnnxBackbone } = await import('../../src/onnx/engine.js');
   const { descriptorLength, spatialPyramidPool, normalizeDescriptor } = await import('../../src/spp.js');
-  const { createWriter } = await import('../../src/output/index.js');
+  const { NpyWriter } = await import('../../src/output/index.js');
 
   let t0 = performance.now();
   const images = [];
@@ -98,7 +98,7 @@ async function configBareOrt(paths: string[], model: string, cacheDir: string): 
   const { info } = backbone;
   const dim = descriptorLength(info.channels, LEVELS);
   const tmp = makeTempDir('spp-bench-c-');
-  const writer = await createWriter(join(tmp, 'c.npy'), 'npy', {
+  const writer = await NpyWriter.create(join(tmp, 'c.npy'), {
     tool: 'spp-extract', engine: 'onnx', model: info.model, format: info.format, layer: info.layer,
     inputRange: info.inputRange, levels: LEVELS, pool: 'max', normalize: 'none', dim, channels: info.channels,
     dtype: 'float32', size: 224, maxSide: 4096, background: '#ffffff', failOn: 'error', inputs: paths.length,

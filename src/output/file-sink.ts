@@ -1,52 +1,85 @@
-import { open, rename, rm, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { OutputError } from './errors.js';
+import { outputIo, sinkTuning } from './io.js';
 
 /** Temporary name beside the final one, so a half-written file never sits under the final name. */
 export function partialPath(finalPath: string): string {
   return join(dirname(finalPath), `.${basename(finalPath)}.partial`);
 }
 
-/** Bytes gathered before one write: two small awaited writes per row cost more than the row's SPP. */
-const FLUSH_BYTES = 1 << 20;
-/** …but the file on disk (what a resume after a kill finds) never lags by more than this. */
-const FLUSH_MS = 200;
+/** Names for messages: the `-o` the user typed and this file's own (final) name. */
+export interface SinkLabel {
+  target: string;
+  file: string;
+}
 
 /**
- * Appends to a temp file through a small buffer; `commit` flushes, syncs and renames it to the
- * final name. After a kill the buffered tail is lost, which resume (manifest vs .npy length) handles.
+ * Appends through a small buffer with every write checked: short writes are completed, a failed
+ * write poisons the sink (nothing after it is attempted) and surfaces as an OutputError naming
+ * `-o`. A `file` sink writes a temp name and `commit` syncs and renames it; a `direct` sink writes
+ * straight into a FIFO or device, in order. After a kill the buffered tail is lost, which resume
+ * (journal vs data length) handles.
  */
 export class FileSink {
   private chunks: Uint8Array[] = [];
   private buffered = 0;
   private lastFlush = Date.now();
+  private failure: OutputError | undefined;
+  private closed = false;
 
   private constructor(
     readonly finalPath: string,
-    readonly tempPath: string,
+    readonly tempPath: string | null,
     private readonly fh: FileHandle,
     private position: number,
+    private readonly label: SinkLabel,
   ) {}
 
-  static async create(finalPath: string): Promise<FileSink> {
+  static async create(finalPath: string, label: SinkLabel): Promise<FileSink> {
     const tempPath = partialPath(finalPath);
-    const fh = await open(tempPath, 'w');
-    return new FileSink(finalPath, tempPath, fh, 0);
+    const fh = await outputIo().open(tempPath, 'w').catch((err) => {
+      throw new OutputError(label.target, `cannot create ${label.file}`, err);
+    });
+    return new FileSink(finalPath, tempPath, fh, 0, label);
   }
 
-  /** Reopens an interrupted run's temp file, cut to `length` (its last consistent byte), for appending. */
-  static async reopen(finalPath: string, length: number): Promise<FileSink> {
+  /** Reopens a temp file, cut to `length` (its last consistent byte), for appending. */
+  static async reopen(finalPath: string, length: number, label: SinkLabel): Promise<FileSink> {
     const tempPath = partialPath(finalPath);
-    const fh = await open(tempPath, 'r+');
-    await fh.truncate(length);
-    return new FileSink(finalPath, tempPath, fh, length);
+    const fh = await outputIo().open(tempPath, 'r+').catch((err) => {
+      throw new OutputError(label.target, `cannot reopen ${label.file}`, err);
+    });
+    const sink = new FileSink(finalPath, tempPath, fh, length, label);
+    await sink.guard('cannot cut back', () => outputIo().truncate(fh, length));
+    return sink;
+  }
+
+  /** A FIFO or character device: written in order, never renamed, never synced. */
+  static async direct(path: string, label: SinkLabel): Promise<FileSink> {
+    const fh = await outputIo().open(path, 'w').catch((err) => {
+      throw new OutputError(label.target, `cannot open ${label.file}`, err);
+    });
+    return new FileSink(path, null, fh, -1, label);
+  }
+
+  private async guard<T>(action: string, op: () => Promise<T>): Promise<T> {
+    if (this.failure) throw this.failure;
+    try {
+      return await op();
+    } catch (err) {
+      this.failure = err instanceof OutputError ? err : new OutputError(this.label.target, `${action} ${this.label.file}`, err);
+      throw this.failure;
+    }
   }
 
   async append(data: Uint8Array | string): Promise<void> {
+    if (this.failure) throw this.failure;
     // Copy: callers may reuse or transfer their buffers once we return.
     const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.from(data);
     this.chunks.push(buf);
     this.buffered += buf.byteLength;
-    if (this.buffered >= FLUSH_BYTES || Date.now() - this.lastFlush >= FLUSH_MS) await this.flush();
+    if (this.buffered >= sinkTuning.flushBytes || Date.now() - this.lastFlush >= sinkTuning.flushMs) await this.flush();
   }
 
   async flush(): Promise<void> {
@@ -55,24 +88,62 @@ export class FileSink {
     const buf = Buffer.concat(this.chunks, this.buffered);
     this.chunks = [];
     this.buffered = 0;
-    await this.fh.write(buf, 0, buf.byteLength, this.position);
-    this.position += buf.byteLength;
+    await this.writeFully(buf, this.position);
+    if (this.position >= 0) this.position += buf.byteLength;
+  }
+
+  /** Loops over short writes; a write that makes no progress is a full disk. */
+  private writeFully(buf: Uint8Array, position: number): Promise<void> {
+    return this.guard('cannot write', async () => {
+      let done = 0;
+      while (done < buf.byteLength) {
+        const at = position < 0 ? null : position + done;
+        const n = await outputIo().write(this.fh, buf, done, buf.byteLength - done, at);
+        if (!(n > 0)) throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
+        done += n;
+      }
+    });
   }
 
   async writeAt(data: Uint8Array, position: number): Promise<void> {
+    if (this.tempPath === null) throw new Error('writeAt on a stream');
     await this.flush(); // the buffer may hold the bytes at `position` (e.g. the header)
-    await this.fh.write(data, 0, data.byteLength, position);
+    await this.writeFully(data, position);
+  }
+
+  /** Flushes, fsyncs and closes: the bytes are on disk, still under the temp name. */
+  async seal(): Promise<void> {
+    await this.flush();
+    if (this.tempPath !== null) await this.guard('cannot sync', () => outputIo().fsync(this.fh));
+    this.closed = true;
+    await this.guard('cannot close', () => outputIo().close(this.fh));
+  }
+
+  /** Moves a sealed temp file to its final name. */
+  async publish(): Promise<void> {
+    if (this.tempPath === null) return;
+    const temp = this.tempPath;
+    await this.guard('cannot rename to', () => outputIo().rename(temp, this.finalPath));
+  }
+
+  /** Makes the renames in this file's folder durable. */
+  async syncFolder(): Promise<void> {
+    if (this.tempPath === null) return;
+    await this.guard('cannot sync the folder of', () => outputIo().fsyncDir(dirname(this.finalPath)));
   }
 
   async commit(): Promise<void> {
-    await this.flush();
-    await this.fh.sync();
-    await this.fh.close();
-    await rename(this.tempPath, this.finalPath);
+    await this.seal();
+    await this.publish();
+    await this.syncFolder();
   }
 
-  async discard(): Promise<void> {
-    await this.fh.close().catch(() => undefined);
-    await rm(this.tempPath, { force: true });
+  /** After a failure: closes quietly and leaves the temp file for --resume. */
+  async abandon(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.chunks = [];
+    this.buffered = 0;
+    await outputIo().close(this.fh).catch(() => undefined);
   }
 }

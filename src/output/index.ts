@@ -1,12 +1,22 @@
+import { lstat, rm } from 'node:fs/promises';
 import { extname } from 'node:path';
-import { JsonWriter } from './json-writer.js';
+import { OutputRefused } from './errors.js';
+import { partialPath } from './file-sink.js';
+import { JsonWriter, jsonJournalPath } from './json-writer.js';
 import { JsonlWriter } from './jsonl-writer.js';
+import { acquireOutputLock, type OutputLock } from './lock.js';
+import { manifestPathFor } from './manifest.js';
 import { NpyWriter } from './npy-writer.js';
 import { OUTPUT_FORMATS, type OutputFormat, type OutputWriter, type RunHeader } from './records.js';
+import { findResumePoint, type ResumeItem } from './resume.js';
+import { isStdoutName, resolveOutputTarget, type OutputTarget } from './target.js';
 
 export * from './records.js';
+export { OutputError, OutputRefused, systemReason } from './errors.js';
 export { manifestPathFor } from './manifest.js';
 export { partialPath } from './file-sink.js';
+export { headerDifferences } from './resume.js';
+export { NpyWriter } from './npy-writer.js';
 
 /** `-o -` is JSONL on stdout; otherwise the extension decides unless --format says. */
 export function resolveFormat(output: string, format?: string): OutputFormat {
@@ -14,24 +24,114 @@ export function resolveFormat(output: string, format?: string): OutputFormat {
     if (!OUTPUT_FORMATS.includes(format as OutputFormat)) {
       throw new Error(`--format must be one of ${OUTPUT_FORMATS.join(', ')}, got '${format}'`);
     }
-    if (output === '-' && format !== 'jsonl') throw new Error(`--format ${format} cannot go to stdout (-o -); use jsonl`);
+    if (isStdoutName(output) && format !== 'jsonl') throw new Error(`--format ${format} cannot go to stdout (-o -); use jsonl`);
     return format as OutputFormat;
   }
-  if (output === '-') return 'jsonl';
+  if (isStdoutName(output)) return 'jsonl';
   const ext = extname(output).toLowerCase().slice(1);
   if (ext === 'ndjson') return 'jsonl';
   if (OUTPUT_FORMATS.includes(ext as OutputFormat)) return ext as OutputFormat;
   throw new Error(`-o ${output}: cannot tell the format from the extension '${extname(output)}'; use .npy, .json, .jsonl or --format`);
 }
 
-export async function createWriter(output: string, format: OutputFormat, header: RunHeader): Promise<OutputWriter> {
-  if (output === '-') return JsonlWriter.toStream(process.stdout);
+/** Every file a run of this output writes: final names, temp names, the .json journal. */
+export function outputFiles(path: string, format: OutputFormat): string[] {
+  const finals = format === 'npy' ? [path, manifestPathFor(path)] : [path];
+  return [...finals, ...finals.map(partialPath), ...(format === 'json' ? [jsonJournalPath(path)] : [])];
+}
+
+/** `-o` checked and, for a file, locked: nothing has been written yet. */
+export interface PreparedOutput {
+  readonly target: OutputTarget;
+  readonly format: OutputFormat;
+  readonly lock?: OutputLock;
+  release(): void;
+}
+
+/**
+ * Before the model loads: resolve `-o`, take its lock, and refuse (or, with --force, remove) what
+ * an earlier run left. Only regular files are ever removed; FIFOs and devices are written into.
+ */
+export async function prepareOutput(output: string, o: { format?: string; resume?: boolean; force?: boolean }): Promise<PreparedOutput> {
+  const target = await resolveOutputTarget(output);
+  // `-o /dev/null` or a FIFO without an extension: the streaming format.
+  const format = target.kind === 'device' && o.format === undefined && !OUTPUT_FORMATS.includes(extname(output).slice(1).toLowerCase() as OutputFormat)
+    ? 'jsonl'
+    : resolveFormat(output, o.format);
+  if (target.kind !== 'file') {
+    if (o.resume) throw new OutputRefused(`--resume needs a file for -o, got ${target.kind === 'stdout' ? 'stdout' : `a ${target.what}`}`);
+    if (format === 'npy') {
+      const what = target.kind === 'stdout' ? 'stdout' : `a ${target.what}`;
+      throw new OutputRefused(`-o ${output}: .npy needs a regular file it can seek in, not ${what}; write .jsonl or .json there, or .npy to a file`);
+    }
+    return { target, format, release: () => undefined };
+  }
+  const lock = acquireOutputLock(target.path, output);
+  try {
+    if (!o.resume) await clearLeftovers(target.path, format, output, o.force === true);
+    return { target, format, lock, release: () => lock.release() };
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+}
+
+async function clearLeftovers(path: string, format: OutputFormat, output: string, force: boolean): Promise<void> {
+  const found: string[] = [];
+  for (const p of outputFiles(path, format)) {
+    const st = await lstat(p).catch(() => undefined);
+    if (!st) continue;
+    if (!st.isFile() && !st.isSymbolicLink()) throw new OutputRefused(`-o ${output}: ${p} is not a regular file; not touching it`);
+    found.push(p);
+  }
+  if (found.length === 0) return;
+  if (!force) {
+    throw new OutputRefused(`-o ${output}: ${found.join(', ')} already exist(s); use --resume to finish an interrupted run or --force to overwrite`);
+  }
+  await Promise.all(found.map((p) => rm(p, { force: true })));
+}
+
+export type OpenedOutput =
+  | { kind: 'complete'; rows: number; failures: number }
+  | { kind: 'writer'; writer: OutputWriter; startAt: number; rows: number; failures: number };
+
+/** After the model loads (the header is known): a fresh writer, a resumed one, or "already complete". */
+export async function openWriter(prepared: PreparedOutput, header: RunHeader, items: readonly ResumeItem[], resume: boolean): Promise<OpenedOutput> {
+  const { target, format } = prepared;
+  const fresh = { startAt: 0, rows: 0, failures: 0 };
+  if (target.kind === 'stdout') return { kind: 'writer', writer: await JsonlWriter.toStream(process.stdout, header), ...fresh };
+  if (target.kind === 'device') {
+    const writer = format === 'json'
+      ? await JsonWriter.toDevice(target.path, header, target.target)
+      : await JsonlWriter.toDevice(target.path, header, target.target);
+    return { kind: 'writer', writer, ...fresh };
+  }
+  const point = resume ? await findResumePoint(target.path, target.target, format, header, items) : { kind: 'fresh' as const };
+  if (point.kind === 'complete') return point;
+  if (point.kind === 'fresh') return { kind: 'writer', writer: await createFileWriter(target.path, format, header, target.target), ...fresh };
+  const { startAt, rows, failures } = point;
+  let writer: OutputWriter;
   switch (format) {
     case 'npy':
-      return NpyWriter.create(output, header);
-    case 'json':
-      return JsonWriter.create(output, header);
+      writer = await NpyWriter.resume(target.path, header, { rows, dataBytes: point.dataBytes, journalBytes: point.journalBytes }, target.target);
+      break;
     case 'jsonl':
-      return JsonlWriter.toFile(output);
+      writer = await JsonlWriter.resume(target.path, point.journalBytes, target.target);
+      break;
+    case 'json':
+      writer = await JsonWriter.resume(target.path, header, point.journalBytes, target.target);
+      break;
+  }
+  return { kind: 'writer', writer, startAt, rows, failures };
+}
+
+function createFileWriter(path: string, format: OutputFormat, header: RunHeader, target: string): Promise<OutputWriter> {
+  switch (format) {
+    case 'npy':
+      return NpyWriter.create(path, header, target);
+    case 'json':
+      return JsonWriter.create(path, header, target);
+    case 'jsonl':
+      return JsonlWriter.toFile(path, header, target);
   }
 }

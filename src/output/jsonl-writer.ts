@@ -1,45 +1,86 @@
+import { basename } from 'node:path';
 import type { Writable } from 'node:stream';
+import { OutputError } from './errors.js';
 import { FileSink } from './file-sink.js';
-import { descriptorToJson, type FailureRecord, type OutputWriter, type RowRecord, type RunSummary } from './records.js';
+import { failureLine, headerLine, summaryLine, type LineSink } from './journal.js';
+import { descriptorToJson, type FailureRecord, type OutputWriter, type RowRecord, type RunHeader, type RunSummary } from './records.js';
+
+export function rowLine(rec: RowRecord): string {
+  const line = { type: 'row', index: rec.index, path: rec.path, width: rec.width, height: rec.height, descriptor: descriptorToJson(rec.descriptor) };
+  return JSON.stringify(line) + '\n';
+}
+
+/** stdout as a LineSink: respects backpressure (a slow reader bounds our memory), every write checked. */
+export function streamSink(stream: Writable, target: string): LineSink {
+  let failure: Error | undefined;
+  return {
+    append: (line) =>
+      new Promise<void>((resolve, reject) => {
+        if (failure) return reject(failure);
+        const fail = (err: Error) => {
+          failure ??= new OutputError(target, 'cannot write to stdout', err);
+          reject(failure);
+        };
+        const ok = stream.write(line, (err) => (err ? fail(err) : undefined));
+        if (ok) resolve();
+        else stream.once('drain', resolve);
+      }),
+  };
+}
 
 /**
- * One record per input and line, in input order: rows carry `descriptor`, failures carry `error`
- * and `reason` (so a consumer sees every input). Written to a file (temp + rename) or to a stream
- * (stdout), flushed as produced.
+ * The journal itself, with descriptors: a header line, one `row` or `failure` line per input in
+ * input order, a `summary` line. A file is written under a temp name and renamed at the end; a run
+ * cut short leaves the temp name (kill) or a summary saying `complete: false` (Ctrl-C), and either
+ * resumes. stdout, a FIFO or a device get the same lines, streamed.
  */
 export class JsonlWriter implements OutputWriter {
   private constructor(
-    private readonly write: (line: string) => Promise<void>,
-    private readonly finish: () => Promise<void>,
+    private readonly sink: LineSink,
+    private readonly file: FileSink | undefined,
     readonly paths: readonly string[],
   ) {}
 
-  static async toFile(path: string): Promise<JsonlWriter> {
-    const sink = await FileSink.create(path);
-    return new JsonlWriter((l) => sink.append(l), () => sink.commit(), [path]);
+  static async toFile(path: string, header: RunHeader, target = path): Promise<JsonlWriter> {
+    const file = await FileSink.create(path, { target, file: basename(path) });
+    const writer = new JsonlWriter(file, file, [path]);
+    await file.append(headerLine(header));
+    return writer;
   }
 
-  static toStream(stream: Writable): JsonlWriter {
-    const write = (line: string) =>
-      new Promise<void>((resolve, reject) => {
-        // Respect backpressure so a slow consumer bounds our memory.
-        const ok = stream.write(line, (err) => (err ? reject(err) : undefined));
-        if (ok) resolve();
-        else stream.once('drain', resolve);
-      });
-    return new JsonlWriter(write, async () => undefined, ['stdout']);
+  static async resume(path: string, bytes: number, target = path): Promise<JsonlWriter> {
+    const file = await FileSink.reopen(path, bytes, { target, file: basename(path) });
+    return new JsonlWriter(file, file, [path]);
+  }
+
+  /** A FIFO or character device named by -o. */
+  static async toDevice(path: string, header: RunHeader, target = path): Promise<JsonlWriter> {
+    const file = await FileSink.direct(path, { target, file: basename(path) });
+    const writer = new JsonlWriter(file, file, [path]);
+    await file.append(headerLine(header));
+    return writer;
+  }
+
+  static async toStream(stream: Writable, header: RunHeader): Promise<JsonlWriter> {
+    const writer = new JsonlWriter(streamSink(stream, '-'), undefined, ['stdout']);
+    await writer.sink.append(headerLine(header));
+    return writer;
   }
 
   row(rec: RowRecord): Promise<void> {
-    const line = { index: rec.index, path: rec.path, width: rec.width, height: rec.height, descriptor: descriptorToJson(rec.descriptor) };
-    return this.write(JSON.stringify(line) + '\n');
+    return this.sink.append(rowLine(rec));
   }
 
   failure(rec: FailureRecord): Promise<void> {
-    return this.write(JSON.stringify({ index: rec.index, path: rec.path, error: rec.error, reason: rec.reason }) + '\n');
+    return this.sink.append(failureLine(rec));
   }
 
-  close(_summary: RunSummary): Promise<void> {
-    return this.finish();
+  async close(summary: RunSummary): Promise<void> {
+    await this.sink.append(summaryLine(summary));
+    await this.file?.commit();
+  }
+
+  async abandon(): Promise<void> {
+    await this.file?.abandon();
   }
 }

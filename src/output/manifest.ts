@@ -1,5 +1,6 @@
 import { basename, dirname, join } from 'node:path';
 import { FileSink } from './file-sink.js';
+import { failureLine, headerLine, summaryLine } from './journal.js';
 import type { FailureRecord, RowRecord, RunHeader, RunSummary } from './records.js';
 
 /** feats.npy → feats.manifest.jsonl (same folder). */
@@ -9,21 +10,21 @@ export function manifestPathFor(outputPath: string): string {
 }
 
 /**
- * JSONL, one line per event, in input order: a header line with the run's options, then for each
- * input a `row` (row number → path, original size) or a `failure` (reason, message), then a summary.
+ * The .npy's journal (see journal.ts): a header line with the run's options, then for each input a
+ * `row` (row number → path, original size) or a `failure` (reason, message), then a summary.
  */
 export class ManifestWriter {
-  private constructor(private readonly sink: FileSink) {}
+  private constructor(readonly sink: FileSink) {}
 
-  static async create(path: string, header: RunHeader): Promise<ManifestWriter> {
-    const sink = await FileSink.create(path);
-    await sink.append(JSON.stringify({ type: 'header', ...header }) + '\n');
+  static async create(path: string, header: RunHeader, target: string): Promise<ManifestWriter> {
+    const sink = await FileSink.create(path, { target, file: `manifest ${basename(path)}` });
+    await sink.append(headerLine(header));
     await sink.flush(); // a journal on disk always says what run it belongs to
     return new ManifestWriter(sink);
   }
 
-  static async reopen(path: string, length: number): Promise<ManifestWriter> {
-    return new ManifestWriter(await FileSink.reopen(path, length));
+  static async reopen(path: string, length: number, target: string): Promise<ManifestWriter> {
+    return new ManifestWriter(await FileSink.reopen(path, length, { target, file: `manifest ${basename(path)}` }));
   }
 
   get path(): string {
@@ -36,11 +37,10 @@ export class ManifestWriter {
   }
 
   failure(rec: FailureRecord): Promise<void> {
-    return this.sink.append(JSON.stringify({ type: 'failure', ...rec }) + '\n');
+    return this.sink.append(failureLine(rec));
   }
 
-  async close(summary: RunSummary): Promise<void> {
-    await this.sink.append(JSON.stringify({ type: 'summary', ...summary }) + '\n');
-    await this.sink.commit();
+  summary(summary: RunSummary): Promise<void> {
+    return this.sink.append(summaryLine(summary));
   }
 }

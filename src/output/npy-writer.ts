@@ -1,13 +1,16 @@
+import { basename } from 'node:path';
 import { NPY_HEADER_BYTES, float32ToFloat16Bits, npyHeader, type NpyDtype } from '../npy.js';
 import { FileSink } from './file-sink.js';
 import { ManifestWriter, manifestPathFor } from './manifest.js';
-import type { ResumePoint } from './resume.js';
 import type { FailureRecord, OutputWriter, RowRecord, RunHeader, RunSummary } from './records.js';
+
+/** Where an interrupted .npy run goes on: byte lengths to cut both temp files back to. */
+export interface NpyResumeAt { rows: number; dataBytes: number; journalBytes: number }
 
 /**
  * Streams rows into a .npy (C order, shape [N, D]): a fixed-size header is written first with
  * N = 0 and rewritten with the final N at close, so memory does not grow with N. The row → path
- * map and failures go to a JSONL manifest beside it.
+ * map and failures go to a JSONL manifest beside it (the journal a resume reads).
  */
 export class NpyWriter implements OutputWriter {
   private constructor(
@@ -18,18 +21,31 @@ export class NpyWriter implements OutputWriter {
     private rows = 0,
   ) {}
 
-  static async create(path: string, header: RunHeader): Promise<NpyWriter> {
+  /** `path` is where the bytes go (a symlink's target); `target` is the `-o` the user typed. */
+  static async create(path: string, header: RunHeader, target = path): Promise<NpyWriter> {
     const dtype: NpyDtype = header.dtype === 'float16' ? '<f2' : '<f4';
-    const data = await FileSink.create(path);
-    await data.append(npyHeader(dtype, [0, header.dim]));
-    const manifest = await ManifestWriter.create(manifestPathFor(path), header);
+    const data = await FileSink.create(path, { target, file: basename(path) });
+    let manifest: ManifestWriter;
+    try {
+      await data.append(npyHeader(dtype, [0, header.dim]));
+      manifest = await ManifestWriter.create(manifestPathFor(path), header, target);
+    } catch (err) {
+      await data.abandon();
+      throw err;
+    }
     return new NpyWriter(data, manifest, header.dim, dtype);
   }
 
-  /** Continues an interrupted run from the point `findResumePoint` established. */
-  static async resume(path: string, header: RunHeader, at: ResumePoint): Promise<NpyWriter> {
-    const data = await FileSink.reopen(path, at.npyBytes);
-    const manifest = await ManifestWriter.reopen(manifestPathFor(path), at.manifestBytes);
+  /** Continues an interrupted run from the point resume.ts established. */
+  static async resume(path: string, header: RunHeader, at: NpyResumeAt, target = path): Promise<NpyWriter> {
+    const data = await FileSink.reopen(path, at.dataBytes, { target, file: basename(path) });
+    let manifest: ManifestWriter;
+    try {
+      manifest = await ManifestWriter.reopen(manifestPathFor(path), at.journalBytes, target);
+    } catch (err) {
+      await data.abandon();
+      throw err;
+    }
     return new NpyWriter(data, manifest, header.dim, header.dtype === 'float16' ? '<f2' : '<f4', at.rows);
   }
 
@@ -59,11 +75,24 @@ export class NpyWriter implements OutputWriter {
     await this.manifest.failure(rec);
   }
 
+  /**
+   * Data first, then the journal that vouches for it, each synced before its rename; the manifest
+   * (the completion marker) is renamed last and the folder synced, so a final name never sits on a
+   * short file.
+   */
   async close(summary: RunSummary): Promise<void> {
     const header = npyHeader(this.dtype, [this.rows, this.dim]);
     if (header.length !== NPY_HEADER_BYTES) throw new Error('npy header size changed');
     await this.data.writeAt(header, 0);
-    await this.manifest.close(summary);
-    await this.data.commit();
+    await this.data.seal();
+    await this.manifest.summary(summary);
+    await this.manifest.sink.seal();
+    await this.data.publish();
+    await this.manifest.sink.publish();
+    await this.manifest.sink.syncFolder();
+  }
+
+  async abandon(): Promise<void> {
+    await Promise.all([this.data.abandon(), this.manifest.sink.abandon()]);
   }
 }

@@ -46,8 +46,10 @@ export interface OutputWriter {
   readonly paths: readonly string[];
   row(rec: RowRecord): Promise<void>;
   failure(rec: FailureRecord): Promise<void>;
-  /** Finalises and moves files to their final names. */
+  /** Finalises: syncs and moves files to their final names. */
   close(summary: RunSummary): Promise<void>;
+  /** After a failure: closes quietly, leaving what is on disk for --resume. */
+  abandon(): Promise<void>;
 }
 
 export type OutputFormat = 'npy' | 'json' | 'jsonl';

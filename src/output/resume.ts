@@ -1,29 +1,21 @@
-import { open, readFile, rename, stat } from 'node:fs/promises';
+import { lstat, open } from 'node:fs/promises';
+import { basename } from 'node:path';
 import { NPY_HEADER_BYTES, parseNpyHeader } from '../npy.js';
+import { OutputError, OutputRefused } from './errors.js';
 import { partialPath } from './file-sink.js';
+import { outputIo } from './io.js';
+import { readJournal, type JournalEntry, type JournalLine } from './journal.js';
+import { jsonJournalPath } from './json-writer.js';
 import { manifestPathFor } from './manifest.js';
-import type { RunHeader } from './records.js';
-import type { WorkItem } from '../run.js';
+import type { OutputFormat, RunHeader } from './records.js';
 
-/** Where an interrupted .npy run stands once its journal has been checked against the data file. */
-export interface ResumePoint {
-  /** Next input index to process. */
-  startAt: number;
-  rows: number;
-  failures: number;
-  /** Byte lengths to cut the temp files back to (their last consistent state). */
-  npyBytes: number;
-  manifestBytes: number;
-}
+/** One input as the run sees it: its position in the full input list and its path. */
+export interface ResumeItem { index: number; path: string }
 
 export type ResumeOutcome =
   | { kind: 'fresh' }
   | { kind: 'complete'; rows: number; failures: number }
-  | ({ kind: 'resume' } & ResumePoint);
-
-type ManifestLine = { type: string; index?: number; path?: string; row?: number; complete?: boolean; rows?: number; failures?: number };
-
-const exists = (p: string) => stat(p).then(() => true, () => false);
+  | { kind: 'resume'; startAt: number; rows: number; failures: number; journalBytes: number; dataBytes: number };
 
 /** Header fields that must match for rows of two runs to be interchangeable. */
 export function headerDifferences(a: RunHeader, b: RunHeader): string[] {
@@ -33,91 +25,179 @@ export function headerDifferences(a: RunHeader, b: RunHeader): string[] {
     .map((k) => `${k}: ${JSON.stringify(a[k])} before, ${JSON.stringify(b[k])} now`);
 }
 
-/**
- * Reads the manifest journal line by line; a torn last line (power cut mid-write) ends it.
- * Returns the parsed lines with the byte offset just after each.
- */
-function parseJournal(text: string): { line: ManifestLine; end: number }[] {
-  const out: { line: ManifestLine; end: number }[] = [];
-  let pos = 0;
-  while (pos < text.length) {
-    const nl = text.indexOf('\n', pos);
-    if (nl < 0) break;
-    try {
-      out.push({ line: JSON.parse(text.slice(pos, nl)) as ManifestLine, end: Buffer.byteLength(text.slice(0, nl + 1)) });
-    } catch {
-      break;
-    }
-    pos = nl + 1;
+interface Located { path: string; temp: boolean }
+
+/** The interrupted run's temp file if there is one, else the final file; only regular files count. */
+async function locate(finalPath: string, target: string): Promise<Located | undefined> {
+  for (const [path, temp] of [[partialPath(finalPath), true], [finalPath, false]] as const) {
+    const st = await lstat(path).catch(() => undefined);
+    if (!st) continue;
+    if (!st.isFile()) throw new OutputRefused(`-o ${target}: ${path} is not a regular file; refusing to resume into it`);
+    return { path, temp };
   }
-  return out;
+  return undefined;
 }
 
-/**
- * Works out how much of an earlier run of the same output is done. Looks for the temp files of a
- * killed run first, then for final files an interrupted (Ctrl-C) run left with `complete: false`.
- * The manifest says which inputs are done; the .npy's length says how many rows really reached the
- * disk; the smaller of the two wins, and both files are cut back to that point.
- */
-export async function findResumePoint(output: string, header: RunHeader, items: readonly WorkItem[]): Promise<ResumeOutcome> {
-  const manifestFinal = manifestPathFor(output);
-  let npyPath = partialPath(output);
-  let manifestPath = partialPath(manifestFinal);
-  if (!(await exists(npyPath)) || !(await exists(manifestPath))) {
-    if (!(await exists(output)) || !(await exists(manifestFinal))) return { kind: 'fresh' };
-    npyPath = output;
-    manifestPath = manifestFinal;
-  }
-  const journal = parseJournal(await readFile(manifestPath, 'utf8'));
-  // Killed before even the header reached the disk: nothing was done.
-  if (journal.length === 0) return { kind: 'fresh' };
-  const head = journal[0]?.line as (ManifestLine & RunHeader) | undefined;
-  if (head?.type !== 'header') throw new Error(`--resume: ${manifestPath} has no header line; use --force to start over`);
-  const { type: _type, ...before } = head;
-  const diffs = headerDifferences(before as RunHeader, header);
-  if (diffs.length > 0) {
-    throw new Error(`--resume: ${output} was made with different options (${diffs.join('; ')}); use --force to start over`);
-  }
-  const summary = journal.at(-1)?.line;
-  if (npyPath === output && summary?.type === 'summary' && summary.complete) {
-    return { kind: 'complete', rows: summary.rows ?? 0, failures: summary.failures ?? 0 };
-  }
+const foreign = (target: string, path: string, why: string) =>
+  new OutputRefused(`-o ${target}: ${basename(path)} ${why}: not a run spp-extract can resume; left untouched (use --force to replace it, or another -o)`);
 
-  const npyHead = Buffer.alloc(NPY_HEADER_BYTES);
-  const fh = await open(npyPath, 'r');
-  const { size } = await fh.stat();
-  await fh.read(npyHead, 0, NPY_HEADER_BYTES, 0).finally(() => fh.close());
-  const parsed = parseNpyHeader(npyHead);
-  const rowBytes = header.dim * (header.dtype === 'float16' ? 2 : 4);
-  if (parsed.headerBytes !== NPY_HEADER_BYTES || parsed.shape[1] !== header.dim) {
-    throw new Error(`--resume: ${npyPath} is not an spp-extract output of dimension ${header.dim}; use --force to start over`);
-  }
-  const rowsOnDisk = Math.floor((size - NPY_HEADER_BYTES) / rowBytes);
+/** What the journal says, checked line by line against the options and the input list. */
+interface JournalState { startAt: number; rows: number; failures: number; journalBytes: number; complete: boolean; sawHeader: boolean }
 
-  let rows = 0;
-  let failures = 0;
-  let manifestBytes = journal[0].end;
-  let startAt = 0;
-  for (const { line, end } of journal.slice(1)) {
-    if (line.type !== 'row' && line.type !== 'failure') break;
-    const expected = items[startAt];
+async function walkJournal(
+  path: string, target: string, header: RunHeader, items: readonly ResumeItem[], rowsOnDisk = Infinity,
+): Promise<JournalState> {
+  const s: JournalState = { startAt: 0, rows: 0, failures: 0, journalBytes: 0, complete: false, sawHeader: false };
+  await readJournal(path, ({ line, end }: JournalEntry) => {
+    if (!s.sawHeader) return checkHeader(line, path, target, header, s, end);
+    if (line.type === 'summary') {
+      s.complete = line.complete === true && s.startAt === items.length;
+      return false;
+    }
+    if (line.type !== 'row' && line.type !== 'failure') return false;
+    const expected = items[s.startAt];
     if (line.index !== expected?.index || line.path !== expected?.path) {
-      throw new Error(`--resume: input ${expected?.index ?? startAt} was '${line.path}' before and is '${expected?.path ?? '(none)'}' now; ` +
+      throw new OutputRefused(`--resume: input ${expected?.index ?? s.startAt} was '${line.path}' before and is '${expected?.path ?? '(none)'}' now; ` +
         'the input list changed; use --force to start over');
     }
     if (line.type === 'row') {
-      if (rows >= rowsOnDisk) break; // journalled but its bytes never reached the disk
-      rows++;
+      if (s.rows >= rowsOnDisk) return false; // journalled, but its bytes never reached the disk
+      s.rows++;
     } else {
-      failures++;
+      s.failures++;
     }
-    startAt++;
-    manifestBytes = end;
+    s.startAt++;
+    s.journalBytes = end;
+  });
+  return s;
+}
+
+function checkHeader(line: JournalLine, path: string, target: string, header: RunHeader, s: JournalState, end: number): void {
+  if (line.type !== 'header' || line.tool !== 'spp-extract') throw foreign(target, path, 'does not start with an spp-extract header');
+  const { type: _type, ...before } = line;
+  const diffs = headerDifferences(before as RunHeader, header);
+  if (diffs.length > 0) {
+    throw new OutputRefused(`--resume: ${target} was made with different options (${diffs.join('; ')}); use --force to start over`);
   }
-  // Continue in the temp files whichever pair we found.
-  if (npyPath === output) {
-    await rename(output, partialPath(output));
-    await rename(manifestFinal, partialPath(manifestFinal));
+  s.sawHeader = true;
+  s.journalBytes = end;
+}
+
+/** Puts final files back under their temp names, so the run goes on where a kill would have left it. */
+async function backToTemp(target: string, files: Located[]): Promise<void> {
+  for (const f of files) {
+    if (f.temp) continue;
+    await outputIo().rename(f.path, partialPath(f.path)).catch((err) => {
+      throw new OutputError(target, `cannot reopen ${basename(f.path)}`, err);
+    });
   }
-  return { kind: 'resume', startAt, rows, failures, npyBytes: NPY_HEADER_BYTES + rows * rowBytes, manifestBytes };
+}
+
+async function npyRowsOnDisk(data: Located, target: string, header: RunHeader): Promise<number> {
+  const head = Buffer.alloc(NPY_HEADER_BYTES);
+  const fh = await open(data.path, 'r');
+  const { size } = await fh.stat();
+  await fh.read(head, 0, NPY_HEADER_BYTES, 0).finally(() => fh.close());
+  let parsed: ReturnType<typeof parseNpyHeader> | undefined;
+  try {
+    parsed = parseNpyHeader(head);
+  } catch {
+    parsed = undefined;
+  }
+  const dtype = header.dtype === 'float16' ? '<f2' : '<f4';
+  if (!parsed || parsed.headerBytes !== NPY_HEADER_BYTES || parsed.shape[1] !== header.dim || parsed.dtype !== dtype) {
+    throw foreign(target, data.path, `is not an spp-extract .npy of ${header.dim} ${header.dtype} columns`);
+  }
+  return Math.floor((size - NPY_HEADER_BYTES) / (header.dim * (header.dtype === 'float16' ? 2 : 4)));
+}
+
+/**
+ * .npy: the manifest says which inputs are done, the .npy's length says how many rows really
+ * reached the disk; the smaller wins and both files are cut back to that point.
+ */
+async function resumeNpy(path: string, target: string, header: RunHeader, items: readonly ResumeItem[]): Promise<ResumeOutcome> {
+  const data = await locate(path, target);
+  const journal = await locate(manifestPathFor(path), target);
+  if (!data && !journal) return { kind: 'fresh' };
+  if (!journal) {
+    if (data!.temp) return { kind: 'fresh' }; // killed between creating the two files
+    throw foreign(target, data!.path, `has no manifest ${basename(manifestPathFor(path))}`);
+  }
+  if (!data) throw foreign(target, journal.path, `has no data file ${basename(path)} beside it`);
+  // Options first: a changed --levels also changes the width, and that is the better message.
+  const first = await walkJournal(journal.path, target, header, items, 0);
+  if (!first.sawHeader) {
+    if (journal.temp) return { kind: 'fresh' }; // killed before the header reached the disk
+    throw foreign(target, journal.path, 'is empty');
+  }
+  const rowsOnDisk = await npyRowsOnDisk(data, target, header);
+  const s = await walkJournal(journal.path, target, header, items, rowsOnDisk);
+  if (s.complete && !data.temp && !journal.temp) return { kind: 'complete', rows: s.rows, failures: s.failures };
+  await backToTemp(target, [data, journal]);
+  return { kind: 'resume', ...s, dataBytes: NPY_HEADER_BYTES + s.rows * header.dim * (header.dtype === 'float16' ? 2 : 4) };
+}
+
+/** .jsonl: its own lines are the journal; a torn last line is cut. */
+async function resumeJsonl(path: string, target: string, header: RunHeader, items: readonly ResumeItem[]): Promise<ResumeOutcome> {
+  const file = await locate(path, target);
+  if (!file) return { kind: 'fresh' };
+  const s = await walkJournal(file.path, target, header, items);
+  if (!s.sawHeader) {
+    if (file.temp) return { kind: 'fresh' };
+    throw foreign(target, file.path, 'does not start with an spp-extract header');
+  }
+  if (s.complete && !file.temp) return { kind: 'complete', rows: s.rows, failures: s.failures };
+  await backToTemp(target, [file]);
+  return { kind: 'resume', ...s, dataBytes: s.journalBytes };
+}
+
+/** .json: resumes from its journal; a finished file without one is either complete or not ours. */
+async function resumeJson(path: string, target: string, header: RunHeader, items: readonly ResumeItem[]): Promise<ResumeOutcome> {
+  const journal = jsonJournalPath(path);
+  const st = await lstat(journal).catch(() => undefined);
+  if (st?.isFile()) {
+    const s = await walkJournal(journal, target, header, items);
+    if (s.sawHeader) return { kind: 'resume', ...s, dataBytes: s.journalBytes };
+  }
+  const final = await lstat(path).catch(() => undefined);
+  if (!final) return { kind: 'fresh' };
+  if (!final.isFile()) throw new OutputRefused(`-o ${target}: is not a regular file; refusing to resume into it`);
+  const [head, tail] = await readEnds(path, final.size);
+  if (!head.startsWith('{"tool":"spp-extract"')) throw foreign(target, path, 'is not an spp-extract .json');
+  const done = /"summary":\{"rows":(\d+),"failures":(\d+),"complete":true\}\}\n$/.exec(tail);
+  if (done) {
+    if (!head.startsWith(JSON.stringify(header).slice(0, -1))) {
+      throw new OutputRefused(`--resume: ${target} was made with different options; use --force to start over`);
+    }
+    return { kind: 'complete', rows: Number(done[1]), failures: Number(done[2]) };
+  }
+  throw foreign(target, path, 'has no journal to resume from');
+}
+
+/** The first and last few KiB of a file, as text. */
+async function readEnds(path: string, size: number): Promise<[string, string]> {
+  const fh = await open(path, 'r');
+  try {
+    const head = Buffer.alloc(Math.min(size, 1 << 16));
+    const tail = Buffer.alloc(Math.min(size, 256));
+    await fh.read(head, 0, head.length, 0);
+    await fh.read(tail, 0, tail.length, size - tail.length);
+    return [head.toString('utf8'), tail.toString('utf8')];
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Works out how much of an earlier run of this output is done, for every format. */
+export function findResumePoint(
+  path: string, target: string, format: OutputFormat, header: RunHeader, items: readonly ResumeItem[],
+): Promise<ResumeOutcome> {
+  switch (format) {
+    case 'npy':
+      return resumeNpy(path, target, header, items);
+    case 'jsonl':
+      return resumeJsonl(path, target, header, items);
+    case 'json':
+      return resumeJson(path, target, header, items);
+  }
 }
