@@ -15,6 +15,7 @@ export function startInferenceWorker(config: WorkerConfig): Promise<InferenceWor
   const waiting = new Map<number, { resolve: (m: FeatureMap) => void; reject: (e: Error) => void }>();
   let nextId = 0;
   let failure: Error | undefined;
+  let closing = false;
 
   const failAll = (err: Error) => {
     failure = err;
@@ -35,7 +36,8 @@ export function startInferenceWorker(config: WorkerConfig): Promise<InferenceWor
       }
       const w = waiting.get(msg.id);
       waiting.delete(msg.id);
-      if (waiting.size === 0) worker.unref();
+      // Closing holds the worker until it exits (a reply still in flight must not let go of it).
+      if (waiting.size === 0 && !closing) worker.unref();
       if (!w) return;
       if (msg.ok) w.resolve({ data: msg.data, height: msg.height, width: msg.width, channels: msg.channels });
       else w.reject(new Error(msg.message));
@@ -45,6 +47,7 @@ export function startInferenceWorker(config: WorkerConfig): Promise<InferenceWor
   function close(): Promise<void> {
     if (failure) return Promise.resolve();
     // Held (ref) until it has exited, so the process never ends under a worker mid-teardown.
+    closing = true;
     worker.ref();
     const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
     worker.postMessage('close');

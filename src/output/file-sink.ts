@@ -135,7 +135,20 @@ export class FileSink {
   async commit(): Promise<void> {
     await this.seal();
     await this.publish();
-    await this.syncFolder();
+    await this.syncFolderOrUnpublish();
+  }
+
+  /**
+   * The last step of a commit: if the rename cannot be made durable, take the final name back so
+   * a failed run never leaves a file that claims to be complete.
+   */
+  async syncFolderOrUnpublish(): Promise<void> {
+    try {
+      await this.syncFolder();
+    } catch (err) {
+      if (this.tempPath !== null) await outputIo().rename(this.finalPath, this.tempPath).catch(() => undefined);
+      throw err;
+    }
   }
 
   /** After a failure: closes quietly and leaves the temp file for --resume. */

@@ -89,7 +89,7 @@ export class NpyWriter implements OutputWriter {
     await this.manifest.sink.seal();
     await this.data.publish();
     await this.manifest.sink.publish();
-    await this.manifest.sink.syncFolder();
+    await this.manifest.sink.syncFolderOrUnpublish();
   }
 
   async abandon(): Promise<void> {

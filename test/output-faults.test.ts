@@ -1,0 +1,149 @@
+/**
+ * Fault injection, the SQLite way: for each output format, make the k-th open / write / fsync /
+ * close / rename / folder-fsync of a small run fail (ENOSPC, EIO, or a short write followed by a
+ * full disk), for every k. Each time: the exit code is non-zero, no final file claims a complete
+ * run, and `--resume` once the fault is gone ends with the bytes of an uninterrupted run.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { main } from '../src/cli.js';
+import { nodeIo, setOutputIo, sinkTuning, type OutputIo } from '../src/output/io.js';
+import { fixture } from './helpers/shared.js';
+
+type Op = 'open' | 'write' | 'fsync' | 'close' | 'rename' | 'fsyncDir';
+type Fault = 'ENOSPC' | 'EIO' | 'short';
+const OPS: Op[] = ['open', 'write', 'fsync', 'close', 'rename', 'fsyncDir'];
+const FORMATS = ['npy', 'jsonl', 'json'] as const;
+
+const errno = (code: string) => Object.assign(new Error(`${code}: injected`), { code });
+
+/** Counts every operation; fails the k-th of one kind. After a short write, the disk is full. */
+function faultyIo(failOp?: Op, k = 0, fault: Fault = 'EIO'): { io: OutputIo; counts: Record<Op, number> } {
+  const counts = Object.fromEntries(OPS.map((o) => [o, 0])) as Record<Op, number>;
+  let diskFull = false;
+  const hit = (op: Op) => ++counts[op] === k && op === failOp;
+  const io: OutputIo = {
+    open: async (path, flags) => {
+      if (hit('open')) throw errno(fault === 'short' ? 'ENOSPC' : fault);
+      return nodeIo.open(path, flags);
+    },
+    write: async (fh: FileHandle, buf, offset, length, position) => {
+      if (diskFull) throw errno('ENOSPC');
+      if (hit('write')) {
+        if (fault !== 'short') throw errno(fault);
+        diskFull = true;
+        const half = Math.max(1, length >> 1);
+        return nodeIo.write(fh, buf, offset, half, position);
+      }
+      return nodeIo.write(fh, buf, offset, length, position);
+    },
+    fsync: async (fh) => {
+      if (hit('fsync')) throw errno(fault === 'short' ? 'EIO' : fault);
+      return nodeIo.fsync(fh);
+    },
+    truncate: (fh, length) => nodeIo.truncate(fh, length),
+    close: async (fh) => {
+      const failing = hit('close');
+      await nodeIo.close(fh);
+      if (failing) throw errno(fault === 'short' ? 'EIO' : fault);
+    },
+    rename: async (from, to) => {
+      if (hit('rename')) throw errno(fault === 'short' ? 'EIO' : fault);
+      return nodeIo.rename(from, to);
+    },
+    fsyncDir: async (dir) => {
+      if (hit('fsyncDir')) throw errno(fault === 'short' ? 'EIO' : fault);
+      return nodeIo.fsyncDir(dir);
+    },
+  };
+  return { io, counts };
+}
+
+let cacheDir = '';
+let base: string[] = [];
+const savedTuning = { ...sinkTuning };
+
+/** main() in this process, stderr captured (the fixture's text file is a recorded failure each run). */
+async function run(args: string[], io?: OutputIo): Promise<{ code: number; stderr: string }> {
+  const restore = io ? setOutputIo(io) : () => undefined;
+  const write = process.stderr.write.bind(process.stderr);
+  let stderr = '';
+  process.stderr.write = ((chunk: string | Uint8Array) => {
+    stderr += String(chunk);
+    return true;
+  }) as typeof process.stderr.write;
+  try {
+    const code = await main(['node', 'spp-extract', ...base, ...args]);
+    return { code, stderr };
+  } finally {
+    process.stderr.write = write;
+    restore();
+  }
+}
+
+const outName = (format: string) => `out.${format}`;
+const finalNames = (format: string) => (format === 'npy' ? ['out.npy', 'out.manifest.jsonl'] : [outName(format)]);
+
+/** A final file that says the run is complete. */
+function claimsComplete(dir: string, format: string): boolean {
+  const marker = join(dir, format === 'npy' ? 'out.manifest.jsonl' : outName(format));
+  if (!existsSync(marker)) return false;
+  const text = readFileSync(marker, 'utf8');
+  return format === 'json' ? /"complete":true\}\}\n$/.test(text) : /"type":"summary".*"complete":true/.test(text.trimEnd().split('\n').at(-1) ?? '');
+}
+
+const reference: Record<string, Record<string, Buffer>> = {};
+const opCounts: Record<string, Record<Op, number>> = {};
+
+before(async () => {
+  cacheDir = mkdtempSync(join(tmpdir(), 'spp-faults-cache-'));
+  base = [fixture('images'), '--model', fixture('tiny-layers'), '--engine', 'onnx', '--threads', '1', '--cache-dir', cacheDir, '-q', '--decode-ahead', '1'];
+  // One write per record, so every record is a fault point.
+  sinkTuning.flushBytes = 1;
+  for (const format of FORMATS) {
+    const dir = mkdtempSync(join(tmpdir(), 'spp-faults-ref-'));
+    const { io, counts } = faultyIo();
+    const r = await run(['-o', join(dir, outName(format))], io);
+    assert.equal(r.code, 2, r.stderr); // the fixture's text file is a recorded failure
+    reference[format] = Object.fromEntries(finalNames(format).map((n) => [n, readFileSync(join(dir, n))]));
+    opCounts[format] = counts;
+  }
+});
+
+after(() => Object.assign(sinkTuning, savedTuning));
+
+for (const format of FORMATS) {
+  test(`fault injection (${format}): every k-th open/write/fsync/close/rename/folder-fsync failing ends resumable and byte-identical`, async (t) => {
+    const counts = opCounts[format];
+    assert.ok(counts.write >= 6 && counts.rename >= 1 && counts.fsync >= 1, `a run has fault points: ${JSON.stringify(counts)}`);
+    let cases = 0;
+    for (const op of OPS) {
+      const faults: Fault[] = op === 'write' ? ['ENOSPC', 'EIO', 'short'] : op === 'open' ? ['ENOSPC', 'EIO'] : ['EIO'];
+      for (let k = 1; k <= counts[op]; k++) {
+        for (const fault of faults) {
+          const label = `${format} ${op} #${k} ${fault}`;
+          const dir = mkdtempSync(join(tmpdir(), 'spp-faults-'));
+          const out = join(dir, outName(format));
+          const failed = await run(['-o', out], faultyIo(op, k, fault).io);
+          assert.equal(failed.code, 1, `${label}: exit ${failed.code}: ${failed.stderr}`);
+          const errorLine = failed.stderr.split('\n').find((l) => l.startsWith('spp-extract: error:')) ?? '';
+          assert.match(errorLine, new RegExp(`-o ${out.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: .*(no space left on device|input/output error)`), label);
+          assert.doesNotMatch(errorLine, /\.partial/, `${label}: names -o, not the temp file`);
+          assert.equal(claimsComplete(dir, format), false, `${label}: nothing claims complete`);
+          const resumed = await run(['-o', out, '--resume']);
+          assert.equal(resumed.code, 2, `${label}: resume: ${resumed.stderr}`);
+          for (const [name, bytes] of Object.entries(reference[format])) {
+            assert.ok(readFileSync(join(dir, name)).equals(bytes), `${label}: ${name} byte-identical after --resume`);
+          }
+          assert.deepEqual(readdirSync(dir).sort(), finalNames(format).sort(), `${label}: no temp, journal or lock left`);
+          cases++;
+        }
+      }
+    }
+    t.diagnostic(`${format}: ${cases} injected faults, all resumable and byte-identical (${JSON.stringify(counts)})`);
+  });
+}
