@@ -115,6 +115,37 @@ test('SIGKILL, then a torn journal line and a short data file (power cut): --res
   assert.deepEqual(readdirSync(dir).filter((f) => f.endsWith('.partial')), [], 'temp files renamed away');
 });
 
+for (const format of ['jsonl', 'json'] as const) {
+  test(`.${format}: SIGKILL then SIGINT, each resumed; the result equals an uninterrupted run byte for byte`, async () => {
+    const dir = tmp();
+    const ref = join(dir, `reference.${format}`);
+    assert.equal((await runCli([imageDir, '-o', ref, ...MODEL, '-q'])).code, 2);
+    const out = join(dir, `run.${format}`);
+    const journal = format === 'jsonl' ? join(dir, '.run.jsonl.partial') : join(dir, '.run.json.journal.partial');
+    const killed = await runAndSignal([imageDir, '-o', out, ...MODEL, '--decode-ahead', '1'], journal, 60, 'SIGKILL');
+    assert.equal(killed.signal, 'SIGKILL');
+    assert.ok(!existsSync(out), 'a killed run leaves no final name');
+    // A torn last line, as a power cut leaves it.
+    writeFileSync(journal, readFileSync(journal, 'utf8') + '{"type":"row","index":9');
+    const refused = await runCli([imageDir, '-o', out, ...MODEL]);
+    assert.match(refused.stderr, /--resume .* --force/, 'leftovers are refused without --resume');
+    // Resume, and interrupt the resumed run too.
+    const interrupted = await runAndSignal([imageDir, '-o', out, ...MODEL, '--decode-ahead', '1', '--resume'], journal, 200, 'SIGINT');
+    assert.equal(interrupted.code, 130, interrupted.stderr);
+    assert.match(interrupted.stderr, /resuming .*: \d+ of 401 inputs already done/);
+    // Ctrl-C leaves a final file that says it is incomplete.
+    const text = readFileSync(out, 'utf8');
+    if (format === 'jsonl') assert.match(text.trimEnd().split('\n').at(-1)!, /"type":"summary".*"complete":false/);
+    else assert.match(text, /"complete":false\}\}\n$/);
+    const resumed = await runCli([imageDir, '-o', out, ...MODEL, '--resume', '-q']);
+    assert.equal(resumed.code, 2, resumed.stderr);
+    assert.ok(bytes(out).equals(bytes(ref)), `.${format} bytes equal the uninterrupted run`);
+    assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith('.')), [], 'no temp, journal or lock left');
+    const again = await runCli([imageDir, '-o', out, ...MODEL, '--resume']);
+    assert.match(again.stderr, /already complete \(400 rows, 1 failed\)/);
+  });
+}
+
 test('--resume refuses other options or another input list, naming what changed', async () => {
   const dir = tmp();
   const out = join(dir, 'run.npy');
