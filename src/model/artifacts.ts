@@ -19,6 +19,30 @@ export interface LoadedArtifacts {
   readonly weightBytes: number;
 }
 
+const BYTES_PER_ELEMENT: Record<string, number> = { float32: 4, int32: 4, bool: 1, complex64: 8, uint8: 1, uint16: 2, float16: 2 };
+
+/**
+ * Bytes a manifest group's shards must hold together (tfjs concatenates them), from each weight's
+ * dtype (or quantized dtype) and shape; undefined when a weight's size cannot be known up front
+ * (string tensors) or the spec is malformed.
+ */
+export function expectedGroupBytes(weights: readonly unknown[] | undefined): number | undefined {
+  if (!Array.isArray(weights)) return undefined;
+  let total = 0;
+  for (const w of weights as { dtype?: unknown; shape?: unknown; quantization?: { dtype?: unknown } }[]) {
+    const dtype = w?.quantization?.dtype ?? w?.dtype;
+    const size = typeof dtype === 'string' ? BYTES_PER_ELEMENT[dtype] : undefined;
+    if (size === undefined || !Array.isArray(w.shape)) return undefined;
+    let n = 1;
+    for (const d of w.shape) {
+      if (!Number.isSafeInteger(d) || d < 0) return undefined;
+      n *= d;
+    }
+    total += n * size;
+  }
+  return Number.isSafeInteger(total) ? total : undefined;
+}
+
 export function detectFormat(json: ModelJson): ModelFormat {
   if (json.format === 'graph-model' || Array.isArray((json.modelTopology as { node?: unknown }).node)) return 'graph';
   return 'layers';
@@ -70,12 +94,24 @@ export async function readArtifacts(modelJsonPath: string): Promise<LoadedArtifa
   const buffers: Buffer[] = [];
   const weightSpecs: io.WeightsManifestEntry[] = [];
   for (const group of json.weightsManifest) {
+    let groupBytes = 0;
     for (const p of group.paths) {
       try {
-        buffers.push(await readFile(join(dir, p)));
+        const bytes = await readFile(join(dir, p));
+        groupBytes += bytes.byteLength;
+        buffers.push(bytes);
       } catch (err) {
         throw new Error(`--model ${modelJsonPath}: weight file '${p}' is missing or unreadable (${(err as Error).message})`);
       }
+    }
+    // A short or padded shard would otherwise surface as a shape error deep in tfjs, or not at all.
+    const expected = expectedGroupBytes(group.weights);
+    if (expected !== undefined && groupBytes !== expected) {
+      const one = group.paths.length === 1;
+      throw new Error(
+        `--model ${modelJsonPath}: weight file${one ? '' : 's'} '${group.paths.join("', '")}' hold${one ? 's' : ''} ${groupBytes} bytes, ` +
+          `the manifest's weights need ${expected} (truncated or mismatched file)`,
+      );
     }
     weightSpecs.push(...group.weights);
   }

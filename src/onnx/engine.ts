@@ -4,7 +4,8 @@
  * path (loadBackbone), so feature maps are interchangeable.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { rmSync } from 'node:fs';
+import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
@@ -21,13 +22,31 @@ import {
   type RgbImage,
 } from '../model/backbone.js';
 import { DEFAULT_MODEL_ID } from '../model/registry.js';
-import { defaultCacheDir, resolveModel } from '../model/source.js';
+import {
+  CACHE_WARNING_KEY,
+  cacheUnwritableWarning,
+  defaultCacheDir,
+  ensureDir,
+  isFsError,
+  privateTempDir,
+  resolveModel,
+  sweepStale,
+  type WarningSink,
+} from '../model/source.js';
 import { makeFeatureMap, sessionOptions, type Runner, type TensorLayout } from './session.js';
 import { startInferenceWorker } from './worker-client.js';
 import { CONVERTER_VERSION, autoKerasLeaf, convertToOnnx, kerasLeaves, parseLayersTopology } from './convert.js';
 
 
 export type { TensorLayout } from './session.js';
+
+// With $HOME unwritable (docker run --user), ORT's telemetry falls back to writing ':memory:.ses'
+// into the working directory and logs "Failed to persist telemetry device ID" on stderr. Read by
+// ORT when its environment is created (first session), so set before that; a user's value is kept.
+process.env.ORT_DISABLE_TELEMETRY ??= '1';
+// ORT's default 'warning' level prints lines beside our own one-line warnings; an embedding
+// application's choice of level is kept.
+if (ort.env.logLevel === 'warning') ort.env.logLevel = 'error';
 
 export interface OnnxBackboneOptions extends BackboneOptions {
   /** Run inference in a worker thread (default true) so decoding, SPP and writing overlap it. */
@@ -48,14 +67,21 @@ export interface OnnxBackboneOptions extends BackboneOptions {
    */
   mean?: readonly number[];
   std?: readonly number[];
+  /** Problems worth one line to the user (an unwritable cache); loadEngine collects them. */
+  onWarning?: WarningSink;
 }
 
 export interface OnnxBackboneInfo extends BackboneInfo {
-  /** The .onnx file the session runs: the cached conversion, or the user's file. */
+  /**
+   * The .onnx file the session runs: the cached conversion, or the user's file. With an unwritable
+   * cache: a temporary file, deleted once the sessions have loaded it, or '(memory)'.
+   */
   readonly onnxPath: string;
   readonly onnxSource: 'converted' | 'user';
   /** Converted models: whether the .onnx came from the cache (false: converted by this load). */
   readonly cacheHit: boolean;
+  /** Set when the cache could not be written: why, and where the model was put instead. */
+  readonly cacheFallback?: { readonly reason: string; readonly to: 'temp' | 'memory' };
   readonly threads: number;
   readonly inputLayout: TensorLayout;
   readonly mean?: readonly number[];
@@ -93,16 +119,48 @@ function backendName(threads: number): string {
   return `onnxruntime-node (cpu, ${threads} thread${threads === 1 ? '' : 's'})`;
 }
 
+/** Unique temp name + rename: concurrent writers each install a whole file, readers never see a partial one. */
 async function writeAtomic(path: string, bytes: Uint8Array): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
+  await ensureDir(dirname(path));
+  await sweepStale(dirname(path), (name) => /\.onnx\.tmp-\d+-[0-9a-f]{8}$/.test(name));
   const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
-    await writeFile(tmp, bytes);
+    await writeFile(tmp, bytes, { flag: 'wx' });
     await rename(tmp, path);
   } catch (err) {
     await rm(tmp, { force: true });
     throw err;
   }
+}
+
+/*
+ * Cached .onnx files carry their own checksum, so a file torn by a killed process (or damaged on
+ * disk) is detected instead of loaded: the SHA-256 of the model bytes is appended as one more
+ * ModelProto.metadata_props entry (field 14), which ONNX Runtime reads as ordinary metadata.
+ */
+const SEAL_KEY = 'spp_extract_sha256';
+const SEAL_HEAD = Buffer.from([0x72, 2 + SEAL_KEY.length + 2 + 64, 0x0a, SEAL_KEY.length, ...Buffer.from(SEAL_KEY), 0x12, 64]);
+const SEAL_LENGTH = SEAL_HEAD.length + 64;
+
+export function sealOnnx(model: Uint8Array): Uint8Array {
+  const digest = createHash('sha256').update(model).digest('hex');
+  return Buffer.concat([model, SEAL_HEAD, Buffer.from(digest, 'latin1')]);
+}
+
+/** True when `bytes` end with a seal whose checksum matches everything before it. */
+export function isSealedOnnx(bytes: Uint8Array): boolean {
+  if (bytes.byteLength <= SEAL_LENGTH) return false;
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const at = buf.byteLength - SEAL_LENGTH;
+  if (!buf.subarray(at, at + SEAL_HEAD.length).equals(SEAL_HEAD)) return false;
+  const digest = createHash('sha256').update(buf.subarray(0, at)).digest('hex');
+  return buf.subarray(at + SEAL_HEAD.length).toString('latin1') === digest;
+}
+
+/** The cached model's bytes, or undefined when missing, torn or corrupt (then it is rebuilt). */
+async function readCached(path: string): Promise<Uint8Array | undefined> {
+  const bytes = await readFile(path).catch(() => undefined);
+  return bytes && isSealedOnnx(bytes) ? bytes : undefined;
 }
 
 function isOnnxSpec(spec: string): boolean {
@@ -126,7 +184,7 @@ async function loadConverted(spec: string, opts: OnnxBackboneOptions, threads: n
     throw new Error('--mean/--std/--input-layout apply to a .onnx model only; TF.js models take --input-range');
   }
   const cacheDir = opts.cacheDir ?? defaultCacheDir();
-  const source = await resolveModel(spec, cacheDir);
+  const source = await resolveModel(spec, cacheDir, { onWarning: opts.onWarning });
   const loaded = await readArtifacts(source.modelJsonPath);
   const { format } = loaded;
   type Node = { name: string; op: string; input?: string[] };
@@ -161,18 +219,14 @@ async function loadConverted(spec: string, opts: OnnxBackboneOptions, threads: n
   hash.update(`\0layer=${layer}\0converter=${CONVERTER_VERSION}`);
   const onnxPath = join(cacheDir, 'onnx', `${hash.digest('hex')}.onnx`);
 
-  const convert = async () => writeAtomic(onnxPath, convertToOnnx(loaded, layer).onnx);
-  let cacheHit = await isFile(onnxPath);
-  if (!cacheHit) await convert();
+  const store = await cachedOnnx(onnxPath, () => convertToOnnx(loaded, layer).onnx, cacheDir, opts);
+  const { cacheHit, cacheFallback } = store;
   let session: ort.InferenceSession;
   try {
-    session = await ort.InferenceSession.create(onnxPath, sessionOptions(threads));
+    session = await ort.InferenceSession.create(store.bytes, sessionOptions(threads));
   } catch (err) {
-    if (!cacheHit) throw err;
-    // A damaged cache file: convert again once.
-    cacheHit = false;
-    await convert();
-    session = await ort.InferenceSession.create(onnxPath, sessionOptions(threads));
+    store.cleanup();
+    throw err;
   }
 
   const runner: Runner = { session, inputName: session.inputNames[0], outputName: session.outputNames[0], layout: 'nhwc', range: range.inputRange };
@@ -184,6 +238,7 @@ async function loadConverted(spec: string, opts: OnnxBackboneOptions, threads: n
     probe = await featureMap({ data: new Uint8Array(224 * 224 * 3), width: 224, height: 224 });
   } catch (err) {
     release();
+    store.cleanup();
     throw err;
   }
   const info: OnnxBackboneInfo = {
@@ -195,13 +250,63 @@ async function loadConverted(spec: string, opts: OnnxBackboneOptions, threads: n
     layerChosenBy: opts.layer ? 'user' : 'auto',
     channels: probe.channels,
     ...range,
-    onnxPath,
+    onnxPath: store.path ?? '(memory)',
     onnxSource: 'converted',
     cacheHit,
+    ...(cacheFallback ? { cacheFallback } : {}),
     threads,
     inputLayout: 'nhwc',
   };
-  return finish({ info, featureMap, candidateLayers: candidates, dispose: release }, runner, onnxPath, threads, opts);
+  const backbone: OnnxBackbone = { info, featureMap, candidateLayers: candidates, dispose: release };
+  // No file for the worker to load: inference stays on this thread.
+  if (store.path === undefined) return backbone;
+  try {
+    return await finish(backbone, runner, store.path, threads, opts);
+  } finally {
+    // The sessions hold the model now; a temporary copy is not needed past this point.
+    store.cleanup();
+  }
+}
+
+interface StoredOnnx {
+  bytes: Uint8Array;
+  /** File the inference worker loads; undefined when the model exists only in memory. */
+  path?: string;
+  cacheHit: boolean;
+  cacheFallback?: { reason: string; to: 'temp' | 'memory' };
+  /** Removes a temporary copy (no-op for the cache). */
+  cleanup: () => void;
+}
+
+/**
+ * The converted model, from the cache when a sealed copy is there, else converted and stored with
+ * an atomic rename. When the cache cannot be written (EACCES, EROFS, ENOTDIR, /proc, a full disk)
+ * the model goes to a private temp file (or stays in memory) and one warning says how to fix it.
+ */
+async function cachedOnnx(onnxPath: string, convert: () => Uint8Array, cacheDir: string, opts: OnnxBackboneOptions): Promise<StoredOnnx> {
+  const cached = await readCached(onnxPath);
+  if (cached) return { bytes: cached, path: onnxPath, cacheHit: true, cleanup: () => undefined };
+  const bytes = sealOnnx(convert());
+  try {
+    await writeAtomic(onnxPath, bytes);
+    return { bytes, path: onnxPath, cacheHit: false, cleanup: () => undefined };
+  } catch (err) {
+    if (!isFsError(err)) throw err;
+    opts.onWarning?.(cacheUnwritableWarning(cacheDir, err), CACHE_WARNING_KEY);
+    const reason = err.message.split('\n')[0];
+    if (opts.worker === false) return { bytes, cacheHit: false, cacheFallback: { reason, to: 'memory' }, cleanup: () => undefined };
+    let dir: string | undefined;
+    try {
+      dir = await privateTempDir();
+      const path = join(dir, 'model.onnx');
+      await writeFile(path, bytes);
+      const remove = () => rmSync(dir!, { recursive: true, force: true });
+      return { bytes, path, cacheHit: false, cacheFallback: { reason, to: 'temp' }, cleanup: remove };
+    } catch {
+      if (dir) rmSync(dir, { recursive: true, force: true });
+      return { bytes, cacheHit: false, cacheFallback: { reason, to: 'memory' }, cleanup: () => undefined };
+    }
+  }
 }
 
 /**
