@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { main, systemReason } from '../dist/src/cli.js';
+import { main, systemReason } from '../dist/src/cli/main.js';
 
 // A consumer that stops reading (`| head`) is not an error of ours: end quietly, as SIGPIPE would.
 // Any other stdout failure (a full disk behind `> file`) is one line and exit 1, never a stack trace.

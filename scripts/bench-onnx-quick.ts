@@ -8,8 +8,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import sharp from 'sharp';
-import { loadBackbone, type Backbone, type RgbImage } from '../src/model/backbone.js';
-import { loadOnnxBackbone } from '../src/onnx/engine.js';
+import { loadBackbone, type Backbone, type RgbImage } from '../src/backbone/tfjs/backbone.js';
+import { loadOnnxBackbone } from '../src/backbone/onnx/backbone.js';
 
 const repo = resolve(new URL('../..', import.meta.url).pathname);
 const model = process.argv[2] ?? join(repo, '..', 'shared', 'models', 'keras-mobilenet_v1_0.75_224');

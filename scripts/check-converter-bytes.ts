@@ -1,7 +1,7 @@
 /**
  * Fingerprints the TF.js → ONNX converter: for each real model in ../shared/models and the two tiny
  * fixtures, the sha256 of the ONNX bytes for the auto-chosen layer (the same choice as
- * src/onnx/engine.ts), for one non-default layer, and one digest over every candidate layer
+ * src/backbone/onnx/backbone.ts), for one non-default layer, and one digest over every candidate layer
  * (bytes + channels, or the error message). Run before and after a converter refactor: the output
  * must not change.
  * Run: npx tsc -p tsconfig.json && node dist/scripts/check-converter-bytes.js [--all] [model-dir ...]
@@ -10,9 +10,9 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { readArtifacts, type LoadedArtifacts } from '../src/model/artifacts.js';
-import { autoGraphNode } from '../src/model/backbone.js';
-import { autoKerasLeaf, convertToOnnx, kerasLeaves, parseLayersTopology } from '../src/onnx/convert.js';
+import { readArtifacts, type LoadedArtifacts } from '../src/backbone/artifacts.js';
+import { autoGraphNode } from '../src/backbone/tfjs/backbone.js';
+import { autoKerasLeaf, convertToOnnx, kerasLeaves, parseLayersTopology } from '../src/backbone/onnx/convert.js';
 
 const repo = resolve(new URL('../..', import.meta.url).pathname);
 const sha = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');

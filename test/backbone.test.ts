@@ -7,10 +7,10 @@ import { test } from 'node:test';
 import sharp from 'sharp';
 import * as mobilenet from '@tensorflow-models/mobilenet';
 import { IMAGENET_CLASSES } from '@tensorflow-models/mobilenet/dist/imagenet_classes.js';
-import { tf } from '../src/backend.js';
-import { createExtractor } from '../src/extractor.js';
-import { loadBackbone, preprocess } from '../src/model/backbone.js';
-import { readArtifacts } from '../src/model/artifacts.js';
+import { tf } from '../src/backbone/tfjs/backend.js';
+import { createExtractor } from '../src/pipeline/extractor.js';
+import { loadBackbone, preprocess } from '../src/backbone/tfjs/backbone.js';
+import { readArtifacts } from '../src/backbone/artifacts.js';
 import { hasNumpy } from './helpers/python.js';
 import { REPO_ROOT, fixture, missingShared, sharedPath } from './helpers/shared.js';
 import { syntheticPixels } from './helpers/pixels.js';
@@ -138,7 +138,7 @@ test('keras MobileNet v1 0.75 (layers): any size, and grace_hopper → "military
   // Classify with the full network on pixels decoded by the tool and scaled by the tool's preprocessing.
   const { artifacts } = await readArtifacts(join(modelDir, 'model.json'));
   const full = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
-  const { decodeImage } = await import('../src/decode.js');
+  const { decodeImage } = await import('../src/decode/decode.js');
   const img = await decodeImage(sharedPath('images', 'photos', 'grace_hopper.jpg'));
   const probs = tf.tidy(() => (full.predict(preprocess(img, [-1, 1])) as tf.Tensor).reshape([-1]));
   const top = (await probs.argMax().data())[0];

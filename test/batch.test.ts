@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { before, test } from 'node:test';
 import sharp from 'sharp';
 import zlib from 'node:zlib';
-import { parseNpyHeader } from '../src/npy.js';
+import { parseNpyHeader } from '../src/output/npy.js';
 import { parseShard, shardOfPath } from '../src/shard.js';
 import { runCli } from './helpers/cli.js';
 import { hasNumpy, runPython } from './helpers/python.js';

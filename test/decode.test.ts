@@ -13,7 +13,7 @@ import {
   decodeImage,
   validateDecodeOptions,
   workingSize,
-} from '../src/decode.js';
+} from '../src/decode/decode.js';
 import { TORTURE_EXPECTED as EXPECTED, type Outcome } from './helpers/torture.js';
 
 // Tests run from the repo root; shared data lives beside it unless SPP_SHARED_DIR says otherwise.

@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, t
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { checkWeightPath, downloadLimits, parseByteSize, resolveModel } from '../src/model/source.js';
+import { checkWeightPath, downloadLimits, parseByteSize, resolveModel } from '../src/backbone/source.js';
 import { runCli } from './helpers/cli.js';
 import { fixture } from './helpers/shared.js';
 

@@ -4,7 +4,7 @@ import { promises as fsp } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { IMAGE_EXTENSIONS, comparePaths, expandInputs, type InputEntry } from '../src/inputs.js';
+import { IMAGE_EXTENSIONS, comparePaths, expandInputs, type InputEntry } from '../src/inputs/expand.js';
 
 async function tree(files: string[]): Promise<string> {
   const root = await fsp.mkdtemp(path.join(os.tmpdir(), 'spp-inputs-'));

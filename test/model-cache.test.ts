@@ -3,10 +3,10 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, t
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { loadEngine } from '../src/engine.js';
-import { createExtractor } from '../src/extractor.js';
-import { ensureDir } from '../src/model/source.js';
-import { isSealedOnnx, loadOnnxBackbone, type OnnxBackbone } from '../src/onnx/engine.js';
+import { loadEngine } from '../src/backbone/load.js';
+import { createExtractor } from '../src/pipeline/extractor.js';
+import { ensureDir } from '../src/backbone/source.js';
+import { isSealedOnnx, loadOnnxBackbone, type OnnxBackbone } from '../src/backbone/onnx/backbone.js';
 import { runCli } from './helpers/cli.js';
 import { syntheticPixels } from './helpers/pixels.js';
 import { fixture, missingShared, sharedPath } from './helpers/shared.js';

@@ -3,7 +3,7 @@ import { appendFileSync, closeSync, mkdtempSync, openSync, readFileSync, rmSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { NPY_HEADER_BYTES, encodeNpy, float32ToFloat16Bits, npyHeader, parseNpyHeader, type NpyDtype } from '../src/npy.js';
+import { NPY_HEADER_BYTES, encodeNpy, float32ToFloat16Bits, npyHeader, parseNpyHeader, type NpyDtype } from '../src/output/npy.js';
 import { NO_NUMPY, hasNumpy, runPython } from './helpers/python.js';
 
 let dir = '';

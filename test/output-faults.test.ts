@@ -10,7 +10,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { main } from '../src/cli.js';
+import { main } from '../src/cli/main.js';
 import { nodeIo, setOutputIo, sinkTuning, type OutputIo } from '../src/output/io.js';
 import { fixture } from './helpers/shared.js';
 

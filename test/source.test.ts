@@ -4,8 +4,8 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { defaultCacheDir, resolveModel } from '../src/model/source.js';
-import { findRegistryEntry, modelJsonUrl } from '../src/model/registry.js';
+import { defaultCacheDir, resolveModel } from '../src/backbone/source.js';
+import { findRegistryEntry, modelJsonUrl } from '../src/backbone/registry.js';
 import { fixture } from './helpers/shared.js';
 
 /** Serves fixtures/tiny-graph on loopback and records the URLs asked for. */

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import {
   binRange, descriptorLength, normalizeDescriptor, spatialPyramidPool, validateLevels,
   type FeatureMap, type NormalizeMode, type PoolMode,
-} from '../src/spp.js';
+} from '../src/spp/spp.js';
 
 interface GoldenResult { levels: number[]; pool: PoolMode; expected: number[] }
 interface GoldenCase { height: number; width: number; channels: number; data: number[]; results: GoldenResult[] }

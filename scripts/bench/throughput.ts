@@ -72,9 +72,9 @@ async function readList(file: string): Promise<string[]> {
  * image SPP + normalise and the .npy row + manifest line through the tool's own writer.
  */
 async function configBareOrt(paths: string[], model: string, cacheDir: string): Promise<void> {
-  const { decodeImage } = await import('../../src/decode.js');
-  const { loadOnnxBackbone } = await import('../../src/onnx/engine.js');
-  const { descriptorLength, spatialPyramidPool, normalizeDescriptor } = await import('../../src/spp.js');
+  const { decodeImage } = await import('../../src/decode/decode.js');
+  const { loadOnnxBackbone } = await import('../../src/backbone/onnx/backbone.js');
+  const { descriptorLength, spatialPyramidPool, normalizeDescriptor } = await import('../../src/spp/spp.js');
   const { NpyWriter } = await import('../../src/output/index.js');
 
   let t0 = performance.now();
@@ -260,7 +260,7 @@ async function parentMain(): Promise<void> {
   console.log(`# ${machineLine()}`);
 
   // The CLI's own input order (byte order of relative paths), from the library.
-  const { expandInputs } = await import('../../src/inputs.js');
+  const { expandInputs } = await import('../../src/inputs/expand.js');
   const all = (await expandInputs([labelled])).map((e) => e.path);
   // --quick: every 5th photo, so the subset still spans the 10 classes (the first 100 would be 2).
   const subset = opt.quick ? all.filter((_, i) => i % 5 === 0) : all;

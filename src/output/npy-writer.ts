@@ -1,5 +1,5 @@
 import { basename } from 'node:path';
-import { NPY_HEADER_BYTES, float32ToFloat16Bits, npyHeader, type NpyDtype } from '../npy.js';
+import { NPY_HEADER_BYTES, float32ToFloat16Bits, npyHeader, type NpyDtype } from './npy.js';
 import { FileSink } from './file-sink.js';
 import { ManifestWriter, manifestPathFor } from './manifest.js';
 import type { FailureRecord, OutputWriter, RowRecord, RunHeader, RunSummary } from './records.js';

@@ -1,6 +1,6 @@
 import { lstat, open } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { NPY_HEADER_BYTES, parseNpyHeader } from '../npy.js';
+import { NPY_HEADER_BYTES, parseNpyHeader } from './npy.js';
 import { OutputError, OutputRefused } from './errors.js';
 import { partialPath } from './file-sink.js';
 import { outputIo } from './io.js';

@@ -1,4 +1,4 @@
-import type { RgbImage } from '../../src/model/backbone.js';
+import type { RgbImage } from '../../src/backbone/tfjs/backbone.js';
 
 /** Deterministic noise pixels (LCG), so model tests need no image files. */
 export function syntheticPixels(width: number, height: number, seed: number): RgbImage {

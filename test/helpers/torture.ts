@@ -1,4 +1,4 @@
-import type { DecodeFailureReason } from '../../src/decode.js';
+import type { DecodeFailureReason } from '../../src/decode/decode.js';
 
 export type Outcome = 'row' | DecodeFailureReason;
 

@@ -1,5 +1,5 @@
 /** The converter's entry point: picks the TF-graph or the Keras converter by model format. */
-import type { LoadedArtifacts } from '../../model/artifacts.js';
+import type { LoadedArtifacts } from '../../artifacts.js';
 import type { ConvertResult } from './common.js';
 import { convertLayers } from './keras-convert.js';
 import { convertGraph } from './tf-graph.js';

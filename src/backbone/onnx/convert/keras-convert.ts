@@ -3,7 +3,7 @@
  * (nested models included). Layers evaluate on demand from the target backwards (memoised); the
  * per-class rules live in keras-ops.ts.
  */
-import type { LoadedArtifacts } from '../../model/artifacts.js';
+import type { LoadedArtifacts } from '../../artifacts.js';
 import { ONNX_INPUT, UnsupportedOpError, type ConvertResult } from './common.js';
 import { finish, OnnxBuilder, startGraph, type Val } from './builder.js';
 import { parseLayersTopology, type KerasLayer, type KerasModel, type Ref, type Shape } from './keras-model.js';

@@ -3,7 +3,7 @@
  * demand from the target backwards (memoised), so only the target's ancestors are emitted; the
  * per-op rules live in tf-ops.ts / tf-conv.ts.
  */
-import type { LoadedArtifacts } from '../../model/artifacts.js';
+import type { LoadedArtifacts } from '../../artifacts.js';
 import { ONNX_INPUT, type ConvertResult } from './common.js';
 import { finish, OnnxBuilder, startGraph, type Val } from './builder.js';
 import { decodeWeights, type Weight } from './weights.js';

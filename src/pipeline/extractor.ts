@@ -1,10 +1,10 @@
-import { decodeImage, validateDecodeOptions, type DecodeOptions } from './decode.js';
-import { loadEngine, type EngineOptions } from './engine.js';
-import type { Backbone, BackboneInfo } from './model/backbone.js';
+import { decodeImage, validateDecodeOptions, type DecodeOptions } from '../decode/decode.js';
+import { loadEngine, type EngineOptions } from '../backbone/load.js';
+import type { Backbone, BackboneInfo } from '../backbone/tfjs/backbone.js';
 import {
   descriptorLength, normalizeDescriptor, spatialPyramidPool, validateLevels,
   type NormalizeMode, type PoolMode,
-} from './spp.js';
+} from '../spp/spp.js';
 
 export interface SppOptions {
   /** Pyramid levels, n×n bins each; default [1, 2, 4]. The paper uses e.g. [6, 3, 2, 1]. */

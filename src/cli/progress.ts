@@ -1,5 +1,5 @@
 import ora, { type Ora } from 'ora';
-import type { RunProgress } from './run.js';
+import type { RunProgress } from '../pipeline/run.js';
 
 export interface Reporter {
   start(total: number): void;

@@ -1,17 +1,17 @@
 import { Command, Option } from 'commander';
-import { BACKEND_CHOICES, type BackendChoice } from './backend.js';
-import type { DecodeOptions } from './decode.js';
-import type { EngineChoice } from './engine.js';
-import { createExtractor, validateSppOptions, type Extractor, type ExtractorOptions } from './extractor.js';
-import { expandInputs } from './inputs.js';
-import { validateInputRange } from './model/backbone.js';
-import { DEFAULT_MODEL_ID, MODEL_REGISTRY } from './model/registry.js';
-import { mergeShards } from './merge.js';
-import { OutputError, openWriter, prepareOutput, type OpenedOutput, type PreparedOutput, type RunHeader, type RunSummary } from './output/index.js';
-import { parseShard, selectShard, type ShardSpec } from './shard.js';
+import { BACKEND_CHOICES, type BackendChoice } from '../backbone/tfjs/backend.js';
+import type { DecodeOptions } from '../decode/decode.js';
+import type { EngineChoice } from '../backbone/load.js';
+import { createExtractor, validateSppOptions, type Extractor, type ExtractorOptions } from '../pipeline/extractor.js';
+import { expandInputs } from '../inputs/expand.js';
+import { validateInputRange } from '../backbone/tfjs/backbone.js';
+import { DEFAULT_MODEL_ID, MODEL_REGISTRY } from '../backbone/registry.js';
+import { mergeShards } from '../pipeline/merge.js';
+import { OutputError, openWriter, prepareOutput, type OpenedOutput, type PreparedOutput, type RunHeader, type RunSummary } from '../output/index.js';
+import { parseShard, selectShard, type ShardSpec } from '../shard.js';
 import { createReporter, formatDuration, type Reporter } from './progress.js';
-import { runBatch, type WorkItem } from './run.js';
-import type { NormalizeMode, PoolMode } from './spp.js';
+import { runBatch, type WorkItem } from '../pipeline/run.js';
+import type { NormalizeMode, PoolMode } from '../spp/spp.js';
 
 /** Exit codes (documented in the README). */
 export const EXIT = { ok: 0, fatal: 1, someFailed: 2, interrupted: 130, brokenPipe: 141 } as const;
@@ -396,4 +396,4 @@ export async function main(argv: string[] = process.argv): Promise<number> {
   }
   return code;
 }
-export { systemReason } from './output/index.js';
+export { systemReason } from '../output/index.js';

@@ -9,8 +9,8 @@ import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import * as ort from 'onnxruntime-node';
-import type { FeatureMap } from '../spp.js';
-import { readArtifacts } from '../model/artifacts.js';
+import type { FeatureMap } from '../../spp/spp.js';
+import { readArtifacts } from '../artifacts.js';
 import {
   autoGraphNode,
   pickInputRange,
@@ -20,8 +20,8 @@ import {
   type BackboneOptions,
   type LayerCandidate,
   type RgbImage,
-} from '../model/backbone.js';
-import { DEFAULT_MODEL_ID } from '../model/registry.js';
+} from '../tfjs/backbone.js';
+import { DEFAULT_MODEL_ID } from '../registry.js';
 import {
   CACHE_WARNING_KEY,
   cacheUnwritableWarning,
@@ -32,7 +32,7 @@ import {
   resolveModel,
   sweepStale,
   type WarningSink,
-} from '../model/source.js';
+} from '../source.js';
 import { makeFeatureMap, sessionOptions, type Runner, type TensorLayout } from './session.js';
 import { startInferenceWorker } from './worker-client.js';
 import { CONVERTER_VERSION, autoKerasLeaf, convertToOnnx, kerasLeaves, parseLayersTopology } from './convert.js';

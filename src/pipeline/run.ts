@@ -1,6 +1,6 @@
-import { DecodeError, decodeImage, type DecodedImage } from './decode.js';
+import { DecodeError, decodeImage, type DecodedImage } from '../decode/decode.js';
 import type { Extractor } from './extractor.js';
-import type { OutputWriter, RunSummary } from './output/records.js';
+import type { OutputWriter, RunSummary } from '../output/records.js';
 
 export interface RunProgress { done: number; total: number; rows: number; failures: number; elapsedMs: number }
 

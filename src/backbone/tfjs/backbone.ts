@@ -1,8 +1,8 @@
-import { tf, initBackend, type BackendChoice } from '../backend.js';
-import type { FeatureMap } from '../spp.js';
-import { readArtifacts, type ModelFormat } from './artifacts.js';
-import { resolveModel, defaultCacheDir } from './source.js';
-import { DEFAULT_MODEL_ID } from './registry.js';
+import { tf, initBackend, type BackendChoice } from './backend.js';
+import type { FeatureMap } from '../../spp/spp.js';
+import { readArtifacts, type ModelFormat } from '../artifacts.js';
+import { resolveModel, defaultCacheDir } from '../source.js';
+import { DEFAULT_MODEL_ID } from '../registry.js';
 
 export interface BackboneOptions {
   /** Registry id, local directory, model.json path or URL. */

@@ -3,7 +3,7 @@
  * worker need, kept free of tfjs so the worker starts fast.
  */
 import * as ort from 'onnxruntime-node';
-import type { FeatureMap } from '../spp.js';
+import type { FeatureMap } from '../../spp/spp.js';
 
 export type TensorLayout = 'nhwc' | 'nchw';
 

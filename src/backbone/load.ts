@@ -1,7 +1,7 @@
-import { loadBackbone, type Backbone, type BackboneOptions } from './model/backbone.js';
-import { DEFAULT_MODEL_ID } from './model/registry.js';
-import { defaultCacheDir, resolveModel, type WarningSink } from './model/source.js';
-import type { OnnxBackboneOptions } from './onnx/engine.js';
+import { loadBackbone, type Backbone, type BackboneOptions } from './tfjs/backbone.js';
+import { DEFAULT_MODEL_ID } from './registry.js';
+import { defaultCacheDir, resolveModel, type WarningSink } from './source.js';
+import type { OnnxBackboneOptions } from './onnx/backbone.js';
 
 export type EngineChoice = 'auto' | 'onnx' | 'tfjs';
 export const ENGINE_CHOICES: readonly EngineChoice[] = ['auto', 'onnx', 'tfjs'];
@@ -22,7 +22,7 @@ export interface EngineSelection {
 const isOnnxModel = (spec: string | undefined) => spec !== undefined && /\.onnx$/i.test(spec);
 
 async function loadOnnx(opts: EngineOptions): Promise<Backbone> {
-  const { loadOnnxBackbone } = await import('./onnx/engine.js');
+  const { loadOnnxBackbone } = await import('./onnx/backbone.js');
   return loadOnnxBackbone(opts);
 }
 

@@ -1,7 +1,7 @@
 import { open, stat, type FileHandle } from 'node:fs/promises';
-import { NPY_HEADER_BYTES } from './npy.js';
-import { readJournalLines } from './output/journal.js';
-import { headerDifferences, manifestPathFor, NpyWriter, type RunHeader, type RunSummary } from './output/index.js';
+import { NPY_HEADER_BYTES } from '../output/npy.js';
+import { readJournalLines } from '../output/journal.js';
+import { headerDifferences, manifestPathFor, NpyWriter, type RunHeader, type RunSummary } from '../output/index.js';
 
 type Line = { type: string; [k: string]: unknown };
 type RowLine = { type: 'row'; row: number; index: number; path: string; width: number; height: number };

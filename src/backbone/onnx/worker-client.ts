@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import type { FeatureMap } from '../spp.js';
+import type { FeatureMap } from '../../spp/spp.js';
 import type { RgbPixels, WorkerConfig } from './session.js';
 import type { WorkerReply, WorkerRequest } from './worker.js';
 
