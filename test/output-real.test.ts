@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
@@ -163,9 +163,25 @@ test('one writer per output: a second run (with or without --resume) is refused 
   const taken = await runCli([IMAGES, ...model, '-q', '-o', join(dir, 'x.npy'), '--force']);
   assert.equal(taken.code, 2, taken.stderr);
   assert.ok(!existsSync(lock));
-  // On another host it cannot be checked: refused, saying how to clear it.
-  writeFileSync(lock, JSON.stringify({ pid: 1, host: 'node-elsewhere', started: '2026-01-01T00:00:00.000Z' }));
+  // A live pid that is another process now (its start time differs): taken over.
+  const me = { boot: readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(), pidns: readlinkSync('/proc/self/ns/pid') };
+  writeFileSync(lock, JSON.stringify({ pid: process.pid, host: hostname(), started: '2026-01-01T00:00:00.000Z', ...me, pstart: '1' }));
+  const reused = await runCli([IMAGES, ...model, '-q', '-o', join(dir, 'x.npy'), '--force']);
+  assert.equal(reused.code, 2, reused.stderr);
+  // On another host (or in another container) only its heartbeat tells: refused while fresh…
+  const elsewhere = { pid: 1, host: 'node-elsewhere', started: '2026-01-01T00:00:00.000Z' };
+  writeFileSync(lock, JSON.stringify(elsewhere));
   const other = await runCli([IMAGES, ...model, '-q', '-o', join(dir, 'x.npy'), '--force']);
   assert.equal(other.code, 1);
-  assert.match(other.stderr, /in use by another spp-extract run \(pid 1 on host node-elsewhere, .*if that run is dead delete .*\.x\.npy\.lock/);
+  assert.match(other.stderr, /in use by another spp-extract run \(pid 1 on host node-elsewhere, .*heartbeat stops for 2 minutes.*if that run is dead delete .*\.x\.npy\.lock/);
+  // …taken over once the heartbeat is older than the lease.
+  const old = new Date(Date.now() - 3 * 60_000);
+  utimesSync(lock, old, old);
+  const expired = await runCli([IMAGES, ...model, '-q', '-o', join(dir, 'x.npy'), '--force']);
+  assert.equal(expired.code, 2, expired.stderr);
+  // A requeued Slurm task takes over its own earlier attempt's lock at once, wherever that ran.
+  writeFileSync(lock, JSON.stringify({ ...elsewhere, job: '4242', restart: 0 }));
+  const requeued = await runCli([IMAGES, ...model, '-q', '-o', join(dir, 'x.npy'), '--force'], { env: { SLURM_JOB_ID: '4242', SLURM_RESTART_COUNT: '1' } });
+  assert.equal(requeued.code, 2, requeued.stderr);
+  assert.ok(!existsSync(lock));
 });

@@ -1,4 +1,4 @@
-import { closeSync, linkSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, linkSync, openSync, readFileSync, readlinkSync, renameSync, statSync, unlinkSync, utimesSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { OutputError, OutputRefused } from './errors.js';
@@ -8,7 +8,27 @@ export function lockPathFor(outputPath: string): string {
   return join(dirname(outputPath), `.${basename(outputPath)}.lock`);
 }
 
-interface Holder { pid: number; host: string; started: string }
+/**
+ * Who holds a lock, with enough to tell whether it is still alive: the pid alone is not (a restarted
+ * container gets the same small pid in a fresh pid namespace; pids are reused after a reboot).
+ */
+interface Holder {
+  pid: number;
+  host: string;
+  started: string;
+  /** Linux: boot id, pid namespace and the process's start time (clock ticks since boot). */
+  boot?: string;
+  pidns?: string;
+  pstart?: string;
+  /** Slurm: a requeued task keeps its job id and counts up SLURM_RESTART_COUNT. */
+  job?: string;
+  restart?: number;
+}
+
+/** A holder on another host or in another container refreshes its lock this often… */
+const HEARTBEAT_MS = 30_000;
+/** …so a lock not refreshed for this long belongs to a dead run, wherever it ran. */
+export const LEASE_MS = 120_000;
 
 export interface OutputLock {
   readonly path: string;
@@ -24,13 +44,55 @@ function readHolder(path: string): Holder | undefined {
   }
 }
 
-function isAlive(pid: number): boolean {
+const readOr = (read: () => string): string | undefined => {
+  try {
+    return read().trim();
+  } catch {
+    return undefined;
+  }
+};
+
+/** Field 22 of /proc/<pid>/stat (after the parenthesised command name, which may hold spaces). */
+function processStart(pid: number | 'self'): string | undefined {
+  const stat = readOr(() => readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  return stat?.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+}
+
+function whoAmI(): Holder {
+  const restart = Number(process.env.SLURM_RESTART_COUNT ?? 0);
+  return {
+    pid: process.pid,
+    host: hostname(),
+    started: new Date().toISOString(),
+    boot: readOr(() => readFileSync('/proc/sys/kernel/random/boot_id', 'utf8')),
+    pidns: readOr(() => readlinkSync('/proc/self/ns/pid')),
+    pstart: processStart('self'),
+    ...(process.env.SLURM_JOB_ID ? { job: process.env.SLURM_JOB_ID, restart: Number.isFinite(restart) ? restart : 0 } : {}),
+  };
+}
+
+function pidExists(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM'; // exists, owned by someone else
   }
+}
+
+/** Why the holder is certainly dead, or undefined while it may be alive. */
+export function deadHolderReason(holder: Holder, me: Holder, lockAgeMs: number): string | undefined {
+  if (holder.job !== undefined && holder.job === me.job && (holder.restart ?? 0) < (me.restart ?? 0)) return 'an earlier attempt of this Slurm job';
+  if (holder.host === me.host && holder.boot !== undefined && me.boot !== undefined && holder.boot !== me.boot) return 'the machine rebooted since';
+  // A holder that recorded no namespace (another OS, an older lock) is taken to share ours.
+  if (holder.host === me.host && (holder.pidns ?? me.pidns) === me.pidns) {
+    if (holder.pid === me.pid) return 'its pid is now this process';
+    if (!pidExists(holder.pid)) return 'its process is gone';
+    if (holder.pstart !== undefined && processStart(holder.pid) !== holder.pstart) return 'its pid belongs to another process now';
+    return undefined;
+  }
+  // Another host or container: only its heartbeat can tell.
+  return lockAgeMs > LEASE_MS ? `no heartbeat for ${Math.round(lockAgeMs / 1000)} s` : undefined;
 }
 
 /** O_EXCL create: exactly one process wins. */
@@ -88,9 +150,13 @@ function takeOverStale(path: string, stale: Holder): boolean {
  * Takes the output's lock or refuses naming who holds it. Released by `release()` and, as a last
  * resort, when the process exits (a second Ctrl-C).
  */
+/** Locks this process holds: taking one twice is a refusal, not a take-over of "our own pid". */
+const heldHere = new Set<string>();
+
 export function acquireOutputLock(outputPath: string, target: string): OutputLock {
   const path = lockPathFor(outputPath);
-  const me: Holder = { pid: process.pid, host: hostname(), started: new Date().toISOString() };
+  if (heldHere.has(path)) throw new OutputRefused(`-o ${target}: already being written by this process`);
+  const me = whoAmI();
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       if (tryCreate(path, me)) return held(path);
@@ -98,18 +164,19 @@ export function acquireOutputLock(outputPath: string, target: string): OutputLoc
       throw new OutputError(target, `cannot create the lock file ${basename(path)}`, err);
     }
     const holder = readHolder(path);
+    const age = Date.now() - (statSync(path, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
     if (!holder) {
       // Empty or torn: a process died between create and write. Old enough to be sure, take it.
-      const age = Date.now() - (statSync(path, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
       if (age > 10_000 && takeOverStale(path, { pid: -1, host: '', started: '' })) continue;
       throw new OutputRefused(`-o ${target}: another spp-extract run is starting on it (lock ${path}); try again in a moment`);
     }
-    if (holder.host === me.host && !isAlive(holder.pid)) {
+    if (deadHolderReason(holder, me, age) !== undefined) {
       takeOverStale(path, holder);
       continue; // won or lost the take-over, look again
     }
     const where = holder.host === me.host ? `pid ${holder.pid}` : `pid ${holder.pid} on host ${holder.host}`;
-    throw new OutputRefused(`-o ${target}: in use by another spp-extract run (${where}, since ${holder.started}); ` +
+    const lease = holder.host === me.host && (holder.pidns ?? me.pidns) === me.pidns ? '' : `; it is taken over once its heartbeat stops for ${LEASE_MS / 60_000} minutes`;
+    throw new OutputRefused(`-o ${target}: in use by another spp-extract run (${where}, since ${holder.started})${lease}; ` +
       `wait for it, or if that run is dead delete ${path}`);
   }
   throw new OutputRefused(`-o ${target}: could not take the lock ${path}; try again`);
@@ -117,9 +184,22 @@ export function acquireOutputLock(outputPath: string, target: string): OutputLoc
 
 function held(path: string): OutputLock {
   let released = false;
+  // The heartbeat: a run elsewhere (another host, another container) judges us alive by it.
+  const heartbeat = setInterval(() => {
+    const now = new Date();
+    try {
+      utimesSync(path, now, now);
+    } catch {
+      /* gone or unwritable: the run's own writes will say so */
+    }
+  }, HEARTBEAT_MS);
+  heartbeat.unref();
+  heldHere.add(path);
   const release = () => {
     if (released) return;
     released = true;
+    heldHere.delete(path);
+    clearInterval(heartbeat);
     process.off('exit', release);
     try {
       unlinkSync(path);
