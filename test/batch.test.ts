@@ -7,7 +7,7 @@ import { before, test } from 'node:test';
 import sharp from 'sharp';
 import zlib from 'node:zlib';
 import { parseNpyHeader } from '../src/output/npy.js';
-import { parseShard, shardOfPath } from '../src/shard.js';
+import { parseShard, shardOfPath } from '../src/inputs/shard.js';
 import { runCli } from './helpers/cli.js';
 import { hasNumpy, runPython } from './helpers/python.js';
 import { REPO_ROOT, fixture } from './helpers/shared.js';

@@ -157,7 +157,7 @@ test('info: backend, layer, channels, descriptor length; --layers lists candidat
   assert.equal(info.dim, 6 * (36 + 9 + 4 + 1));
   assert.deepEqual(info.layers.map((l: { name: string }) => l.name), ['input_1', 'conv1', 'dw2', 'pw3']);
   const text = await runCli(['info', ...TINY]);
-  assert.match(text.stdout, /descriptor length\s+126 = 6 × 1 \+ 4 \+ 16/);
+  assert.match(text.stdout, /descriptor length\s+126 = 6 × \(1 \+ 4 \+ 16\)/);
 });
 
 test('torture set: every file is a row or a recorded failure with the expected reason, exit 2, no crash', async (t) => {

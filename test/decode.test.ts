@@ -155,16 +155,16 @@ test('DEFAULT_DECODE_OPTIONS and validateDecodeOptions defaults', () => {
 
 test('validateDecodeOptions: errors name the option and the value', () => {
   const cases: [Record<string, unknown>, RegExp][] = [
-    [{ size: 0 }, /--size must be a positive integer, got '0'$/],
-    [{ size: -3 }, /--size .*got '-3'/],
-    [{ size: 22.5 }, /--size .*got '22\.5'/],
-    [{ size: 'abc' }, /--size .*got 'abc'/],
-    [{ maxSide: 0 }, /--max-side must be a positive integer, got '0'/],
-    [{ maxInputPixels: null }, /--max-input-pixels must be a positive integer, got 'null'/],
-    [{ maxInputPixels: -1 }, /--max-input-pixels .*got '-1'/],
-    [{ failOn: 'sometimes' }, /--fail-on must be one of none, truncated, error, warning, got 'sometimes'/],
-    [{ background: { r: 256, g: 0, b: 0 } }, /--background .*got '\{"r":256,"g":0,"b":0\}'/],
-    [{ background: 'purple' }, /--background .*got 'purple'/],
+    [{ size: 0 }, /Error: size must be a positive integer, got '0'$/],
+    [{ size: -3 }, /Error: size .*got '-3'/],
+    [{ size: 22.5 }, /Error: size .*got '22\.5'/],
+    [{ size: 'abc' }, /Error: size .*got 'abc'/],
+    [{ maxSide: 0 }, /Error: maxSide must be a positive integer, got '0'/],
+    [{ maxInputPixels: null }, /Error: maxInputPixels must be a positive integer, got 'null'/],
+    [{ maxInputPixels: -1 }, /Error: maxInputPixels .*got '-1'/],
+    [{ failOn: 'sometimes' }, /Error: failOn must be one of none, truncated, error, warning, got 'sometimes'/],
+    [{ background: { r: 256, g: 0, b: 0 } }, /Error: background .*got '\{"r":256,"g":0,"b":0\}'/],
+    [{ background: 'purple' }, /Error: background .*got 'purple'/],
   ];
   for (const [opts, re] of cases) {
     assert.throws(() => validateDecodeOptions(opts as never), re, JSON.stringify(opts));
@@ -174,7 +174,7 @@ test('validateDecodeOptions: errors name the option and the value', () => {
 test('decodeImage rejects invalid options with a plain Error before touching the file', async () => {
   await assert.rejects(decodeImage('/nonexistent.jpg', { size: 0 }), (err: unknown) => {
     assert.ok(!(err instanceof DecodeError));
-    assert.match((err as Error).message, /--size/);
+    assert.match((err as Error).message, /^size must be/);
     return true;
   });
 });

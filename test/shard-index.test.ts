@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseShard, selectShard, type ShardSpec } from '../src/shard.js';
+import { parseShard, selectShard, type ShardSpec } from '../src/inputs/shard.js';
 import { REPO_ROOT } from './helpers/shared.js';
 
 // The array-job recipes (README "Long runs", examples/): every file goes to exactly one task, the job

@@ -4,7 +4,9 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { defaultCacheDir, resolveModel } from '../src/backbone/source.js';
+import { defaultCacheDir, isOnnxModelSpec, resolveModel } from '../src/backbone/source.js';
+import { loadEngine } from '../src/backbone/load.js';
+import { ModelOptionError, isUserError } from '../src/backbone/errors.js';
 import { findRegistryEntry, modelJsonUrl } from '../src/backbone/registry.js';
 import { fixture } from './helpers/shared.js';
 
@@ -63,4 +65,21 @@ test('registry ids: aliases, URLs as @tensorflow-models/mobilenet uses them, XDG
   assert.equal(modelJsonUrl(findRegistryEntry('v1_1.0')!), 'https://tfhub.dev/google/imagenet/mobilenet_v1_100_224/classification/1/model.json?tfjs-format=file');
   assert.equal(defaultCacheDir({ XDG_CACHE_HOME: '/x/cache' }), '/x/cache/spp-extract');
   assert.match(defaultCacheDir({ HOME: '/home/u' }), /\.cache\/spp-extract$/);
+});
+
+test('.onnx models: one rule for paths and URLs; an .onnx URL is refused as the user\'s mistake, not fallen back from', async () => {
+  for (const spec of ['net.onnx', '/a/b/NET.ONNX', 'https://example.com/m/net.onnx', 'http://example.com/net.onnx?download=1']) {
+    assert.equal(isOnnxModelSpec(spec), true, spec);
+  }
+  for (const spec of [undefined, 'mobilenet_v2_1.00', '/a/model.json', 'https://example.com/net.onnx/model.json', 'https://example.com/m?f=net.onnx', 'onnx']) {
+    assert.equal(isOnnxModelSpec(spec), false, String(spec));
+  }
+  const cacheDir = mkdtempSync(join(tmpdir(), 'spp-cache-'));
+  await assert.rejects(loadEngine({ model: 'https://example.com/m/net.onnx', cacheDir }), (err: Error) => {
+    assert.ok(err instanceof ModelOptionError && isUserError(err), String(err));
+    assert.match(err.message, /^--model https:\/\/example\.com\/m\/net\.onnx: a \.onnx model is read from a local file/);
+    return true;
+  });
+  await assert.rejects(loadEngine({ model: 'https://example.com/m/net.onnx', engine: 'tfjs', cacheDir }), /--engine tfjs cannot run an \.onnx model/);
+  assert.deepEqual(readdirSync(cacheDir), [], 'nothing downloaded');
 });

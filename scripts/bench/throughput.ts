@@ -99,7 +99,7 @@ async function configBareOrt(paths: string[], model: string, cacheDir: string): 
   const dim = descriptorLength(info.channels, LEVELS);
   const tmp = makeTempDir('spp-bench-c-');
   const writer = await NpyWriter.create(join(tmp, 'c.npy'), {
-    tool: 'spp-extract', engine: 'onnx', model: info.model, format: info.format, layer: info.layer,
+    tool: 'spp-extract', engine: 'onnx', model: info.model, modelFormat: info.format, layer: info.layer,
     inputRange: info.inputRange, levels: LEVELS, pool: 'max', normalize: 'none', dim, channels: info.channels,
     dtype: 'float32', size: 224, maxSide: 4096, background: '#ffffff', failOn: 'error', inputs: paths.length,
   });

@@ -4,6 +4,7 @@ import { mkdir, mkdtemp, open, readFile, readdir, rename, rm, stat, writeFile } 
 import { homedir, tmpdir } from 'node:os';
 import { basename, dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import { expectedGroupBytes } from './artifacts.js';
+import { ModelOptionError } from './errors.js';
 import { DEFAULT_MODEL_ID, MODEL_REGISTRY, findRegistryEntry, modelJsonUrl, type RegistryEntry } from './registry.js';
 
 /** Where a model's files are on disk once resolved, and what is known about it up front. */
@@ -189,6 +190,66 @@ export function checkWeightPath(path: unknown, dir: string, modelUrl: string): s
 /** Shared by every request of one model download: the byte budget and the deadline. */
 interface Budget { limits: DownloadLimits; used: number; deadline: number }
 
+/** One request's abort controller, re-armed on every chunk: no data for idleTimeoutMs, or the deadline, aborts it. */
+function idleTimer(budget: Budget) {
+  const { limits } = budget;
+  const controller = new AbortController();
+  let timedOut: string | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  const arm = () => {
+    clearTimeout(timer);
+    const left = budget.deadline - Date.now();
+    const ms = Math.max(0, Math.min(limits.idleTimeoutMs, left));
+    timer = setTimeout(() => {
+      timedOut = ms < limits.idleTimeoutMs
+        ? `download took longer than ${limits.totalTimeoutMs / 1000} s (${DOWNLOAD_TIMEOUT_ENV} raises it)`
+        : `no data for ${limits.idleTimeoutMs / 1000} s`;
+      controller.abort();
+    }, ms);
+  };
+  arm();
+  return { signal: controller.signal, arm, timedOut: () => timedOut, clear: () => clearTimeout(timer) };
+}
+
+type Timer = ReturnType<typeof idleTimer>;
+
+/** Where a redirect response points (checked: a Location, within the hop limit, http(s) only). */
+async function redirectTarget(res: Response, url: string, current: string, hop: number, limits: DownloadLimits): Promise<string> {
+  await res.body?.cancel().catch(() => undefined);
+  const location = res.headers.get('location');
+  if (!location) throw new NetworkError(`HTTP ${res.status} without a Location header for ${current}`);
+  if (hop >= limits.maxRedirects) throw new NetworkError(`more than ${limits.maxRedirects} redirects fetching ${url} (last: ${current})`);
+  const next = new URL(location, current);
+  if (next.protocol !== 'http:' && next.protocol !== 'https:') throw new NetworkError(`redirect to a non-http(s) URL ${next} from ${current}`);
+  return next.toString();
+}
+
+/** Feeds the body to `sink`, stopping at `tooBig`; returns the bytes received. */
+async function readBody(res: Response, current: string, timer: Timer, tooBig: (n: number) => Error | undefined, sink: (chunk: Uint8Array) => Promise<void> | void): Promise<number> {
+  let received = 0;
+  const reader = res.body?.getReader();
+  if (!reader) return received;
+  try {
+    for (;;) {
+      let chunk: ReadableStreamReadResult<Uint8Array>;
+      try {
+        chunk = await reader.read();
+      } catch (err) {
+        const timedOut = timer.timedOut();
+        throw new NetworkError(timedOut ? `${timedOut} from ${current}` : `${(err as Error).message} (${current})`);
+      }
+      if (chunk.done) return received;
+      received += chunk.value.byteLength;
+      const over = tooBig(received);
+      if (over) throw over;
+      timer.arm();
+      await sink(chunk.value);
+    }
+  } finally {
+    await reader.cancel().catch(() => undefined);
+  }
+}
+
 /**
  * GETs `url` with manual, bounded redirects, feeding the body to `sink` chunk by chunk. Stops at
  * the budget, at `maxBytes` for this file (the manifest's size), on no data for idleTimeoutMs,
@@ -198,36 +259,17 @@ async function fetchStream(url: string, budget: Budget, sink: (chunk: Uint8Array
   const { limits } = budget;
   let current = url;
   for (let hop = 0; ; hop++) {
-    const controller = new AbortController();
-    let timedOut: string | undefined;
-    let timer: NodeJS.Timeout | undefined;
-    const arm = () => {
-      clearTimeout(timer);
-      const left = budget.deadline - Date.now();
-      const ms = Math.max(0, Math.min(limits.idleTimeoutMs, left));
-      timer = setTimeout(() => {
-        timedOut = ms < limits.idleTimeoutMs
-          ? `download took longer than ${limits.totalTimeoutMs / 1000} s (${DOWNLOAD_TIMEOUT_ENV} raises it)`
-          : `no data for ${limits.idleTimeoutMs / 1000} s`;
-        controller.abort();
-      }, ms);
-    };
-    arm();
+    const timer = idleTimer(budget);
     try {
       let res: Response;
       try {
-        res = await fetch(current, { redirect: 'manual', signal: controller.signal });
+        res = await fetch(current, { redirect: 'manual', signal: timer.signal });
       } catch (err) {
+        const timedOut = timer.timedOut();
         throw new NetworkError(timedOut ? `${timedOut} from ${current}` : `${((err as Error).cause as Error | undefined)?.message ?? (err as Error).message} (${current})`);
       }
       if ([301, 302, 303, 307, 308].includes(res.status)) {
-        await res.body?.cancel().catch(() => undefined);
-        const location = res.headers.get('location');
-        if (!location) throw new NetworkError(`HTTP ${res.status} without a Location header for ${current}`);
-        if (hop >= limits.maxRedirects) throw new NetworkError(`more than ${limits.maxRedirects} redirects fetching ${url} (last: ${current})`);
-        const next = new URL(location, current);
-        if (next.protocol !== 'http:' && next.protocol !== 'https:') throw new NetworkError(`redirect to a non-http(s) URL ${next} from ${current}`);
-        current = next.toString();
+        current = await redirectTarget(res, url, current, hop, limits);
         continue;
       }
       if (!res.ok) {
@@ -246,32 +288,11 @@ async function fetchStream(url: string, budget: Budget, sink: (chunk: Uint8Array
         await res.body?.cancel().catch(() => undefined);
         throw early;
       }
-      let received = 0;
-      const reader = res.body?.getReader();
-      if (reader) {
-        try {
-          for (;;) {
-            let chunk: ReadableStreamReadResult<Uint8Array>;
-            try {
-              chunk = await reader.read();
-            } catch (err) {
-              throw new NetworkError(timedOut ? `${timedOut} from ${current}` : `${(err as Error).message} (${current})`);
-            }
-            if (chunk.done) break;
-            received += chunk.value.byteLength;
-            const over = tooBig(received);
-            if (over) throw over;
-            arm();
-            await sink(chunk.value);
-          }
-        } finally {
-          await reader.cancel().catch(() => undefined);
-        }
-      }
+      const received = await readBody(res, current, timer, tooBig, sink);
       budget.used += received;
       return received;
     } finally {
-      clearTimeout(timer);
+      timer.clear();
     }
   }
 }
@@ -364,8 +385,9 @@ async function cachedModelProblem(dir: string): Promise<string | undefined> {
 }
 
 function offlineHint(spec: string, url: string, err: unknown): Error {
-  if (!(err instanceof NetworkError)) return new Error(`--model ${spec}: ${(err as Error).message}`);
-  return new Error(
+  if (!(err instanceof NetworkError)) return new ModelOptionError('--model', `--model ${spec}: ${(err as Error).message}`);
+  return new ModelOptionError(
+    '--model',
     `--model ${spec}: could not download ${url} (${err.message}). ` +
       `If this machine is offline, download the model elsewhere and pass --model /path/to/dir ` +
       `(a folder holding model.json and its weight shards).`,
@@ -453,6 +475,35 @@ async function cachedDownload(spec: string, url: string, dir: string, opts: Reso
   }
 }
 
+const isUrl = (spec: string) => /^https?:\/\//i.test(spec);
+const ONNX_NAME = /\.onnx$/i;
+
+/**
+ * Whether `--model` names an ONNX file rather than a TF.js model: a path ending in `.onnx` (any
+ * case), or an http(s) URL whose path part ends in `.onnx` (query string ignored). Both engines and
+ * loadEngine ask this one function.
+ */
+export function isOnnxModelSpec(spec: string | undefined): boolean {
+  if (spec === undefined) return false;
+  if (!isUrl(spec)) return ONNX_NAME.test(spec);
+  try {
+    return ONNX_NAME.test(new URL(spec).pathname);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The local file of an ONNX `--model`. An .onnx URL is refused with a clear message: .onnx files
+ * are read from disk only (the download cache holds TF.js models), so download it and pass its path.
+ */
+export function localOnnxPath(spec: string): string {
+  if (isUrl(spec)) {
+    throw new ModelOptionError('--model', `--model ${spec}: a .onnx model is read from a local file, not downloaded; download it and pass its path`);
+  }
+  return resolve(spec);
+}
+
 /**
  * Turns `--model` into a local model.json: a registry id (downloaded once into the cache), an
  * http(s) URL of a model.json (cached by URL hash), a directory holding model.json, or a
@@ -464,7 +515,7 @@ export async function resolveModel(spec: string = DEFAULT_MODEL_ID, cacheDir = d
     const modelJsonPath = await cachedDownload(spec, modelJsonUrl(registry), join(cacheDir, registry.id), opts);
     return { spec, modelJsonPath, registry };
   }
-  if (/^https?:\/\//i.test(spec)) {
+  if (isUrl(spec)) {
     const key = createHash('sha256').update(spec).digest('hex').slice(0, 16);
     const url = /\.json(\?|$)/.test(spec) ? spec : `${spec.replace(/\/$/, '')}/model.json`;
     return { spec, modelJsonPath: await cachedDownload(spec, url, join(cacheDir, `url-${key}`), opts) };
@@ -473,15 +524,15 @@ export async function resolveModel(spec: string = DEFAULT_MODEL_ID, cacheDir = d
   const st = await stat(path).catch(() => undefined);
   if (st?.isDirectory()) {
     const modelJsonPath = join(path, 'model.json');
-    if (!(await isFile(modelJsonPath))) throw new Error(`--model ${spec}: directory has no model.json`);
+    if (!(await isFile(modelJsonPath))) throw new ModelOptionError('--model', `--model ${spec}: directory has no model.json`);
     return { spec, modelJsonPath };
   }
   if (st?.isFile()) {
     // Cheap sanity check so a wrong file fails here rather than deep inside tfjs.
     const head = (await readFile(path, 'utf8').catch(() => '')).trimStart();
-    if (!head.startsWith('{')) throw new Error(`--model ${spec}: not a TF.js model.json`);
+    if (!head.startsWith('{')) throw new ModelOptionError('--model', `--model ${spec}: not a TF.js model.json`);
     return { spec, modelJsonPath: path };
   }
   const known = MODEL_REGISTRY.map((e) => e.id).join(', ');
-  throw new Error(`--model: '${spec}' is neither a known model (${known}) nor an existing path or URL`);
+  throw new ModelOptionError('--model', `--model: '${spec}' is neither a known model (${known}) nor an existing path or URL`);
 }

@@ -1,5 +1,8 @@
 import ora, { type Ora } from 'ora';
 import type { RunProgress } from '../pipeline/run.js';
+import { formatDuration } from './text.js';
+
+export { formatDuration, plural } from './text.js';
 
 export interface Reporter {
   start(total: number): void;
@@ -9,23 +12,21 @@ export interface Reporter {
   stop(): void;
 }
 
-function formatDuration(ms: number): string {
-  const s = Math.max(0, Math.round(ms / 1000));
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  const sec = String(s % 60).padStart(2, '0');
-  return h > 0 ? `${h}:${String(m).padStart(2, '0')}:${sec}` : `${m}:${sec}`;
-}
-
+/** img/s counts images that became rows; the ETA counts every input, failures included. */
 export function progressText(p: RunProgress): string {
-  const rate = p.elapsedMs > 0 ? (p.done * 1000) / p.elapsedMs : 0;
-  const eta = rate > 0 ? formatDuration(((p.total - p.done) / rate) * 1000) : '?';
+  const secs = p.elapsedMs / 1000;
+  const rate = secs > 0 ? p.imagesDone / secs : 0;
+  const inputsPerSec = secs > 0 ? p.done / secs : 0;
+  const eta = inputsPerSec > 0 ? formatDuration(((p.total - p.done) / inputsPerSec) * 1000) : '?';
   const failed = p.failures > 0 ? ` · ${p.failures} failed` : '';
-  return `${p.done}/${p.total} images · ${rate.toFixed(1)} img/s · ETA ${eta}${failed}`;
+  return `${p.done}/${p.total} ${p.total === 1 ? 'image' : 'images'} · ${rate.toFixed(1)} img/s · ETA ${eta}${failed}`;
 }
 
-/** ora spinner on stderr when it is a TTY; otherwise only the persistent lines. Never touches stdout. */
-export function createReporter(opts: { quiet: boolean; stream?: NodeJS.WriteStream }): Reporter {
+/** https://no-color.org: set and not empty. */
+export const noColor = (env: NodeJS.ProcessEnv = process.env) => (env.NO_COLOR ?? '') !== '';
+
+/** ora spinner on stderr when it is a TTY (uncoloured under NO_COLOR); otherwise only the persistent lines. Never touches stdout. */
+export function createReporter(opts: { quiet: boolean; stream?: NodeJS.WriteStream; env?: NodeJS.ProcessEnv }): Reporter {
   const stream = opts.stream ?? process.stderr;
   // A pty that reports 0 columns (e.g. under `script` with no terminal) makes ora clear lines forever.
   const interactive = !opts.quiet && stream.isTTY === true && (stream.columns ?? 0) > 0;
@@ -33,7 +34,9 @@ export function createReporter(opts: { quiet: boolean; stream?: NodeJS.WriteStre
   let lastRender = 0;
   return {
     start(total) {
-      if (interactive) spinner = ora({ stream, text: `0/${total} images` }).start();
+      if (interactive) {
+        spinner = ora({ stream, text: `0/${total} ${total === 1 ? 'image' : 'images'}`, color: noColor(opts.env) ? false : 'cyan' }).start();
+      }
     },
     update(p) {
       const now = Date.now();
@@ -58,5 +61,3 @@ export function createReporter(opts: { quiet: boolean; stream?: NodeJS.WriteStre
     },
   };
 }
-
-export { formatDuration };

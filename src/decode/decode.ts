@@ -1,41 +1,20 @@
 import { promises as fsp } from 'node:fs';
 import sharp, { type Metadata, type OutputInfo, type SharpOptions } from 'sharp';
+import type { DecodeOptions } from '../core/options.js';
+import { resolveDecodeOptions } from '../core/resolve.js';
 
 // One-pass batch tool: every image is opened once, so libvips' operation cache never hits and
 // only grows memory over a 100k-image run.
 sharp.cache(false);
 
-export interface DecodeOptions {
-  /** Shorter side is resized to this, aspect kept (default 224). null = native size (--no-resize). */
-  size: number | null;
-  /**
-   * Cap on the longer side, applied after the size policy, also when size is null (default 4096).
-   * Keeps extreme aspect ratios (1x20000 -> 224x4480000) and --no-resize on huge photos from
-   * exploding memory; the shorter side shrinks with it but never below 1 px. null = no cap.
-   */
-  maxSide: number | null;
-  /** Alpha is flattened onto this colour (default white 255,255,255, like a browser page). */
-  background: { r: number; g: number; b: number };
-  /**
-   * sharp limitInputPixels (width x height as stored in the header). Default sharp's 268402689
-   * (0x3FFF^2). Larger images fail with reason 'too-large' before any pixel is decoded.
-   */
-  maxInputPixels: number;
-  /**
-   * sharp failOn. Default 'error', not sharp's 'warning': 'warning' rejects JPEGs that decode
-   * fine (e.g. "extraneous bytes before marker"), while 'error' still fails truncated files.
-   * 'none' decodes truncated files as rows with grey filler.
-   */
-  failOn: 'none' | 'truncated' | 'error' | 'warning';
-}
+export type { DecodeOptions } from '../core/options.js';
 
-export const DEFAULT_DECODE_OPTIONS: DecodeOptions = Object.freeze({
-  size: 224,
-  maxSide: 4096,
-  background: Object.freeze({ r: 255, g: 255, b: 255 }),
-  maxInputPixels: 268402689,
-  failOn: 'error',
-}) as DecodeOptions;
+/** The table's defaults (src/core/options.ts). */
+export const DEFAULT_DECODE_OPTIONS: DecodeOptions = (() => {
+  const d = resolveDecodeOptions({});
+  Object.freeze(d.background);
+  return Object.freeze(d);
+})();
 
 export interface DecodedImage {
   /** Interleaved RGB, row-major, width*height*3 bytes, sRGB 8-bit. */
@@ -111,81 +90,15 @@ export function workingSize(
   return { width, height };
 }
 
-const FAIL_ON = ['none', 'truncated', 'error', 'warning'] as const;
-
-function show(v: unknown): string {
-  if (typeof v === 'object' && v !== null) {
-    try {
-      return JSON.stringify(v);
-    } catch {
-      return String(v);
-    }
-  }
-  return String(v);
-}
-
-/** Numbers, or strings of decimal digits (CLI parsers hand over strings). */
-function toInt(v: unknown): number | undefined {
-  if (typeof v === 'number') return Number.isSafeInteger(v) ? v : undefined;
-  if (typeof v === 'string' && /^\s*\d+\s*$/.test(v)) {
-    const n = Number(v);
-    return Number.isSafeInteger(n) ? n : undefined;
-  }
-  return undefined;
-}
-
-function parseBackground(v: unknown): { r: number; g: number; b: number } | undefined {
-  let parts: unknown[] | undefined;
-  if (typeof v === 'object' && v !== null && !Array.isArray(v)) {
-    const o = v as Record<string, unknown>;
-    parts = [o.r, o.g, o.b];
-  } else if (typeof v === 'string') {
-    const s = v.trim().toLowerCase();
-    if (s === 'white') return { r: 255, g: 255, b: 255 };
-    if (s === 'black') return { r: 0, g: 0, b: 0 };
-    let m = /^#?([0-9a-f])([0-9a-f])([0-9a-f])$/.exec(s);
-    if (m) parts = m.slice(1).map((h) => parseInt(h + h, 16));
-    else if ((m = /^#?([0-9a-f]{2})([0-9a-f]{2})([0-9a-f]{2})$/.exec(s))) parts = m.slice(1).map((h) => parseInt(h, 16));
-    else if (/^\d+\s*,\s*\d+\s*,\s*\d+$/.test(s)) parts = s.split(',');
-  }
-  if (!parts) return undefined;
-  const [r, g, b] = parts.map(toInt);
-  const ok = (n: number | undefined): n is number => n !== undefined && n >= 0 && n <= 255;
-  return ok(r) && ok(g) && ok(b) ? { r, g, b } : undefined;
-}
-
 /**
- * Fills defaults and checks every option. Integer options also accept decimal-digit strings;
- * background accepts {r,g,b}, '#rgb', '#rrggbb', 'r,g,b', 'white' or 'black'.
- * Throws an Error naming the CLI flag and the value, e.g. "--size must be a positive integer, got '0'".
+ * Fills defaults and checks every option, once (decodeImage's public entry; the pipeline checks
+ * once in createExtractor and then calls decodeResolved). Integer options also accept
+ * decimal-digit strings; background accepts {r,g,b}, '#rgb', '#rrggbb', 'r,g,b', 'white', 'black'
+ * or 'gray'. Errors name the property as the caller wrote it: "size must be a positive integer, got '0'"
+ * (`prefix` 'decode.' inside createExtractor's options).
  */
-export function validateDecodeOptions(o: Partial<DecodeOptions>): DecodeOptions {
-  const out: DecodeOptions = { ...DEFAULT_DECODE_OPTIONS, background: { ...DEFAULT_DECODE_OPTIONS.background } };
-  const positive = (flag: string, v: unknown, nullable: boolean): number | null => {
-    if (v === null && nullable) return null;
-    const n = toInt(v);
-    if (n === undefined || n < 1) throw new Error(`${flag} must be a positive integer, got '${show(v)}'`);
-    return n;
-  };
-  if (o.size !== undefined) out.size = positive('--size', o.size, true);
-  if (o.maxSide !== undefined) out.maxSide = positive('--max-side', o.maxSide, true);
-  if (o.maxInputPixels !== undefined) out.maxInputPixels = positive('--max-input-pixels', o.maxInputPixels, false)!;
-  if (o.background !== undefined) {
-    const bg = parseBackground(o.background);
-    if (!bg) {
-      throw new Error(
-        `--background must be r,g,b with integers 0-255 (or #rrggbb), got '${show(o.background)}'`,
-      );
-    }
-    out.background = bg;
-  }
-  if (o.failOn !== undefined) {
-    if (!(FAIL_ON as readonly unknown[]).includes(o.failOn)) {
-      throw new Error(`--fail-on must be one of ${FAIL_ON.join(', ')}, got '${show(o.failOn)}'`);
-    }
-    out.failOn = o.failOn;
-  }
-  return out;
+export function validateDecodeOptions(o: Partial<DecodeOptions>, prefix = ''): DecodeOptions {
+  return resolveDecodeOptions(o, prefix);
 }
 
 function oneLine(s: string): string {
@@ -272,66 +185,25 @@ function toRgb(data: Uint8Array, pixels: number, channels: number): Uint8Array |
 /**
  * Decodes one image to 8-bit sRGB RGB at the working size. Never decodes pixels of an image whose
  * header says it is over maxInputPixels (libvips can abort the process on such images).
- * Throws DecodeError for anything wrong with the input; plain Error only for invalid options.
+ * Throws DecodeError for anything wrong with the input; InvalidParameterError (before touching the
+ * input) for invalid options.
  */
 export async function decodeImage(
   input: string | Buffer,
   opts?: Partial<DecodeOptions>,
   label?: string,
 ): Promise<DecodedImage> {
-  const o = validateDecodeOptions(opts ?? {});
-  const file = label ?? (typeof input === 'string' ? input : '<buffer>');
+  return decodeResolved(input, validateDecodeOptions(opts ?? {}), label);
+}
 
+/** decodeImage with options already checked (the pipeline: once per run, not once per image). */
+export async function decodeResolved(input: string | Buffer, o: DecodeOptions, label?: string): Promise<DecodedImage> {
+  const file = label ?? (typeof input === 'string' ? input : '<buffer>');
   if (typeof input === 'string') await checkFile(input, file);
   else if (input.length === 0) fail(file, 'empty', '0 bytes');
-
-  // Header only. No pixel limit here so a too-large image is reported with its dimensions.
-  let meta: Metadata;
-  try {
-    meta = await sharp(input, { failOn: o.failOn, limitInputPixels: false }).metadata();
-  } catch (err) {
-    failFromError(file, err);
-  }
-  const w = meta.width;
-  const h = meta.height;
-  if (!(Number.isInteger(w) && Number.isInteger(h) && w > 0 && h > 0)) {
-    fail(file, 'corrupt', `header gives no usable dimensions (${w}x${h})`);
-  }
-  if (w * h > o.maxInputPixels) {
-    fail(file, 'too-large', `${w}x${h} = ${w * h} pixels exceeds the limit of ${o.maxInputPixels} (--max-input-pixels)`);
-  }
-  // Orientations 5-8 swap width and height.
-  const swap = (meta.orientation ?? 1) >= 5;
-  const originalWidth = meta.autoOrient?.width ?? (swap ? h : w);
-  const originalHeight = meta.autoOrient?.height ?? (swap ? w : h);
+  const { meta, originalWidth, originalHeight } = await readHeader(input, file, o);
   const target = workingSize(originalWidth, originalHeight, o);
-
-  const loadOpts: SharpOptions = {
-    failOn: o.failOn,
-    limitInputPixels: o.maxInputPixels,
-    autoOrient: true,
-    sequentialRead: true,
-    pages: 1, // animated / multi-page: first frame only
-    page: 0,
-  };
-  if (meta.format === 'svg') {
-    // Rasterise vectors near the target size instead of upscaling a small bitmap.
-    const scale = Math.max(target.width / originalWidth, target.height / originalHeight);
-    loadOpts.density = Math.min(100000, Math.max(1, (meta.density ?? 72) * scale));
-  }
-
-  let data: Buffer;
-  let info: OutputInfo;
-  try {
-    ({ data, info } = await sharp(input, loadOpts)
-      .flatten({ background: o.background })
-      .resize({ width: target.width, height: target.height, fit: 'fill', kernel: 'lanczos3' })
-      .toColourspace('srgb')
-      .raw({ depth: 'uchar' })
-      .toBuffer({ resolveWithObject: true }));
-  } catch (err) {
-    failFromError(file, err);
-  }
+  const { data, info } = await decodePixels(input, file, o, meta, { width: originalWidth, height: originalHeight }, target);
   const pixels = info.width * info.height;
   const rgb = data.length === pixels * info.channels ? toRgb(data, pixels, info.channels) : undefined;
   if (!rgb || info.width !== target.width || info.height !== target.height) {
@@ -350,4 +222,58 @@ export async function decodeImage(
     originalHeight,
     format: meta.format,
   };
+}
+
+/** Header only, no pixel limit, so a too-large image is reported with its dimensions. */
+async function readHeader(
+  input: string | Buffer, file: string, o: DecodeOptions,
+): Promise<{ meta: Metadata; originalWidth: number; originalHeight: number }> {
+  let meta: Metadata;
+  try {
+    meta = await sharp(input, { failOn: o.failOn, limitInputPixels: false }).metadata();
+  } catch (err) {
+    failFromError(file, err);
+  }
+  const w = meta.width;
+  const h = meta.height;
+  if (!(Number.isInteger(w) && Number.isInteger(h) && w > 0 && h > 0)) {
+    fail(file, 'corrupt', `header gives no usable dimensions (${w}x${h})`);
+  }
+  if (w * h > o.maxInputPixels) {
+    fail(file, 'too-large', `${w}x${h} = ${w * h} pixels exceeds the limit of ${o.maxInputPixels} (--max-input-pixels)`);
+  }
+  // Orientations 5-8 swap width and height.
+  const swap = (meta.orientation ?? 1) >= 5;
+  return { meta, originalWidth: meta.autoOrient?.width ?? (swap ? h : w), originalHeight: meta.autoOrient?.height ?? (swap ? w : h) };
+}
+
+type Size = { width: number; height: number };
+
+/** Oriented, flattened, resized while streaming (never at full size in memory), 8-bit sRGB. */
+async function decodePixels(
+  input: string | Buffer, file: string, o: DecodeOptions, meta: Metadata, original: Size, target: Size,
+): Promise<{ data: Buffer; info: OutputInfo }> {
+  const loadOpts: SharpOptions = {
+    failOn: o.failOn,
+    limitInputPixels: o.maxInputPixels,
+    autoOrient: true,
+    sequentialRead: true,
+    pages: 1, // animated / multi-page: first frame only
+    page: 0,
+  };
+  if (meta.format === 'svg') {
+    // Rasterise vectors near the target size instead of upscaling a small bitmap.
+    const scale = Math.max(target.width / original.width, target.height / original.height);
+    loadOpts.density = Math.min(100000, Math.max(1, (meta.density ?? 72) * scale));
+  }
+  try {
+    return await sharp(input, loadOpts)
+      .flatten({ background: o.background })
+      .resize({ width: target.width, height: target.height, fit: 'fill', kernel: 'lanczos3' })
+      .toColourspace('srgb')
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
+  } catch (err) {
+    failFromError(file, err);
+  }
 }

@@ -203,12 +203,30 @@ export async function expandInputs(args: readonly string[], opts: ExpandOptions 
     if (st?.isDirectory()) {
       for (const p of await walkDirectory(arg, exts, opts)) out.push({ path: p, source: 'directory' });
     } else if (st === undefined && GLOB_CHARS.test(arg)) {
-      const matches = await expandGlob(arg);
-      if (matches.length === 0) throw new Error(`no files match '${arg}'`);
-      for (const p of matches) out.push({ path: p, source: 'glob' });
+      for (const p of await globMatches(arg)) out.push({ path: p, source: 'glob' });
     } else {
       out.push({ path: arg, source: 'file' });
     }
+  }
+  return out;
+}
+
+/** A glob's matches in comparePaths order; none is an error (almost always a typo). */
+async function globMatches(pattern: string): Promise<string[]> {
+  const matches = await expandGlob(pattern);
+  if (matches.length === 0) throw new Error(`no files match '${pattern}'`);
+  return matches;
+}
+
+/**
+ * Arguments naming files (merge's shard outputs): a missing path with glob characters expands as
+ * in expandInputs (sorted, no match is an error); anything else is kept as given.
+ */
+export async function expandFileGlobs(args: readonly string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const arg of args) {
+    if (GLOB_CHARS.test(arg) && (await statOrUndefined(arg)) === undefined) out.push(...(await globMatches(arg)));
+    else out.push(arg);
   }
   return out;
 }

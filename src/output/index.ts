@@ -1,6 +1,8 @@
 import { lstat, rm } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { OutputRefused } from './errors.js';
+import { UsageError } from '../core/invalid.js';
+import { checkOption, findOption } from '../core/options.js';
 import { partialPath } from './file-sink.js';
 import { JsonWriter, jsonJournalPath } from './json-writer.js';
 import { JsonlWriter } from './jsonl-writer.js';
@@ -18,19 +20,30 @@ export { partialPath } from './file-sink.js';
 export { headerDifferences } from './resume.js';
 export { NpyWriter } from './npy-writer.js';
 
-/** `-o -` is JSONL on stdout; otherwise the extension decides unless --format says. */
-export function resolveFormat(output: string, format?: string): OutputFormat {
-  if (format !== undefined) {
-    if (!OUTPUT_FORMATS.includes(format as OutputFormat)) {
-      throw new Error(`--format must be one of ${OUTPUT_FORMATS.join(', ')}, got '${format}'`);
-    }
-    if (isStdoutName(output) && format !== 'jsonl') throw new Error(`--format ${format} cannot go to stdout (-o -); use jsonl`);
-    return format as OutputFormat;
-  }
-  if (isStdoutName(output)) return 'jsonl';
+/** The format an extension names, if it names one. */
+function formatOfExtension(output: string): OutputFormat | undefined {
   const ext = extname(output).toLowerCase().slice(1);
   if (ext === 'ndjson') return 'jsonl';
-  if (OUTPUT_FORMATS.includes(ext as OutputFormat)) return ext as OutputFormat;
+  return OUTPUT_FORMATS.includes(ext as OutputFormat) ? (ext as OutputFormat) : undefined;
+}
+
+/**
+ * `-o -` is JSONL on stdout; otherwise the extension decides. --format is for names without a
+ * known extension (a FIFO, `feats.out`); one that contradicts the extension is an error.
+ */
+export function resolveFormat(output: string, format?: string): OutputFormat {
+  if (format !== undefined) {
+    const chosen = checkOption(findOption('format'), format, 'cli') as OutputFormat;
+    if (isStdoutName(output) && chosen !== 'jsonl') throw new UsageError(`--format ${chosen} cannot go to stdout (-o -); use jsonl`);
+    const named = isStdoutName(output) ? undefined : formatOfExtension(output);
+    if (named !== undefined && named !== chosen) {
+      throw new UsageError(`--format ${chosen} contradicts -o ${output} (a .${extname(output).slice(1)} name is ${named}); drop --format or rename the output`);
+    }
+    return chosen;
+  }
+  if (isStdoutName(output)) return 'jsonl';
+  const named = formatOfExtension(output);
+  if (named) return named;
   throw new Error(`-o ${output}: cannot tell the format from the extension '${extname(output)}'; use .npy, .json, .jsonl or --format`);
 }
 

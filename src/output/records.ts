@@ -4,7 +4,8 @@ export interface RunHeader {
   /** Engines differ in the last float bits, so a resume or merge must not mix them. */
   engine: 'onnx' | 'tfjs';
   model: string;
-  format: 'graph' | 'layers';
+  /** The model's format (was `format` before 0.2; a header that says `format` still resumes and merges). */
+  modelFormat: 'graph' | 'layers';
   layer: string;
   inputRange: readonly [number, number];
   levels: readonly number[];

@@ -8,6 +8,7 @@ import { readJournal, type JournalEntry, type JournalLine } from './journal.js';
 import { jsonJournalPath } from './json-writer.js';
 import { manifestPathFor } from './manifest.js';
 import type { OutputFormat, RunHeader } from './records.js';
+import { flagOfHeaderField } from '../core/options.js';
 
 /** One input as the run sees it: its position in the full input list and its path. */
 export interface ResumeItem { index: number; path: string }
@@ -17,12 +18,23 @@ export type ResumeOutcome =
   | { kind: 'complete'; rows: number; failures: number }
   | { kind: 'resume'; startAt: number; rows: number; failures: number; journalBytes: number; dataBytes: number };
 
-/** Header fields that must match for rows of two runs to be interchangeable. */
+/**
+ * Header fields that must match for rows of two runs to be interchangeable, each named by its
+ * flag where it has one (`--levels: [1,2,4] before, [6,3,2,1] now`). A header written before the
+ * model's format was renamed `modelFormat` (it said `format`) is read as the new one, so such
+ * runs still resume and merge.
+ */
 export function headerDifferences(a: RunHeader, b: RunHeader): string[] {
-  const keys = new Set([...Object.keys(a), ...Object.keys(b)]) as Set<keyof RunHeader>;
+  const [x, y] = [currentHeader(a), currentHeader(b)];
+  const keys = new Set([...Object.keys(x), ...Object.keys(y)]);
   return [...keys]
-    .filter((k) => JSON.stringify(a[k]) !== JSON.stringify(b[k]))
-    .map((k) => `${k}: ${JSON.stringify(a[k])} before, ${JSON.stringify(b[k])} now`);
+    .filter((k) => JSON.stringify(x[k]) !== JSON.stringify(y[k]))
+    .map((k) => `${flagOfHeaderField(k) ?? k}: ${JSON.stringify(x[k])} before, ${JSON.stringify(y[k])} now`);
+}
+
+function currentHeader(h: RunHeader): Record<string, unknown> {
+  const { format, ...rest } = h as RunHeader & { format?: unknown };
+  return format !== undefined && rest.modelFormat === undefined ? { ...rest, modelFormat: format } : { ...h };
 }
 
 interface Located { path: string; temp: boolean }

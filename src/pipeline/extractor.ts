@@ -1,10 +1,13 @@
-import { decodeImage, validateDecodeOptions, type DecodeOptions } from '../decode/decode.js';
+import { readFile } from 'node:fs/promises';
+import { decodeResolved, type DecodeOptions } from '../decode/decode.js';
 import { loadEngine, type EngineOptions } from '../backbone/load.js';
-import type { Backbone, BackboneInfo } from '../backbone/tfjs/backbone.js';
-import {
-  descriptorLength, normalizeDescriptor, spatialPyramidPool, validateLevels,
-  type NormalizeMode, type PoolMode,
-} from '../spp/spp.js';
+import type { Backbone, BackboneInfo, RgbPixels } from '../backbone/contract.js';
+import { DEFAULT_LEVELS, NORMALIZE_MODES, POOL_MODES, findOption, optionName, type NameStyle, type NormalizeMode, type PoolMode } from '../core/options.js';
+import { resolveExtractorOptions, type ResolvedExtractorOptions, type ResolvedSppOptions } from '../core/resolve.js';
+import { descriptorLength, normalizeDescriptor, pyramidPool } from '../spp/spp.js';
+
+/** @deprecated import them from the package root; kept for code that imported them from here. */
+export { DEFAULT_LEVELS, NORMALIZE_MODES, POOL_MODES };
 
 export interface SppOptions {
   /** Pyramid levels, n×n bins each; default [1, 2, 4]. The paper uses e.g. [6, 3, 2, 1]. */
@@ -15,24 +18,6 @@ export interface SppOptions {
 
 export interface ExtractorOptions extends EngineOptions, SppOptions {
   decode?: Partial<DecodeOptions>;
-}
-
-export const DEFAULT_LEVELS: readonly number[] = [1, 2, 4];
-export const POOL_MODES: readonly PoolMode[] = ['max', 'avg'];
-export const NORMALIZE_MODES: readonly NormalizeMode[] = ['none', 'l2', 'sqrt'];
-
-export interface ResolvedSppOptions { levels: readonly number[]; pool: PoolMode; normalize: NormalizeMode }
-
-export function validateSppOptions(o: SppOptions): ResolvedSppOptions {
-  const levels = o.levels ?? DEFAULT_LEVELS;
-  validateLevels(levels);
-  const pool = o.pool ?? 'max';
-  if (!POOL_MODES.includes(pool)) throw new Error(`--pool must be one of ${POOL_MODES.join(', ')}, got '${String(pool)}'`);
-  const normalize = o.normalize ?? 'none';
-  if (!NORMALIZE_MODES.includes(normalize)) {
-    throw new Error(`--normalize must be one of ${NORMALIZE_MODES.join(', ')}, got '${String(normalize)}'`);
-  }
-  return { levels: [...levels], pool, normalize };
 }
 
 /** One image's result with the sizes a manifest records. */
@@ -48,6 +33,12 @@ export interface Extraction {
   mapWidth: number;
 }
 
+/** The feature map's size for a square input of `input` pixels (the size policy's shorter side). */
+export interface MapSize { readonly input: number; readonly height: number; readonly width: number }
+
+/** A model whose usual input range is probably not the default this run uses. */
+export interface InputRangeHint { readonly suggested: readonly [number, number]; readonly because: string }
+
 export interface ExtractorInfo extends BackboneInfo, ResolvedSppOptions {
   readonly engine: 'onnx' | 'tfjs';
   /** Why `--engine auto` fell back to tfjs, when it did. */
@@ -56,6 +47,9 @@ export interface ExtractorInfo extends BackboneInfo, ResolvedSppOptions {
   readonly warnings: readonly string[];
   readonly dim: number;
   readonly decode: DecodeOptions;
+  /** Measured once at load, on a grey square image; absent when the model would not run on it. */
+  readonly mapSize?: MapSize;
+  readonly inputRangeHint?: InputRangeHint;
 }
 
 export interface Extractor {
@@ -64,29 +58,39 @@ export interface Extractor {
   extract(input: string | Buffer): Promise<Float32Array>;
   extractDetailed(input: string | Buffer, label?: string): Promise<Extraction>;
   /** Descriptor of already decoded 8-bit RGB pixels (HWC). */
-  extractPixels(image: { data: Uint8Array; width: number; height: number }): Promise<Float32Array>;
+  extractPixels(image: RgbPixels): Promise<Float32Array>;
   readonly backbone: Backbone;
   dispose(): Promise<void>;
 }
 
+/** Checks every option once (errors name the property: "levels must be …", "decode.size must be …"), then loads the model. */
 export async function createExtractor(options: ExtractorOptions = {}): Promise<Extractor> {
-  // Validate everything cheap before loading (or downloading) a model.
-  const spp = validateSppOptions(options);
-  const decode = validateDecodeOptions(options.decode ?? {});
-  const { backbone, engine, fallbackReason, warnings = [] } = await loadEngine(options);
-  const dim = descriptorLength(backbone.info.channels, spp.levels);
+  const { onWarning, worker } = options;
+  return openExtractor(resolveExtractorOptions(options), { onWarning, worker });
+}
+
+/** createExtractor for options already checked (the CLI checks them with flag names). */
+export async function openExtractor(
+  o: ResolvedExtractorOptions, extra: Pick<EngineOptions, 'onWarning' | 'worker'> = {},
+): Promise<Extractor> {
+  const { levels, pool, normalize, decode, ...model } = o;
+  const engineOptions: EngineOptions = { ...model, ...definedOnly(extra) };
+  const { backbone, engine, fallbackReason, warnings = [] } = await loadEngine(engineOptions);
+  const [mapSize, inputRangeHint] = await Promise.all([probeMapSize(backbone, decode), guessInputRangeHint(backbone.info)]);
   const info: ExtractorInfo = {
-    ...backbone.info, ...spp, engine, ...(fallbackReason ? { engineFallback: fallbackReason } : {}), warnings, dim, decode,
+    ...backbone.info, levels, pool, normalize, engine, ...(fallbackReason ? { engineFallback: fallbackReason } : {}), warnings,
+    dim: descriptorLength(backbone.info.channels, levels), decode,
+    ...(mapSize ? { mapSize } : {}), ...(inputRangeHint ? { inputRangeHint } : {}),
   };
 
-  const describe = async (image: { data: Uint8Array; width: number; height: number }) => {
+  const describe = async (image: RgbPixels) => {
     const map = await backbone.featureMap(image);
-    const descriptor = normalizeDescriptor(spatialPyramidPool(map, spp.levels, spp.pool), spp.normalize);
+    const descriptor = normalizeDescriptor(pyramidPool(map, levels, pool), normalize);
     return { descriptor, map };
   };
 
   const extractDetailed = async (input: string | Buffer, label?: string): Promise<Extraction> => {
-    const img = await decodeImage(input, decode, label);
+    const img = await decodeResolved(input, decode, label);
     const { descriptor, map } = await describe(img);
     return {
       descriptor,
@@ -109,4 +113,65 @@ export async function createExtractor(options: ExtractorOptions = {}): Promise<E
       await backbone.dispose();
     },
   };
+}
+
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** The side the size policy gives an image's shorter side (224 by default; 224 for --no-resize too). */
+export function referenceSide(decode: DecodeOptions): number {
+  return Math.min(decode.size ?? 224, decode.maxSide ?? Infinity);
+}
+
+/** One forward pass on a grey square at the reference side: the map size SPP will usually see. */
+async function probeMapSize(backbone: Backbone, decode: DecodeOptions): Promise<MapSize | undefined> {
+  const side = referenceSide(decode);
+  try {
+    const map = await backbone.featureMap({ data: new Uint8Array(side * side * 3).fill(128), width: side, height: side });
+    return { input: side, height: map.height, width: map.width };
+  } catch {
+    return undefined; // a model with a fixed input size of another side: no measurement, no warning
+  }
+}
+
+/**
+ * Layers models default to [-1, 1] (Keras MobileNets). Darknet models — named so, or built on
+ * LeakyReLU as Darknet's are — are trained on [0, 1]. A guess from the name and the layer types,
+ * said as a hint, never applied.
+ */
+async function guessInputRangeHint(info: BackboneInfo): Promise<InputRangeHint | undefined> {
+  if (info.format !== 'layers' || info.inputRangeSource !== 'layers-default') return undefined;
+  if (/darknet/i.test(`${info.model} ${info.modelJsonPath}`)) {
+    return { suggested: [0, 1], because: 'its name says Darknet, and Darknet models are trained on [0, 1]' };
+  }
+  const json = await readFile(info.modelJsonPath, 'utf8').catch(() => '');
+  if (/"class_name"\s*:\s*"LeakyReLU"/.test(json)) {
+    return { suggested: [0, 1], because: 'it uses LeakyReLU activations, as Darknet models trained on [0, 1] do' };
+  }
+  return undefined;
+}
+
+/**
+ * What a run should say about its options beyond errors: levels finer than the feature map
+ * (warnings) and a likely input range (hints), naming options the way the caller spells them.
+ */
+export function optionAdvice(info: ExtractorInfo, style: NameStyle): { warnings: string[]; hints: string[] } {
+  const warnings: string[] = [];
+  const hints: string[] = [];
+  const m = info.mapSize;
+  const tooFine = m && info.decode.size !== null ? info.levels.filter((n) => n > Math.min(m.height, m.width)) : [];
+  if (m && tooFine.length > 0) {
+    const side = Math.min(m.height, m.width);
+    warnings.push(`${optionName(findOption('levels'), style)} ${[...new Set(tooFine)].join(',')}: more bins per side than the feature map has cells ` +
+      `(${m.height}×${m.width} at a ${m.input}×${m.input} input), so its bins repeat cells; levels up to ${side}, ` +
+      `or a larger ${optionName(findOption('decode.size'), style)}, give distinct bins`);
+  }
+  const h = info.inputRangeHint;
+  if (h) {
+    const range = style === 'cli' ? `--input-range ${h.suggested.join(',')}` : `inputRange: [${h.suggested.join(', ')}]`;
+    hints.push(`this model probably expects pixels in [${h.suggested.join(', ')}], not the layers-model default ` +
+      `[${info.inputRange.join(', ')}]: ${h.because}; if so, pass ${range} (a guess, not read from the model)`);
+  }
+  return { warnings, hints };
 }

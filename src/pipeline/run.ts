@@ -1,11 +1,21 @@
-import { DecodeError, decodeImage, type DecodedImage } from '../decode/decode.js';
+import { DecodeError, decodeResolved, type DecodedImage } from '../decode/decode.js';
+import type { WorkItem } from '../inputs/shard.js';
 import type { Extractor } from './extractor.js';
 import type { OutputWriter, RunSummary } from '../output/records.js';
 
-export interface RunProgress { done: number; total: number; rows: number; failures: number; elapsedMs: number }
+export interface RunProgress {
+  /** Inputs finished by this run (rows and failures), of `total` this run has to do. */
+  done: number;
+  total: number;
+  /** Of `done`, those that became rows: what img/s counts. */
+  imagesDone: number;
+  /** Whole-output counts, earlier runs of a resumed output included. */
+  rows: number;
+  failures: number;
+  elapsedMs: number;
+}
 
-/** One input: its position in the full input list (the manifest's `index`) and its path. */
-export interface WorkItem { index: number; path: string }
+export type { WorkItem };
 
 export interface RunOptions {
   /** Images decoded ahead of the backbone (sharp runs on libuv's pool); bounds memory. */
@@ -23,7 +33,7 @@ type Decoded = { ok: true; image: DecodedImage } | { ok: false; reason: string; 
 
 async function safeDecode(extractor: Extractor, path: string): Promise<Decoded> {
   try {
-    return { ok: true, image: await decodeImage(path, extractor.info.decode, path) };
+    return { ok: true, image: await decodeResolved(path, extractor.info.decode, path) };
   } catch (err) {
     if (err instanceof DecodeError) return { ok: false, reason: err.reason, message: err.message };
     return { ok: false, reason: 'error', message: `${path}: ${(err as Error).message ?? String(err)}` };
@@ -35,11 +45,12 @@ type Outcome =
   | { ok: false; item: WorkItem; reason: string; message: string };
 
 /**
- * Decodes up to `decodeAhead` images in parallel (sharp, libuv's pool) while the backbone runs one
- * image at a time; image i's row is written while the backbone works on image i+1. Rows and
- * failures reach the writer strictly in input order. Every item becomes a row or a failure.
+ * Runs every item through the extractor into the writer. Not batching: decodes up to
+ * `decodeAhead` images in parallel (sharp, libuv's pool) while the backbone runs one image at a
+ * time; image i's row is written while the backbone works on image i+1. Rows and failures reach
+ * the writer strictly in input order. Every item becomes a row or a failure.
  */
-export async function runBatch(
+export async function runExtraction(
   items: readonly WorkItem[],
   extractor: Extractor,
   writer: OutputWriter,
@@ -50,7 +61,8 @@ export async function runBatch(
   const pending = new Map<number, Promise<Decoded>>();
   const first = opts.startAt ?? 0;
   let scheduled = first;
-  let rows = opts.rowsBefore ?? 0;
+  const rowsBefore = opts.rowsBefore ?? 0;
+  let rows = rowsBefore;
   let failures = opts.failuresBefore ?? 0;
   let written = first;
   const inFlight: Promise<Outcome>[] = [];
@@ -67,7 +79,7 @@ export async function runBatch(
       await writer.failure({ index: item.index, path: item.path, reason: outcome.reason, error: outcome.message });
     }
     written++;
-    opts.onProgress?.({ done: written - first, total: items.length - first, rows, failures, elapsedMs: Date.now() - started });
+    opts.onProgress?.({ done: written - first, total: items.length - first, imagesDone: rows - rowsBefore, rows, failures, elapsedMs: Date.now() - started });
   };
 
   for (let next = first; next < items.length; next++) {
@@ -104,3 +116,6 @@ export async function runBatch(
   await Promise.allSettled(pending.values());
   return { rows, failures, complete: written === items.length };
 }
+
+/** @deprecated the old name of runExtraction (it never batched). */
+export const runBatch = runExtraction;

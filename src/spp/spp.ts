@@ -10,16 +10,14 @@
  * with offset(level) = C * Σ n'² over the levels before it, and total length C * Σ n².
  */
 
-export type PoolMode = 'max' | 'avg';
-export type NormalizeMode = 'none' | 'l2' | 'sqrt';
+import { checkOption, findOption, type NormalizeMode, type PoolMode } from '../core/options.js';
+import { invalidParameterError } from '../core/invalid.js';
 
-/** A single feature map in HWC layout (NHWC with batch 1), float32. */
-export interface FeatureMap {
-  data: Float32Array;
-  height: number;
-  width: number;
-  channels: number;
-}
+export type { NormalizeMode, PoolMode } from '../core/options.js';
+
+import type { FeatureMap } from '../core/types.js';
+
+export type { FeatureMap };
 
 /**
  * Bin i of n over a side of length a spans [floor(i*a/n), ceil((i+1)*a/n)) — the rule of
@@ -43,16 +41,9 @@ export function descriptorLength(channels: number, levels: readonly number[]): n
   return channels * bins;
 }
 
-/** Throws unless `levels` is a non-empty list of positive integers. */
+/** Throws unless `levels` is a non-empty array of positive integers ("levels must be …, got '1,0'"). */
 export function validateLevels(levels: readonly number[]): void {
-  if (!Array.isArray(levels) || levels.length === 0) {
-    throw new Error('SPP levels must be a non-empty list of positive integers, got an empty list');
-  }
-  for (const n of levels) {
-    if (typeof n !== 'number' || !Number.isInteger(n) || n < 1) {
-      throw new Error(`SPP level must be a positive integer, got ${String(n)} (in [${levels.map(String).join(', ')}])`);
-    }
-  }
+  checkOption(findOption('levels'), levels, 'library');
 }
 
 function validateMap(map: FeatureMap): void {
@@ -79,9 +70,17 @@ function edges(n: number, a: number): { starts: Int32Array; ends: Int32Array } {
  * NaN like numpy/PyTorch; average pooling sums in float64 so large bins lose no precision.
  */
 export function spatialPyramidPool(map: FeatureMap, levels: readonly number[], pool: PoolMode): Float32Array {
-  validateMap(map);
   validateLevels(levels);
-  if (pool !== 'max' && pool !== 'avg') throw new Error(`pool must be 'max' or 'avg', got '${String(pool)}'`);
+  checkOption(findOption('pool'), pool, 'library');
+  return pyramidPool(map, levels, pool);
+}
+
+/**
+ * spatialPyramidPool with levels and pool already checked (the pipeline checks them once per run);
+ * the map, which comes from the backbone, is still checked against its shape.
+ */
+export function pyramidPool(map: FeatureMap, levels: readonly number[], pool: PoolMode): Float32Array {
+  validateMap(map);
   const C = map.channels;
   const out = new Float32Array(descriptorLength(C, levels));
   const offsets: number[] = [];
@@ -187,7 +186,7 @@ export function normalizeDescriptor(vec: Float32Array, mode: NormalizeMode): Flo
     case 'l2':
       return l2(vec);
     default:
-      throw new Error(`normalize must be 'none', 'l2' or 'sqrt', got '${String(mode)}'`);
+      throw invalidParameterError('normalize', `one of ${findOption('normalize').choices!.join(', ')}`, mode);
   }
 }
 

@@ -1,52 +1,30 @@
 /**
  * The Backbone on ONNX Runtime (CPU): a TF.js model is converted once to ONNX (cached on disk), or a
  * user's own .onnx is run as is. Same model resolution, layer choice and input range as the tfjs
- * path (loadBackbone), so feature maps are interchangeable.
+ * engine (rules.ts, preprocess.ts), so feature maps are interchangeable.
+ *
+ * Start-up: this module loads neither ONNX Runtime nor the converter. The inference worker is
+ * started first and imports ONNX Runtime while this thread resolves the model, picks the layer and
+ * checks the cache; the worker then creates the one session and probes it. The converter is
+ * imported only when the cache has no usable copy.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { rmSync } from 'node:fs';
-import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import * as ort from 'onnxruntime-node';
-import type { FeatureMap } from '../../spp/spp.js';
-import { readArtifacts } from '../artifacts.js';
-import {
-  autoGraphNode,
-  pickInputRange,
-  validateInputRange,
-  type Backbone,
-  type BackboneInfo,
-  type BackboneOptions,
-  type LayerCandidate,
-  type RgbImage,
-} from '../tfjs/backbone.js';
+import { join } from 'node:path';
+import { InvalidParameterError } from '../../core/invalid.js';
+import { readArtifacts, type LoadedArtifacts } from '../artifacts.js';
+import type { Backbone, BackboneInfo, BackboneOptions, FeatureMap, RgbPixels } from '../contract.js';
+import { ModelOptionError } from '../errors.js';
+import type { TensorLayout } from '../preprocess.js';
 import { DEFAULT_MODEL_ID } from '../registry.js';
-import {
-  CACHE_WARNING_KEY,
-  cacheUnwritableWarning,
-  defaultCacheDir,
-  ensureDir,
-  isFsError,
-  privateTempDir,
-  resolveModel,
-  sweepStale,
-  type WarningSink,
-} from '../source.js';
-import { makeFeatureMap, sessionOptions, type Runner, type TensorLayout } from './session.js';
-import { startInferenceWorker } from './worker-client.js';
-import { CONVERTER_VERSION, autoKerasLeaf, convertToOnnx, kerasLeaves, parseLayersTopology } from './convert.js';
+import { chooseLayer, graphNodes, pickInputRange, pickOnnxInputRange, validateInputRange, type LayerChoice, type RangeChoice } from '../rules.js';
+import { defaultCacheDir, isOnnxModelSpec, localOnnxPath, resolveModel, type ResolvedModel, type WarningSink } from '../source.js';
+import { cachedOnnx, onnxCacheKey, readCached, type StoredOnnx } from './cache.js';
+import type { OpenedModel, OpenRequest, Runner } from './session.js';
+import { takeInferenceWorker, type InferenceEngine } from './worker-client.js';
 
-
-export type { TensorLayout } from './session.js';
-
-// With $HOME unwritable (docker run --user), ORT's telemetry falls back to writing ':memory:.ses'
-// into the working directory and logs "Failed to persist telemetry device ID" on stderr. Read by
-// ORT when its environment is created (first session), so set before that; a user's value is kept.
-process.env.ORT_DISABLE_TELEMETRY ??= '1';
-// ORT's default 'warning' level prints lines beside our own one-line warnings; an embedding
-// application's choice of level is kept.
-if (ort.env.logLevel === 'warning') ort.env.logLevel = 'error';
+export type { TensorLayout } from '../preprocess.js';
+export { isSealedOnnx, sealOnnx } from './cache.js';
 
 export interface OnnxBackboneOptions extends BackboneOptions {
   /** Run inference in a worker thread (default true) so decoding, SPP and writing overlap it. */
@@ -74,7 +52,7 @@ export interface OnnxBackboneOptions extends BackboneOptions {
 export interface OnnxBackboneInfo extends BackboneInfo {
   /**
    * The .onnx file the session runs: the cached conversion, or the user's file. With an unwritable
-   * cache: a temporary file, deleted once the sessions have loaded it, or '(memory)'.
+   * cache: a temporary file, deleted once the session has loaded it, or '(memory)'.
    */
   readonly onnxPath: string;
   readonly onnxSource: 'converted' | 'user';
@@ -103,14 +81,14 @@ export function defaultThreads(): number {
 
 function checkThreads(threads: number | undefined): number {
   const n = threads ?? defaultThreads();
-  if (!Number.isInteger(n) || n < 1) throw new Error(`--threads must be a positive integer, got '${threads}'`);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidParameterError('--threads', 'a positive integer', String(threads));
   return n;
 }
 
 function perChannel(name: string, v: readonly number[] | undefined): [number, number, number] | undefined {
   if (v === undefined) return undefined;
   if (!(v.length === 1 || v.length === 3) || !v.every(Number.isFinite)) {
-    throw new Error(`--${name} must be 1 or 3 numbers, got '${v.join(',')}'`);
+    throw new InvalidParameterError(`--${name}`, '1 or 3 numbers', v.join(','));
   }
   return v.length === 1 ? [v[0], v[0], v[0]] : [v[0], v[1], v[2]];
 }
@@ -119,258 +97,178 @@ function backendName(threads: number): string {
   return `onnxruntime-node (cpu, ${threads} thread${threads === 1 ? '' : 's'})`;
 }
 
-/** Unique temp name + rename: concurrent writers each install a whole file, readers never see a partial one. */
-async function writeAtomic(path: string, bytes: Uint8Array): Promise<void> {
-  await ensureDir(dirname(path));
-  await sweepStale(dirname(path), (name) => /\.onnx\.tmp-\d+-[0-9a-f]{8}$/.test(name));
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+/** Inference on this thread (worker: false): the same open / featureMap / close as the worker. */
+function inThreadEngine(): InferenceEngine {
+  let runner: Runner | undefined;
+  let run: ((image: RgbPixels) => Promise<FeatureMap>) | undefined;
+  return {
+    open: async (source, request) => {
+      const { openSession, makeFeatureMap } = await import('./session.js');
+      await runner?.session.release().catch(() => undefined);
+      const opened = await openSession(source, request);
+      runner = opened.runner;
+      run = makeFeatureMap(runner);
+      return opened.opened;
+    },
+    featureMap: (image) => (run ? run(image) : Promise.reject(new Error('no model opened'))),
+    close: async () => {
+      await runner?.session.release().catch(() => undefined);
+      runner = run = undefined;
+    },
+  };
+}
+
+/** The worker starts now (it imports ONNX Runtime while the model is read); `worker: false` stays here. */
+function startEngine(opts: OnnxBackboneOptions): InferenceEngine {
+  return opts.worker === false ? inThreadEngine() : takeInferenceWorker();
+}
+
+/** Runs `body` with a fresh engine; the engine is closed when `body` fails. */
+async function withEngine<T>(opts: OnnxBackboneOptions, body: (engine: InferenceEngine) => Promise<T>): Promise<T> {
+  const engine = startEngine(opts);
   try {
-    await writeFile(tmp, bytes, { flag: 'wx' });
-    await rename(tmp, path);
+    return await body(engine);
   } catch (err) {
-    await rm(tmp, { force: true });
+    await engine.close();
     throw err;
   }
 }
 
-/*
- * Cached .onnx files carry their own checksum, so a file torn by a killed process (or damaged on
- * disk) is detected instead of loaded: the SHA-256 of the model bytes is appended as one more
- * ModelProto.metadata_props entry (field 14), which ONNX Runtime reads as ordinary metadata.
- */
-const SEAL_KEY = 'spp_extract_sha256';
-const SEAL_HEAD = Buffer.from([0x72, 2 + SEAL_KEY.length + 2 + 64, 0x0a, SEAL_KEY.length, ...Buffer.from(SEAL_KEY), 0x12, 64]);
-const SEAL_LENGTH = SEAL_HEAD.length + 64;
-
-export function sealOnnx(model: Uint8Array): Uint8Array {
-  const digest = createHash('sha256').update(model).digest('hex');
-  return Buffer.concat([model, SEAL_HEAD, Buffer.from(digest, 'latin1')]);
-}
-
-/** True when `bytes` end with a seal whose checksum matches everything before it. */
-export function isSealedOnnx(bytes: Uint8Array): boolean {
-  if (bytes.byteLength <= SEAL_LENGTH) return false;
-  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const at = buf.byteLength - SEAL_LENGTH;
-  if (!buf.subarray(at, at + SEAL_HEAD.length).equals(SEAL_HEAD)) return false;
-  const digest = createHash('sha256').update(buf.subarray(0, at)).digest('hex');
-  return buf.subarray(at + SEAL_HEAD.length).toString('latin1') === digest;
-}
-
-/** The cached model's bytes, or undefined when missing, torn or corrupt (then it is rebuilt). */
-async function readCached(path: string): Promise<Uint8Array | undefined> {
-  const bytes = await readFile(path).catch(() => undefined);
-  return bytes && isSealedOnnx(bytes) ? bytes : undefined;
-}
-
-function isOnnxSpec(spec: string): boolean {
-  return /\.onnx$/i.test(spec) && !/^https?:\/\//i.test(spec);
-}
-
 /**
  * Loads a backbone on ONNX Runtime. `opts.model` is anything loadBackbone accepts (converted to
- * ONNX, cached under `<cacheDir>/onnx/`), or a path to a `.onnx` file (then `--layer` names one of
- * its graph outputs, default the first).
+ * ONNX, cached under `<cacheDir>/onnx/`), or a local `.onnx` file (then `--layer` names one of its
+ * graph outputs, default the first).
  */
 export async function loadOnnxBackbone(opts: OnnxBackboneOptions = {}): Promise<OnnxBackbone> {
   if (opts.inputRange) validateInputRange(opts.inputRange);
   const threads = checkThreads(opts.threads);
   const spec = opts.model ?? DEFAULT_MODEL_ID;
-  return isOnnxSpec(spec) ? loadUserOnnx(spec, opts, threads) : loadConverted(spec, opts, threads);
+  return isOnnxModelSpec(spec) ? loadUserOnnx(spec, opts, threads) : loadConverted(spec, opts, threads);
+}
+
+/** A TF.js model's part of a load: where it is, its range and layer, and its .onnx in the cache. */
+interface ConvertedPlan {
+  cacheDir: string;
+  source: ResolvedModel;
+  loaded: LoadedArtifacts;
+  range: RangeChoice;
+  choice: LayerChoice;
+  onnxPath: string;
+}
+
+async function planConverted(spec: string, opts: OnnxBackboneOptions): Promise<ConvertedPlan> {
+  const cacheDir = opts.cacheDir ?? defaultCacheDir();
+  const source = await resolveModel(spec, cacheDir, { onWarning: opts.onWarning });
+  const loaded = await readArtifacts(source.modelJsonPath);
+  const topology = loaded.artifacts.modelTopology;
+  const range = pickInputRange(opts, loaded.format, graphNodes(loaded.format, topology), source.registry?.inputRange);
+  const choice = chooseLayer(loaded.format, topology, opts.layer, { spec: source.spec, embeddingNode: source.registry?.embeddingNode });
+  const key = await onnxCacheKey(source.modelJsonPath, loaded, choice.layer);
+  return { cacheDir, source, loaded, range, choice, onnxPath: join(cacheDir, 'onnx', `${key}.onnx`) };
+}
+
+async function convert(plan: ConvertedPlan): Promise<Uint8Array> {
+  const { convertToOnnx } = await import('./convert.js');
+  return convertToOnnx(plan.loaded, plan.choice.layer).onnx;
+}
+
+type Stored = Pick<StoredOnnx, 'path' | 'cacheHit' | 'cacheFallback'>;
+
+function convertedInfo(plan: ConvertedPlan, store: Stored, opened: OpenedModel, threads: number): OnnxBackboneInfo {
+  return {
+    backend: backendName(threads),
+    model: plan.source.spec,
+    modelJsonPath: plan.source.modelJsonPath,
+    format: plan.loaded.format,
+    layer: plan.choice.layer,
+    layerChosenBy: plan.choice.chosenBy,
+    channels: opened.channels,
+    ...plan.range,
+    onnxPath: store.path ?? '(memory)',
+    onnxSource: 'converted',
+    cacheHit: store.cacheHit,
+    ...(store.cacheFallback ? { cacheFallback: store.cacheFallback } : {}),
+    threads,
+    inputLayout: 'nhwc',
+  };
+}
+
+/**
+ * The worker loads a cached .onnx while this thread checks its seal (both take ~10 ms on a MobileNet).
+ * A good seal keeps the worker's session; a torn or damaged file (ONNX Runtime refuses a cut-short
+ * protobuf cleanly) is rebuilt by the caller, whose open replaces the session. Undefined: no usable copy.
+ */
+async function openCached(engine: InferenceEngine, path: string, request: OpenRequest): Promise<OpenedModel | undefined> {
+  if (!(await isFile(path))) return undefined;
+  const [sealed, opened] = await Promise.allSettled([readCached(path), engine.open(path, request)]);
+  if (sealed.status === 'rejected' || sealed.value === undefined) return undefined;
+  if (opened.status === 'rejected') throw opened.reason;
+  return opened.value;
+}
+
+/** Converts (or finds a sealed copy written meanwhile), stores and opens the model. */
+async function openConverted(engine: InferenceEngine, plan: ConvertedPlan, request: OpenRequest, opts: OnnxBackboneOptions) {
+  const store = await cachedOnnx(plan.onnxPath, () => convert(plan), plan.cacheDir, opts);
+  // On this thread the session loads the checked bytes; the worker loads the file, or without one
+  // (cache and temp dir unwritable) a copy of the bytes.
+  const source = opts.worker === false ? store.bytes : (store.path ?? new Uint8Array(store.bytes));
+  try {
+    return { store, opened: await engine.open(source, request) };
+  } finally {
+    // The session holds the model now; a temporary copy is not needed past this point.
+    store.cleanup();
+  }
 }
 
 async function loadConverted(spec: string, opts: OnnxBackboneOptions, threads: number): Promise<OnnxBackbone> {
   if (opts.mean || opts.std || opts.inputLayout === 'nchw') {
-    throw new Error('--mean/--std/--input-layout apply to a .onnx model only; TF.js models take --input-range');
+    throw new ModelOptionError('--mean', '--mean/--std/--input-layout apply to a .onnx model only; TF.js models take --input-range');
   }
-  const cacheDir = opts.cacheDir ?? defaultCacheDir();
-  const source = await resolveModel(spec, cacheDir, { onWarning: opts.onWarning });
-  const loaded = await readArtifacts(source.modelJsonPath);
-  const { format } = loaded;
-  type Node = { name: string; op: string; input?: string[] };
-  const nodes = format === 'graph' ? ((loaded.artifacts.modelTopology as { node?: Node[] }).node ?? []) : [];
-  const range = pickInputRange(opts, format, nodes, source.registry?.inputRange);
-
-  // Same layer choice as loadBackbone; the layers-model rule runs on the JSON config (kerasLeaves).
-  let layer: string;
-  let candidates: () => LayerCandidate[];
-  if (format === 'graph') {
-    layer = opts.layer ?? autoGraphNode(nodes, source.registry?.embeddingNode);
-    if (!nodes.some((n) => n.name === layer)) {
-      throw new Error(`--layer: no node '${layer}' in ${source.spec}; 'spp-extract info --layers' lists them`);
-    }
-    candidates = () =>
-      nodes.filter((n) => n.op !== 'Const' && n.op !== 'Placeholder').map((n) => ({ name: n.name, kind: n.op, shape: null }));
-  } else {
-    const root = parseLayersTopology(loaded.artifacts.modelTopology);
-    const { leaves } = kerasLeaves(root);
-    const leaf = opts.layer ? leaves.find((l) => l.layer.name === opts.layer) : autoKerasLeaf(root);
-    if (!leaf) throw new Error(`--layer: no layer '${opts.layer}' in ${source.spec}; 'spp-extract info --layers' lists them`);
-    layer = leaf.layer.name;
-    candidates = () =>
-      leaves.filter((l) => l.shape?.length === 4).map((l) => ({ name: l.layer.name, kind: l.layer.className, shape: l.shape }));
-  }
-
-  // Cache key: the exact model bytes, the cut and the converter's version.
-  const hash = createHash('sha256');
-  hash.update(await readFile(source.modelJsonPath));
-  const wd = loaded.artifacts.weightData;
-  for (const part of wd === undefined ? [] : Array.isArray(wd) ? wd : [wd]) hash.update(new Uint8Array(part));
-  hash.update(`\0layer=${layer}\0converter=${CONVERTER_VERSION}`);
-  const onnxPath = join(cacheDir, 'onnx', `${hash.digest('hex')}.onnx`);
-
-  const store = await cachedOnnx(onnxPath, () => convertToOnnx(loaded, layer).onnx, cacheDir, opts);
-  const { cacheHit, cacheFallback } = store;
-  let session: ort.InferenceSession;
-  try {
-    session = await ort.InferenceSession.create(store.bytes, sessionOptions(threads));
-  } catch (err) {
-    store.cleanup();
-    throw err;
-  }
-
-  const runner: Runner = { session, inputName: session.inputNames[0], outputName: session.outputNames[0], layout: 'nhwc', range: range.inputRange };
-  const featureMap = makeFeatureMap(runner);
-  const release = () => void session.release().catch(() => undefined);
-  let probe: FeatureMap;
-  try {
-    // Like loadBackbone: one probe at 224x224 proves the cut runs and tells the channel count.
-    probe = await featureMap({ data: new Uint8Array(224 * 224 * 3), width: 224, height: 224 });
-  } catch (err) {
-    release();
-    store.cleanup();
-    throw err;
-  }
-  const info: OnnxBackboneInfo = {
-    backend: backendName(threads),
-    model: source.spec,
-    modelJsonPath: source.modelJsonPath,
-    format,
-    layer,
-    layerChosenBy: opts.layer ? 'user' : 'auto',
-    channels: probe.channels,
-    ...range,
-    onnxPath: store.path ?? '(memory)',
-    onnxSource: 'converted',
-    cacheHit,
-    ...(cacheFallback ? { cacheFallback } : {}),
-    threads,
-    inputLayout: 'nhwc',
-  };
-  const backbone: OnnxBackbone = { info, featureMap, candidateLayers: candidates, dispose: release };
-  // No file for the worker to load: inference stays on this thread.
-  if (store.path === undefined) return backbone;
-  try {
-    return await finish(backbone, runner, store.path, threads, opts);
-  } finally {
-    // The sessions hold the model now; a temporary copy is not needed past this point.
-    store.cleanup();
-  }
+  return withEngine(opts, async (engine) => {
+    const plan = await planConverted(spec, opts);
+    // Converted models are NHWC in and out; their one output is the feature map.
+    const request: OpenRequest = { threads, range: plan.range.inputRange, layout: 'nhwc', label: plan.source.spec };
+    // worker: false checks the seal first, then loads the checked bytes (one thread: nothing to overlap).
+    const hit = opts.worker === false ? undefined : await openCached(engine, plan.onnxPath, request);
+    const { store, opened } = hit ? { store: { path: plan.onnxPath, cacheHit: true }, opened: hit } : await openConverted(engine, plan, request, opts);
+    const info = convertedInfo(plan, store, opened, threads);
+    return { info, probe: opened.probe, featureMap: engine.featureMap, candidateLayers: plan.choice.candidates, dispose: engine.close };
+  });
 }
 
-interface StoredOnnx {
-  bytes: Uint8Array;
-  /** File the inference worker loads; undefined when the model exists only in memory. */
-  path?: string;
-  cacheHit: boolean;
-  cacheFallback?: { reason: string; to: 'temp' | 'memory' };
-  /** Removes a temporary copy (no-op for the cache). */
-  cleanup: () => void;
-}
-
-/**
- * The converted model, from the cache when a sealed copy is there, else converted and stored with
- * an atomic rename. When the cache cannot be written (EACCES, EROFS, ENOTDIR, /proc, a full disk)
- * the model goes to a private temp file (or stays in memory) and one warning says how to fix it.
- */
-async function cachedOnnx(onnxPath: string, convert: () => Uint8Array, cacheDir: string, opts: OnnxBackboneOptions): Promise<StoredOnnx> {
-  const cached = await readCached(onnxPath);
-  if (cached) return { bytes: cached, path: onnxPath, cacheHit: true, cleanup: () => undefined };
-  const bytes = sealOnnx(convert());
-  try {
-    await writeAtomic(onnxPath, bytes);
-    return { bytes, path: onnxPath, cacheHit: false, cleanup: () => undefined };
-  } catch (err) {
-    if (!isFsError(err)) throw err;
-    opts.onWarning?.(cacheUnwritableWarning(cacheDir, err), CACHE_WARNING_KEY);
-    const reason = err.message.split('\n')[0];
-    if (opts.worker === false) return { bytes, cacheHit: false, cacheFallback: { reason, to: 'memory' }, cleanup: () => undefined };
-    let dir: string | undefined;
-    try {
-      dir = await privateTempDir();
-      const path = join(dir, 'model.onnx');
-      await writeFile(path, bytes);
-      const remove = () => rmSync(dir!, { recursive: true, force: true });
-      return { bytes, path, cacheHit: false, cacheFallback: { reason, to: 'temp' }, cleanup: remove };
-    } catch {
-      if (dir) rmSync(dir, { recursive: true, force: true });
-      return { bytes, cacheHit: false, cacheFallback: { reason, to: 'memory' }, cleanup: () => undefined };
-    }
-  }
-}
-
-/**
- * By default inference moves to a worker thread (session.run blocks its thread); the main-thread
- * session, used for the probe, is released.
- */
-async function finish(backbone: OnnxBackbone, runner: Runner, onnxPath: string, threads: number, opts: OnnxBackboneOptions): Promise<OnnxBackbone> {
-  if (opts.worker === false) return backbone;
-  const { session: _session, ...config } = runner;
-  const worker = await startInferenceWorker({ ...config, onnxPath, threads });
-  backbone.dispose();
-  return { ...backbone, featureMap: worker.featureMap, dispose: () => worker.close() };
-}
+const INPUT_LAYOUTS: readonly TensorLayout[] = ['nhwc', 'nchw'];
 
 async function loadUserOnnx(spec: string, opts: OnnxBackboneOptions, threads: number): Promise<OnnxBackbone> {
-  const path = resolve(spec);
-  if (!(await isFile(path))) throw new Error(`--model ${spec}: no such .onnx file`);
+  const path = localOnnxPath(spec);
+  if (!(await isFile(path))) throw new ModelOptionError('--model', `--model ${spec}: no such .onnx file`);
   const mean = perChannel('mean', opts.mean);
   const std = perChannel('std', opts.std);
-  if (std?.some((s) => s === 0)) throw new Error('--std values must be non-zero');
-  const session = await ort.InferenceSession.create(path, sessionOptions(threads));
-  const release = () => void session.release().catch(() => undefined);
-  try {
-    const meta = session.inputMetadata[0];
-    const inShape = meta && meta.isTensor ? meta.shape : [];
-    const layout: TensorLayout = opts.inputLayout ?? (inShape.length === 4 && inShape[3] === 3 && inShape[1] !== 3 ? 'nhwc' : 'nchw');
-    if (layout !== 'nhwc' && layout !== 'nchw') throw new Error(`--input-layout must be nhwc or nchw, got '${String(layout)}'`);
-    const layer = opts.layer ?? session.outputNames[0];
-    if (!session.outputNames.includes(layer)) {
-      throw new Error(`--layer: '${layer}' is not an output of ${spec} (outputs: ${session.outputNames.join(', ')})`);
-    }
-    const range = opts.inputRange ?? ([0, 1] as const);
-    const runner: Runner = { session, inputName: session.inputNames[0], outputName: layer, layout, range, mean, std };
-    const featureMap = makeFeatureMap(runner);
-    // Probe at the input's fixed size when it declares one, else 224x224.
-    const [hAt, wAt] = layout === 'nhwc' ? [1, 2] : [2, 3];
-    const fixed = (d: number | string | undefined) => (typeof d === 'number' && d > 0 ? d : 224);
-    const [ph, pw] = [fixed(inShape[hAt]), fixed(inShape[wAt])];
-    const probe = await featureMap({ data: new Uint8Array(ph * pw * 3), width: pw, height: ph });
+  if (std?.some((s) => s === 0)) throw new ModelOptionError('--std', '--std values must be non-zero');
+  if (opts.inputLayout !== undefined && !INPUT_LAYOUTS.includes(opts.inputLayout)) {
+    throw new InvalidParameterError('--input-layout', 'nhwc or nchw', String(opts.inputLayout));
+  }
+  const range = pickOnnxInputRange(opts);
+  return withEngine(opts, async (engine) => {
+    const request = { threads, range: range.inputRange, mean, std, layout: opts.inputLayout, output: opts.layer, label: spec };
+    const opened = await engine.open(path, request);
     const info: OnnxBackboneInfo = {
       backend: backendName(threads),
       model: spec,
       modelJsonPath: path,
       // An ONNX file is a graph; BackboneInfo has no 'onnx' format.
       format: 'graph',
-      layer,
+      layer: opened.outputName,
       layerChosenBy: opts.layer ? 'user' : 'auto',
-      channels: probe.channels,
-      inputRange: range,
-      // No registry/guess for .onnx files: [0, 1] unless the user says otherwise.
-      inputRangeSource: opts.inputRange ? 'user' : 'graph-default',
+      channels: opened.channels,
+      ...range,
       onnxPath: path,
       onnxSource: 'user',
       cacheHit: false,
       threads,
-      inputLayout: layout,
+      inputLayout: opened.layout,
       mean,
       std,
     };
-    const candidates = () =>
-      session.outputMetadata.map((m) => ({ name: m.name, kind: 'onnx-output', shape: m.isTensor ? m.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : null)) : null }));
-    return await finish({ info, featureMap, candidateLayers: candidates, dispose: release }, runner, path, threads, opts);
-  } catch (err) {
-    release();
-    throw err;
-  }
+    return { info, probe: opened.probe, featureMap: engine.featureMap, candidateLayers: () => opened.outputs, dispose: engine.close };
+  });
 }

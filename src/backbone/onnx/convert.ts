@@ -14,15 +14,17 @@
  *   fold.ts               kernel layouts, folding affine ops into convs, batch norm
  *   activations.ts        activations shared by both converters
  *   tf-graph.ts           TF graph → ONNX (context, dispatch); tf-ops.ts / tf-conv.ts the op rules
- *   keras-model.ts        Keras config parsing, tfjs layer order
- *   keras-shapes.ts       Keras shape inference, leaf layers
- *   keras-default-layer.ts the default feature layer (same rule as backbone.ts's autoLayersLeaf)
  *   keras-convert.ts      Keras → ONNX (context, evaluation); keras-ops.ts the layer rules
  *   to-onnx.ts            convertToOnnx
+ *   context.ts            what the op rules see of a conversion (interfaces: no rule ↔ converter cycle)
+ * The Keras config parsing and shape inference it shares with the layer rules live in
+ * ../keras/ (config.ts, shapes.ts); the default feature layer is rules.ts's, for both engines.
+ *
+ * Imported only when a model is converted (not on a cache hit): see onnx/backbone.ts.
  */
 export { CONVERTER_VERSION, ONNX_INPUT, ONNX_OUTPUT, UnsupportedOpError } from './convert/common.js';
 export { decodeWeights } from './convert/weights.js';
-export { parseLayersTopology, type KerasLayer, type KerasModel } from './convert/keras-model.js';
-export { kerasLeaves, type KerasLeaf } from './convert/keras-shapes.js';
-export { autoKerasLeaf } from './convert/keras-default-layer.js';
+export { parseLayersTopology, type KerasLayer, type KerasModel } from '../keras/config.js';
+export { kerasLeaves, type KerasLeaf } from '../keras/shapes.js';
+export { autoKerasLeaf } from '../rules.js';
 export { convertToOnnx } from './convert/to-onnx.js';

@@ -1,14 +1,26 @@
 /**
- * The parts of running an ONNX Runtime session that both the main thread and the inference
- * worker need, kept free of tfjs so the worker starts fast.
+ * An ONNX Runtime session made ready to give feature maps: created, its input layout and feature
+ * output resolved, and probed once. The inference worker runs this (the default: one session per
+ * load, in the worker); the main thread only when asked to keep inference on itself.
+ *
+ * This is the only main-side module that imports onnxruntime-node, and it is imported dynamically.
  */
 import * as ort from 'onnxruntime-node';
-import type { FeatureMap } from '../../spp/spp.js';
+import type { FeatureMap, InputRange, LayerCandidate, ProbeResult, RgbPixels } from '../contract.js';
+import { ModelOptionError } from '../errors.js';
+import { preprocess, toFeatureMap, type TensorLayout } from '../preprocess.js';
 
-export type TensorLayout = 'nhwc' | 'nchw';
+export type { RgbPixels, TensorLayout };
 
-/** Pixels as decode.ts hands them over: 8-bit RGB, HWC. */
-export interface RgbPixels { readonly data: Uint8Array; readonly width: number; readonly height: number }
+// With $HOME unwritable (docker run --user), ORT's telemetry falls back to writing ':memory:.ses'
+// into the working directory and logs "Failed to persist telemetry device ID" on stderr. Read by
+// ORT when its environment is created (first session). For the worker, worker-client.ts sets it on
+// the main thread before the worker starts; this covers sessions on the main thread. A user's
+// value is kept.
+process.env.ORT_DISABLE_TELEMETRY ??= '1';
+// ORT's default 'warning' level prints lines beside our own one-line warnings. This module's ORT
+// instance creates the process's first session, so its level is the one ORT keeps.
+if (ort.env.logLevel === 'warning') ort.env.logLevel = 'error';
 
 export function sessionOptions(threads: number): ort.InferenceSession.SessionOptions {
   return {
@@ -22,57 +34,49 @@ export function sessionOptions(threads: number): ort.InferenceSession.SessionOpt
 }
 
 /**
- * uint8 RGB → float32 model input: x * (hi-lo)/255 + lo (as backbone.ts's preprocess), then the
- * optional (v - mean[c]) / std[c]; NHWC or NCHW.
+ * Creates ONNX Runtime's environment (thread pools, kernel registry, logging: ~20 ms, once per
+ * process) with a one-node model, so the inference worker pays it while the main thread is still
+ * reading the model rather than after.
  */
-export function toInput(
-  image: RgbPixels,
-  [lo, hi]: readonly [number, number],
-  layout: TensorLayout,
-  mean?: readonly number[],
-  std?: readonly number[],
-): ort.Tensor {
-  const { data, width, height } = image;
-  if (data.length !== width * height * 3) {
-    throw new Error(`image buffer has ${data.length} bytes, expected ${width}x${height}x3`);
-  }
-  const scale = (hi - lo) / 255;
-  const f = new Float32Array(data.length);
-  if (layout === 'nhwc' && !mean && !std) {
-    for (let i = 0; i < data.length; i++) f[i] = data[i] * scale + lo;
-    return new ort.Tensor('float32', f, [1, height, width, 3]);
-  }
-  const m = mean ?? [0, 0, 0];
-  const s = std ?? [1, 1, 1];
-  const plane = width * height;
-  for (let p = 0; p < plane; p++) {
-    for (let c = 0; c < 3; c++) {
-      const v = (data[p * 3 + c] * scale + lo - m[c]) / s[c];
-      f[layout === 'nhwc' ? p * 3 + c : c * plane + p] = v;
-    }
-  }
-  return new ort.Tensor('float32', f, layout === 'nhwc' ? [1, height, width, 3] : [1, 3, height, width]);
+export async function warmUp(): Promise<void> {
+  const { encodeModel } = await import('./proto.js');
+  const model = encodeModel({
+    graph: {
+      name: 'warm-up',
+      nodes: [{ opType: 'Identity', inputs: ['x'], outputs: ['y'], name: 'identity' }],
+      initializers: [],
+      inputs: [{ name: 'x', elemType: 1, shape: [1] }],
+      outputs: [{ name: 'y', elemType: 1 }],
+    },
+  });
+  const session = await ort.InferenceSession.create(model, sessionOptions(1));
+  await session.release();
 }
 
-export function toFeatureMap(y: ort.Tensor, layout: TensorLayout): FeatureMap {
-  if (y.dims.length !== 4) throw new Error(`--layer output has shape [${y.dims.join(',')}], expected a 4-D feature map`);
-  if (y.type !== 'float32') throw new Error(`--layer output is ${y.type}, expected float32`);
-  const src = y.data as Float32Array;
-  if (layout === 'nhwc') {
-    const [, height, width, channels] = y.dims;
-    return { data: src, height, width, channels };
-  }
-  const [, channels, height, width] = y.dims;
-  const plane = height * width;
-  const data = new Float32Array(src.length);
-  for (let c = 0; c < channels; c++) for (let p = 0; p < plane; p++) data[p * channels + c] = src[c * plane + p];
-  return { data, height, width, channels };
-}
-
-/** What the inference worker needs to rebuild the main thread's runner. */
-export interface WorkerConfig extends Omit<Runner, 'session'> {
-  onnxPath: string;
+/** What opening a model needs to know besides the model itself (plain data: it crosses to the worker). */
+export interface OpenRequest {
   threads: number;
+  range: InputRange;
+  mean?: readonly number[];
+  std?: readonly number[];
+  /** The image input's layout; undefined: read from its declared shape ([N,3,H,W] → nchw, [N,H,W,3] → nhwc), else nchw. */
+  layout?: TensorLayout;
+  /** The graph output to read; undefined: the first. */
+  output?: string;
+  /** The model as the user named it, for messages. */
+  label: string;
+}
+
+/** What the session turned out to be (plain data, sent back from the worker). */
+export interface OpenedModel {
+  inputName: string;
+  outputName: string;
+  layout: TensorLayout;
+  /** From the probe. */
+  channels: number;
+  probe: ProbeResult;
+  /** The graph's outputs, which `info --layers` lists for a user's .onnx. */
+  outputs: LayerCandidate[];
 }
 
 export interface Runner {
@@ -80,16 +84,61 @@ export interface Runner {
   inputName: string;
   outputName: string;
   layout: TensorLayout;
-  range: readonly [number, number];
+  range: InputRange;
   mean?: readonly number[];
   std?: readonly number[];
 }
 
-export function makeFeatureMap(r: Runner) {
-  return async (image: RgbPixels): Promise<FeatureMap> => {
-    const x = toInput(image, r.range, r.layout, r.mean, r.std);
-    const out = await r.session.run({ [r.inputName]: x }, [r.outputName]);
-    return toFeatureMap(out[r.outputName] as ort.Tensor, r.layout);
+export function makeFeatureMap(r: Runner): (image: RgbPixels) => Promise<FeatureMap> {
+  return async (image) => {
+    const x = preprocess(image, { range: r.range, layout: r.layout, mean: r.mean, std: r.std });
+    const out = await r.session.run({ [r.inputName]: new ort.Tensor('float32', x.data, x.dims) }, [r.outputName]);
+    const y = out[r.outputName] as ort.Tensor;
+    if (y.dims.length === 4 && y.type !== 'float32') throw new ModelOptionError('--layer', `--layer output is ${y.type}, expected float32`);
+    return toFeatureMap(y.data as Float32Array, y.dims, r.layout);
   };
 }
 
+type Dim = number | string | undefined;
+
+/** Probe size: the input's fixed H and W when it declares them, else 224x224. */
+function probeImage(inShape: readonly Dim[], layout: TensorLayout): RgbPixels {
+  const [hAt, wAt] = layout === 'nhwc' ? [1, 2] : [2, 3];
+  const fixed = (d: Dim) => (typeof d === 'number' && d > 0 ? d : 224);
+  const [height, width] = [fixed(inShape[hAt]), fixed(inShape[wAt])];
+  return { data: new Uint8Array(height * width * 3), width, height };
+}
+
+function outputsOf(session: ort.InferenceSession): LayerCandidate[] {
+  return session.outputMetadata.map((m) => ({
+    name: m.name,
+    kind: 'onnx-output',
+    shape: m.isTensor ? m.shape.map((d) => (typeof d === 'number' && d >= 0 ? d : null)) : null,
+  }));
+}
+
+/**
+ * Creates the session (from a file or the model's bytes), resolves the input layout and the feature
+ * output, and runs one probe: it proves the cut runs and tells the channel count.
+ */
+export async function openSession(source: string | Uint8Array, req: OpenRequest): Promise<{ runner: Runner; opened: OpenedModel }> {
+  const options = sessionOptions(req.threads);
+  const session = typeof source === 'string' ? await ort.InferenceSession.create(source, options) : await ort.InferenceSession.create(source, options);
+  try {
+    const meta = session.inputMetadata[0];
+    const inShape: readonly Dim[] = meta && meta.isTensor ? meta.shape : [];
+    const layout: TensorLayout = req.layout ?? (inShape.length === 4 && inShape[3] === 3 && inShape[1] !== 3 ? 'nhwc' : 'nchw');
+    const outputName = req.output ?? session.outputNames[0];
+    if (!session.outputNames.includes(outputName)) {
+      throw new ModelOptionError('--layer', `--layer: '${outputName}' is not an output of ${req.label} (outputs: ${session.outputNames.join(', ')})`);
+    }
+    const runner: Runner = { session, inputName: session.inputNames[0], outputName, layout, range: req.range, mean: req.mean, std: req.std };
+    const image = probeImage(inShape, layout);
+    const map = await makeFeatureMap(runner)(image);
+    const probe = { inputHeight: image.height, inputWidth: image.width, height: map.height, width: map.width, channels: map.channels };
+    return { runner, opened: { inputName: runner.inputName, outputName, layout, channels: map.channels, probe, outputs: outputsOf(session) } };
+  } catch (err) {
+    await session.release().catch(() => undefined);
+    throw err;
+  }
+}

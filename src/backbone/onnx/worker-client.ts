@@ -1,68 +1,103 @@
 import { Worker } from 'node:worker_threads';
-import type { FeatureMap } from '../../spp/spp.js';
-import type { RgbPixels, WorkerConfig } from './session.js';
+import type { FeatureMap, RgbPixels } from '../contract.js';
+import { ModelOptionError } from '../errors.js';
+import type { OpenedModel, OpenRequest } from './session.js';
 import type { WorkerReply, WorkerRequest } from './worker.js';
 
-export interface InferenceWorker {
+/** Where inference runs: the worker thread, or (worker: false) this thread; both behave alike. */
+export interface InferenceEngine {
+  /** Creates the session from a file or the model's bytes and probes it; a second open replaces the first. */
+  open(source: string | Uint8Array, request: OpenRequest): Promise<OpenedModel>;
   featureMap(image: RgbPixels): Promise<FeatureMap>;
-  /** Resolves once the worker has released its session and exited. */
+  /** Releases the session; for the worker, resolves once it has exited. */
   close(): Promise<void>;
 }
 
-/** Starts the inference worker and resolves once its session is loaded. */
-export function startInferenceWorker(config: WorkerConfig): Promise<InferenceWorker> {
-  const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: config });
-  const waiting = new Map<number, { resolve: (m: FeatureMap) => void; reject: (e: Error) => void }>();
+type Pending = { resolve: (reply: WorkerReply & { ok: true }) => void; reject: (e: Error) => void };
+
+/**
+ * Starts the inference worker at once: it imports ONNX Runtime while the caller is still reading
+ * the model, and `open` hands it the model when known. An idle worker does not keep the process
+ * alive; one with a request in flight (or closing) does.
+ */
+export function spawnInferenceWorker(): InferenceEngine {
+  // With $HOME unwritable (docker run --user), ORT's telemetry falls back to writing ':memory:.ses'
+  // into the working directory. ORT reads this from the process environment when its first session
+  // is created — in the worker, whose process.env is only a copy — so the main thread sets it, before
+  // the worker starts. A user's value is kept.
+  process.env.ORT_DISABLE_TELEMETRY ??= '1';
+  const worker = new Worker(new URL('./worker.js', import.meta.url));
+  worker.unref();
+  const waiting = new Map<number, Pending>();
   let nextId = 0;
   let failure: Error | undefined;
   let closing = false;
 
   const failAll = (err: Error) => {
-    failure = err;
+    failure ??= err;
     for (const w of waiting.values()) w.reject(err);
     waiting.clear();
   };
   worker.on('error', failAll);
   worker.on('exit', (code) => failAll(new Error(`inference worker exited (code ${code})`)));
-
-  return new Promise((resolveStart, rejectStart) => {
-    worker.once('error', rejectStart);
-    worker.on('message', (msg: WorkerReply | 'ready') => {
-      if (msg === 'ready') {
-        // An idle worker must not keep the process alive; one with work in flight must.
-        worker.unref();
-        resolveStart({ featureMap, close });
-        return;
-      }
-      const w = waiting.get(msg.id);
-      waiting.delete(msg.id);
-      // Closing holds the worker until it exits (a reply still in flight must not let go of it).
-      if (waiting.size === 0 && !closing) worker.unref();
-      if (!w) return;
-      if (msg.ok) w.resolve({ data: msg.data, height: msg.height, width: msg.width, channels: msg.channels });
-      else w.reject(new Error(msg.message));
-    });
+  worker.on('message', (msg: WorkerReply) => {
+    const w = waiting.get(msg.id);
+    waiting.delete(msg.id);
+    // Closing holds the worker until it exits (a reply still in flight must not let go of it).
+    if (waiting.size === 0 && !closing) worker.unref();
+    if (!w) return;
+    if (msg.ok) w.resolve(msg);
+    else w.reject(msg.option ? new ModelOptionError(msg.option, msg.message) : new Error(msg.message));
   });
 
-  function close(): Promise<void> {
-    if (failure) return Promise.resolve();
-    // Held (ref) until it has exited, so the process never ends under a worker mid-teardown.
-    closing = true;
-    worker.ref();
-    const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
-    worker.postMessage('close');
-    return exited;
-  }
-
-  function featureMap(image: RgbPixels): Promise<FeatureMap> {
-    if (failure) return Promise.reject(failure);
-    return new Promise((resolve, reject) => {
-      const id = nextId++;
-      waiting.set(id, { resolve, reject });
+  const request = (req: WorkerRequest) =>
+    new Promise<WorkerReply & { ok: true }>((resolve, reject) => {
+      if (failure) return reject(failure);
+      waiting.set(req.id, { resolve, reject });
       worker.ref();
-      // Copied, not transferred: the caller may still use its pixels (a copy is ~0.05 ms).
-      const req: WorkerRequest = { id, data: image.data, width: image.width, height: image.height };
       worker.postMessage(req);
     });
-  }
+
+  return {
+    open: async (source, req) => {
+      const reply = await request({ type: 'open', id: nextId++, source, request: req });
+      return (reply as { opened: OpenedModel }).opened;
+    },
+    featureMap: async (image) => {
+      // Copied, not transferred: the caller may still use its pixels (a copy is ~0.05 ms).
+      const reply = await request({ type: 'run', id: nextId++, data: image.data, width: image.width, height: image.height });
+      const { data, height, width, channels } = reply as Extract<WorkerReply, { data: Float32Array }>;
+      return { data, height, width, channels };
+    },
+    close: () => {
+      if (failure) return Promise.resolve();
+      if (!closing) {
+        closing = true;
+        worker.ref();
+        worker.postMessage('close');
+      }
+      return new Promise<void>((resolve) => (failure ? resolve() : worker.once('exit', () => resolve())));
+    },
+  };
+}
+
+let spare: InferenceEngine | undefined;
+
+/** Starts an inference worker now, for the next load to take (see loadEngine's prestartEngine). */
+export function prestartInferenceWorker(): void {
+  spare ??= spawnInferenceWorker();
+}
+
+/** Closes a prestarted worker no load took (a load that failed before starting its engine). */
+export async function discardPrestartedWorker(): Promise<void> {
+  const worker = spare;
+  spare = undefined;
+  await worker?.close();
+}
+
+/** The prestarted worker when there is one, else a new one. */
+export function takeInferenceWorker(): InferenceEngine {
+  const worker = spare ?? spawnInferenceWorker();
+  spare = undefined;
+  return worker;
 }

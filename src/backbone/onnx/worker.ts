@@ -1,37 +1,73 @@
 /**
- * Inference worker: runs the ONNX Runtime session off the main thread. onnxruntime-node's
- * session.run blocks the thread that calls it, so on the main thread it would stall sharp's
- * decode callbacks, SPP and writing; here it overlaps with them.
+ * Inference worker: owns the process's ONNX Runtime session and runs it off the main thread.
+ * onnxruntime-node's session.run blocks the thread that calls it, so on the main thread it would
+ * stall sharp's decode callbacks, SPP and writing; here it overlaps with them.
+ *
+ * The worker is started before the model is known: it imports ONNX Runtime and sets up ORT's
+ * environment while the main thread reads the model; `open` then creates the one session and
+ * probes it, and `run` requests follow.
  */
-import { parentPort, workerData } from 'node:worker_threads';
-import * as ort from 'onnxruntime-node';
-import { makeFeatureMap, sessionOptions, type WorkerConfig } from './session.js';
+import { parentPort } from 'node:worker_threads';
+import { ModelOptionError } from '../errors.js';
+import { makeFeatureMap, openSession, warmUp, type OpenedModel, type OpenRequest, type Runner } from './session.js';
 
-export interface WorkerRequest { id: number; data: Uint8Array; width: number; height: number }
+export type WorkerRequest =
+  | { type: 'open'; id: number; source: string | Uint8Array; request: OpenRequest }
+  | { type: 'run'; id: number; data: Uint8Array; width: number; height: number };
 export type WorkerReply =
+  | { id: number; ok: true; opened: OpenedModel }
   | { id: number; ok: true; data: Float32Array; height: number; width: number; channels: number }
-  | { id: number; ok: false; message: string };
+  | { id: number; ok: false; message: string; option?: string };
 
-const config = workerData as WorkerConfig;
-const session = await ort.InferenceSession.create(config.onnxPath, sessionOptions(config.threads));
-const featureMap = makeFeatureMap({ ...config, session });
+const port = parentPort!;
+// ORT's one-time set-up runs now, while the main thread resolves the model; a failure here is not
+// fatal (the real session will report whatever is wrong).
+const warm = warmUp().catch(() => undefined);
+let runner: Runner | undefined;
+let featureMap: ReturnType<typeof makeFeatureMap> | undefined;
 
-parentPort!.on('message', async (req: WorkerRequest | 'close') => {
-  if (req === 'close') {
+function fail(id: number, err: unknown): void {
+  const option = err instanceof ModelOptionError ? err.option : undefined;
+  port.postMessage({ id, ok: false, message: (err as Error).message, ...(option ? { option } : {}) } satisfies WorkerReply);
+}
+
+async function open(req: Extract<WorkerRequest, { type: 'open' }>): Promise<void> {
+  await warm;
+  await runner?.session.release().catch(() => undefined);
+  runner = featureMap = undefined;
+  const { runner: r, opened } = await openSession(req.source, req.request);
+  runner = r;
+  featureMap = makeFeatureMap(r);
+  port.postMessage({ id: req.id, ok: true, opened } satisfies WorkerReply);
+}
+
+async function run(req: Extract<WorkerRequest, { type: 'run' }>): Promise<void> {
+  if (!featureMap) throw new Error('inference worker: no model opened');
+  const map = await featureMap(req);
+  // Copy out of ORT's buffer so it can be transferred rather than cloned.
+  const data = map.data.byteOffset === 0 && map.data.byteLength === map.data.buffer.byteLength ? map.data : map.data.slice();
+  const reply: WorkerReply = { id: req.id, ok: true, data, height: map.height, width: map.width, channels: map.channels };
+  port.postMessage(reply, [data.buffer as ArrayBuffer]);
+}
+
+async function handle(msg: WorkerRequest | 'close'): Promise<void> {
+  if (msg === 'close') {
     // End by emptying the event loop, not process.exit: tearing the thread down while ORT
     // releases its session can abort the whole process.
-    await session.release().catch(() => undefined);
-    parentPort!.close();
+    await warm;
+    await runner?.session.release().catch(() => undefined);
+    port.close();
     return;
   }
   try {
-    const map = await featureMap(req);
-    // Copy out of ORT's buffer so it can be transferred rather than cloned.
-    const data = map.data.byteOffset === 0 && map.data.byteLength === map.data.buffer.byteLength ? map.data : map.data.slice();
-    const reply: WorkerReply = { id: req.id, ok: true, data, height: map.height, width: map.width, channels: map.channels };
-    parentPort!.postMessage(reply, [data.buffer as ArrayBuffer]);
+    await (msg.type === 'open' ? open(msg) : run(msg));
   } catch (err) {
-    parentPort!.postMessage({ id: req.id, ok: false, message: (err as Error).message } satisfies WorkerReply);
+    fail(msg.id, err);
   }
+}
+
+// One message at a time, in order: a close never overtakes an open still creating its session.
+let queue = Promise.resolve();
+port.on('message', (msg: WorkerRequest | 'close') => {
+  queue = queue.then(() => handle(msg));
 });
-parentPort!.postMessage('ready');

@@ -1,202 +1,99 @@
-import { tf, initBackend, type BackendChoice } from './backend.js';
-import type { FeatureMap } from '../../spp/spp.js';
-import { readArtifacts, type ModelFormat } from '../artifacts.js';
-import { resolveModel, defaultCacheDir } from '../source.js';
+/**
+ * The Backbone on tfjs (tfjs-node, else wasm). tfjs itself is imported when loadBackbone runs, not
+ * when this module is: the contract types and the layer / input-range rules it re-exports below
+ * live in runtime-free modules.
+ */
+import type * as TF from '@tensorflow/tfjs';
+import { readArtifacts } from '../artifacts.js';
+import type { Backbone, BackboneInfo, BackboneOptions, FeatureMap, InputRange, RgbPixels } from '../contract.js';
+import { checkFeatureDims, preprocess, toFeatureMap } from '../preprocess.js';
 import { DEFAULT_MODEL_ID } from '../registry.js';
+import { chooseLayer, graphNodes, pickInputRange, validateInputRange } from '../rules.js';
+import { defaultCacheDir, resolveModel } from '../source.js';
+import { initBackend, loadTfjs, type Tfjs } from './backend.js';
 
-export interface BackboneOptions {
-  /** Registry id, local directory, model.json path or URL. */
-  model?: string;
-  /** Layer (layers models) or node (graph models) whose output is the feature map; default: the last conv map. */
-  layer?: string;
-  /** Range the model expects pixels in; default from the registry, else a per-format guess (see info). */
-  inputRange?: readonly [number, number];
-  backend?: BackendChoice;
-  cacheDir?: string;
+// The contract and the rules, where they were exported from before they moved out of this module.
+export type { Backbone, BackboneInfo, BackboneOptions, LayerCandidate, RgbImage } from '../contract.js';
+export { autoGraphNode, pickInputRange, validateInputRange } from '../rules.js';
+
+/** The model cut at the feature layer: one NHWC batch in, the feature tensor out. */
+interface Cut {
+  run(x: TF.Tensor4D): TF.Tensor;
+  dispose(): void;
 }
 
-export interface BackboneInfo {
-  readonly backend: string;
-  readonly model: string;
-  readonly modelJsonPath: string;
-  readonly format: ModelFormat;
-  readonly layer: string;
-  readonly layerChosenBy: 'user' | 'auto';
-  readonly channels: number;
-  readonly inputRange: readonly [number, number];
-  readonly inputRangeSource: 'user' | 'registry' | 'tfhub-graph' | 'layers-default' | 'graph-default';
+async function graphCut(tf: Tfjs, artifacts: TF.io.ModelArtifacts, layer: string): Promise<Cut> {
+  const model = await tf.loadGraphModel(tf.io.fromMemory(artifacts));
+  const inputName = model.inputs[0].name;
+  return { run: (x) => model.execute({ [inputName]: x }, layer) as TF.Tensor, dispose: () => model.dispose() };
 }
 
-export interface LayerCandidate { readonly name: string; readonly kind: string; readonly shape: readonly (number | null)[] | null }
-
-/** Pixels as decode.ts hands them over: 8-bit RGB, HWC. */
-export interface RgbImage { readonly data: Uint8Array; readonly width: number; readonly height: number }
-
-export interface Backbone {
-  readonly info: BackboneInfo;
-  featureMap(image: RgbImage): Promise<FeatureMap>;
-  candidateLayers(): LayerCandidate[];
-  /** Frees the model; ONNX backbones resolve once their worker thread has exited. */
-  dispose(): void | Promise<void>;
-}
-
-const GLOBAL_POOLS = new Set(['GlobalAveragePooling2D', 'GlobalMaxPooling2D', 'Flatten']);
-type Leaf = { layer: tf.layers.Layer; container: tf.LayersModel };
-
-function leavesOf(model: tf.LayersModel, out: Leaf[] = []): Leaf[] {
+/** Leaf layers in model.layers order, nested models flattened, each with the model that holds it. */
+function leavesOf(tf: Tfjs, model: TF.LayersModel, out: { layer: TF.layers.Layer; container: TF.LayersModel }[] = []) {
   for (const layer of model.layers) {
-    if (layer instanceof tf.LayersModel) leavesOf(layer, out);
+    if (layer instanceof tf.LayersModel) leavesOf(tf, layer, out);
     else out.push({ layer, container: model });
   }
   return out;
 }
 
-function outputShape(layer: tf.layers.Layer): (number | null)[] | null {
-  const s = layer.outputShape;
-  return Array.isArray(s) && !Array.isArray(s[0]) ? (s as (number | null)[]) : null;
-}
-
-/**
- * The last conv feature map of a layers model: the input of the first global pooling. A 1x1
- * conv right before it with one filter per output class is a classifier head (Darknet, NiN):
- * then the map before that conv is the feature map.
- */
-function autoLayersLeaf(model: tf.LayersModel, leaves: Leaf[]): Leaf {
-  const poolAt = leaves.findIndex((l) => GLOBAL_POOLS.has(l.layer.getClassName()));
-  if (poolAt <= 0) {
-    const last4d = [...leaves].reverse().find((l) => outputShape(l.layer)?.length === 4);
-    if (!last4d) throw new Error('--layer: the model has no 4-D layer output; name one with --layer');
-    return last4d;
+async function layersCut(tf: Tfjs, artifacts: TF.io.ModelArtifacts, layer: string): Promise<Cut> {
+  const model = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
+  const leaf = leavesOf(tf, model).find((l) => l.layer.name === layer);
+  if (!leaf) {
+    model.dispose();
+    throw new Error(`tfjs: no layer '${layer}' in the loaded model`);
   }
-  const before = leaves[poolAt - 1];
-  const classes = (model.outputs[0]?.shape ?? []).at(-1);
-  const cfg = before.layer.getConfig() as { filters?: number; kernelSize?: number[] | number };
-  const k = Array.isArray(cfg.kernelSize) ? cfg.kernelSize : [cfg.kernelSize, cfg.kernelSize];
-  const isClassMap = before.layer.getClassName() === 'Conv2D' && cfg.filters === classes && k[0] === 1 && k[1] === 1;
-  return isClassMap && poolAt >= 2 ? leaves[poolAt - 2] : before;
+  // The chosen layer's own container feeds it (a nested backbone takes the image directly).
+  const features = tf.model({ inputs: leaf.container.inputs, outputs: leaf.layer.output as TF.SymbolicTensor });
+  return { run: (x) => features.predict(x) as TF.Tensor, dispose: () => model.dispose() };
 }
 
-type GraphNode = { name: string; op: string; input?: string[] };
-const cleanInput = (name: string) => name.replace(/^\^/, '').replace(/:\d+$/, '');
-
-export function autoGraphNode(nodes: GraphNode[], embeddingNode?: string): string {
-  const byName = new Map(nodes.map((n) => [n.name, n]));
-  const pool =
-    (embeddingNode && byName.get(embeddingNode)) ||
-    nodes.find((n) => n.op === 'Mean') ||
-    [...nodes].reverse().find((n) => n.op === 'AvgPool');
-  const input = pool?.input?.[0];
-  if (!input) throw new Error('--layer: no global-pool node found in this graph model; name the feature node with --layer');
-  return cleanInput(input);
-}
-
-export function pickInputRange(
-  opts: BackboneOptions,
-  format: ModelFormat,
-  nodes: GraphNode[],
-  registryRange?: readonly [number, number],
-): Pick<BackboneInfo, 'inputRange' | 'inputRangeSource'> {
-  if (opts.inputRange) return { inputRange: opts.inputRange, inputRangeSource: 'user' };
-  if (registryRange) return { inputRange: registryRange, inputRangeSource: 'registry' };
-  // TF Hub image modules take [0, 1] and rescale inside (hub_input/Mul, Sub).
-  if (format === 'graph') {
-    return nodes.some((n) => n.name.includes('hub_input'))
-      ? { inputRange: [0, 1], inputRangeSource: 'tfhub-graph' }
-      : { inputRange: [-1, 1], inputRangeSource: 'graph-default' };
-  }
-  // Keras-applications MobileNets (the usual layers models) take [-1, 1].
-  return { inputRange: [-1, 1], inputRangeSource: 'layers-default' };
-}
-
-export function validateInputRange(range: readonly number[]): readonly [number, number] {
-  if (range.length !== 2 || !range.every(Number.isFinite) || !(range[0] < range[1])) {
-    throw new Error(`--input-range must be two numbers LOW,HIGH with LOW < HIGH, got '${range.join(',')}'`);
-  }
-  return [range[0], range[1]];
-}
-
-/** uint8 RGB → float32 in the model's range, as `@tensorflow-models/mobilenet` does (x * (hi-lo)/255 + lo). */
-export function preprocess(image: RgbImage, [lo, hi]: readonly [number, number]): tf.Tensor4D {
-  const { data, width, height } = image;
-  if (data.length !== width * height * 3) {
-    throw new Error(`image buffer has ${data.length} bytes, expected ${width}x${height}x3`);
-  }
-  const scale = (hi - lo) / 255;
-  const f = new Float32Array(data.length);
-  for (let i = 0; i < data.length; i++) f[i] = data[i] * scale + lo;
-  return tf.tensor4d(f, [1, height, width, 3]);
-}
-
-async function readMap(y: tf.Tensor): Promise<FeatureMap> {
-  if (y.rank !== 4) throw new Error(`--layer output has shape [${y.shape.join(',')}], expected a 4-D feature map`);
-  const [, height, width, channels] = y.shape as number[];
-  const data = (await y.data()) as Float32Array;
-  return { data, height, width, channels };
-}
-
-export async function loadBackbone(opts: BackboneOptions = {}): Promise<Backbone> {
-  if (opts.inputRange) validateInputRange(opts.inputRange);
-  const backend = await initBackend(opts.backend ?? 'auto');
-  const source = await resolveModel(opts.model ?? DEFAULT_MODEL_ID, opts.cacheDir ?? defaultCacheDir());
-  const { format, artifacts } = await readArtifacts(source.modelJsonPath);
-  const nodes = format === 'graph' ? ((artifacts.modelTopology as { node: GraphNode[] }).node ?? []) : [];
-  const range = pickInputRange(opts, format, nodes, source.registry?.inputRange);
-
-  let run: (x: tf.Tensor4D) => tf.Tensor;
-  let candidates: () => LayerCandidate[];
-  let layer: string;
-  let release: () => void;
-
-  if (format === 'graph') {
-    const model = await tf.loadGraphModel(tf.io.fromMemory(artifacts));
-    layer = opts.layer ?? autoGraphNode(nodes, source.registry?.embeddingNode);
-    if (!nodes.some((n) => n.name === layer)) {
-      throw new Error(`--layer: no node '${layer}' in ${source.spec}; 'spp-extract info --layers' lists them`);
-    }
-    const inputName = model.inputs[0].name;
-    const out = layer;
-    run = (x) => model.execute({ [inputName]: x }, out) as tf.Tensor;
-    candidates = () =>
-      nodes.filter((n) => n.op !== 'Const' && n.op !== 'Placeholder').map((n) => ({ name: n.name, kind: n.op, shape: null }));
-    release = () => model.dispose();
-  } else {
-    const model = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
-    const leaves = leavesOf(model);
-    const leaf = opts.layer ? leaves.find((l) => l.layer.name === opts.layer) : autoLayersLeaf(model, leaves);
-    if (!leaf) throw new Error(`--layer: no layer '${opts.layer}' in ${source.spec}; 'spp-extract info --layers' lists them`);
-    layer = leaf.layer.name;
-    const features = tf.model({ inputs: leaf.container.inputs, outputs: leaf.layer.output as tf.SymbolicTensor });
-    run = (x) => features.predict(x) as tf.Tensor;
-    candidates = () =>
-      leaves
-        .filter((l) => outputShape(l.layer)?.length === 4)
-        .map((l) => ({ name: l.layer.name, kind: l.layer.getClassName(), shape: outputShape(l.layer) }));
-    release = () => model.dispose();
-  }
-
-  const featureMap = async (image: RgbImage): Promise<FeatureMap> => {
-    const x = preprocess(image, range.inputRange);
-    let y: tf.Tensor | undefined;
+function featureMapOf(tf: Tfjs, cut: Cut, range: InputRange) {
+  return async (image: RgbPixels): Promise<FeatureMap> => {
+    const input = preprocess(image, { range });
+    const x = tf.tensor4d(input.data, input.dims);
+    let y: TF.Tensor | undefined;
     try {
-      y = run(x);
-      return await readMap(y);
+      y = cut.run(x);
+      checkFeatureDims(y.shape);
+      return toFeatureMap((await y.data()) as Float32Array, y.shape, 'nhwc');
     } finally {
       x.dispose();
       y?.dispose();
     }
   };
+}
+
+export async function loadBackbone(opts: BackboneOptions = {}): Promise<Backbone> {
+  if (opts.inputRange) validateInputRange(opts.inputRange);
+  const backend = await initBackend(opts.backend ?? 'auto');
+  const tf = await loadTfjs();
+  const source = await resolveModel(opts.model ?? DEFAULT_MODEL_ID, opts.cacheDir ?? defaultCacheDir());
+  const { format, artifacts } = await readArtifacts(source.modelJsonPath);
+  const range = pickInputRange(opts, format, graphNodes(format, artifacts.modelTopology), source.registry?.inputRange);
+  const choice = chooseLayer(format, artifacts.modelTopology, opts.layer, { spec: source.spec, embeddingNode: source.registry?.embeddingNode });
+  const cut = format === 'graph' ? await graphCut(tf, artifacts, choice.layer) : await layersCut(tf, artifacts, choice.layer);
+  const featureMap = featureMapOf(tf, cut, range.inputRange);
 
   // One probe at 224x224 proves the cut works and tells the channel count.
-  const probe = await featureMap({ data: new Uint8Array(224 * 224 * 3), width: 224, height: 224 });
+  let map: FeatureMap;
+  try {
+    map = await featureMap({ data: new Uint8Array(224 * 224 * 3), width: 224, height: 224 });
+  } catch (err) {
+    cut.dispose();
+    throw err;
+  }
   const info: BackboneInfo = {
     backend,
     model: source.spec,
     modelJsonPath: source.modelJsonPath,
     format,
-    layer,
-    layerChosenBy: opts.layer ? 'user' : 'auto',
-    channels: probe.channels,
+    layer: choice.layer,
+    layerChosenBy: choice.chosenBy,
+    channels: map.channels,
     ...range,
   };
-  return { info, featureMap, candidateLayers: candidates, dispose: release };
+  const probe = { inputHeight: 224, inputWidth: 224, height: map.height, width: map.width, channels: map.channels };
+  return { info, probe, featureMap, candidateLayers: choice.candidates, dispose: () => cut.dispose() };
 }

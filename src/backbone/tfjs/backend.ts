@@ -1,11 +1,27 @@
-import * as tf from '@tensorflow/tfjs';
+/**
+ * The tfjs runtime and its backend, loaded on first use: importing this module loads no tfjs
+ * (`@tensorflow/tfjs` alone takes ~200 ms to import), only initBackend / loadTfjs do.
+ */
+import { InvalidParameterError } from '../../core/invalid.js';
+import type { BackendChoice } from '../contract.js';
+import { ModelOptionError } from '../errors.js';
 
-export type BackendChoice = 'auto' | 'node' | 'wasm' | 'cpu';
+export type { BackendChoice };
 export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'node', 'wasm', 'cpu'];
+
+export type Tfjs = typeof import('@tensorflow/tfjs');
+
 /** Name tfjs registers each backend under. */
 const TFJS_NAME = { node: 'tensorflow', wasm: 'wasm', cpu: 'cpu' } as const;
 
+let tfjs: Promise<Tfjs> | undefined;
 let active: { choice: Exclude<BackendChoice, 'auto'>; name: string } | undefined;
+
+/** `@tensorflow/tfjs`, imported once. */
+export function loadTfjs(): Promise<Tfjs> {
+  tfjs ??= import('@tensorflow/tfjs');
+  return tfjs;
+}
 
 async function tryNode(): Promise<string | undefined> {
   try {
@@ -18,9 +34,10 @@ async function tryNode(): Promise<string | undefined> {
 }
 
 async function activate(choice: Exclude<BackendChoice, 'auto'>): Promise<void> {
+  const tf = await loadTfjs();
   if (choice === 'wasm') await import('@tensorflow/tfjs-backend-wasm');
   const ok = await tf.setBackend(TFJS_NAME[choice]);
-  if (!ok) throw new Error(`--backend ${choice}: tfjs could not initialise the '${TFJS_NAME[choice]}' backend`);
+  if (!ok) throw new ModelOptionError('--backend', `--backend ${choice}: tfjs could not initialise the '${TFJS_NAME[choice]}' backend`);
   await tf.ready();
   active = { choice, name: TFJS_NAME[choice] };
 }
@@ -31,7 +48,7 @@ async function activate(choice: Exclude<BackendChoice, 'auto'>): Promise<void> {
  */
 export async function initBackend(requested: BackendChoice): Promise<string> {
   if (!BACKEND_CHOICES.includes(requested)) {
-    throw new Error(`--backend must be one of ${BACKEND_CHOICES.join(', ')}, got '${String(requested)}'`);
+    throw new InvalidParameterError('--backend', `one of ${BACKEND_CHOICES.join(', ')}`, String(requested));
   }
   if (active && (requested === 'auto' || requested === active.choice)) return active.name;
   if (requested === 'node' || requested === 'auto') {
@@ -41,11 +58,9 @@ export async function initBackend(requested: BackendChoice): Promise<string> {
       return active!.name;
     }
     if (requested === 'node') {
-      throw new Error(`--backend node: @tensorflow/tfjs-node did not load (${failure}); use --backend wasm`);
+      throw new ModelOptionError('--backend', `--backend node: @tensorflow/tfjs-node did not load (${failure}); use --backend wasm`);
     }
   }
   await activate(requested === 'auto' ? 'wasm' : requested);
   return active!.name;
 }
-
-export { tf };

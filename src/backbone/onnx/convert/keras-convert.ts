@@ -4,15 +4,17 @@
  * per-class rules live in keras-ops.ts.
  */
 import type { LoadedArtifacts } from '../../artifacts.js';
+import { ModelOptionError } from '../../errors.js';
 import { ONNX_INPUT, UnsupportedOpError, type ConvertResult } from './common.js';
+import type { KerasCx } from './context.js';
 import { finish, OnnxBuilder, startGraph, type Val } from './builder.js';
-import { parseLayersTopology, type KerasLayer, type KerasModel, type Ref, type Shape } from './keras-model.js';
+import { parseLayersTopology, type KerasLayer, type KerasModel, type Ref, type Shape } from '../../keras/config.js';
 import { LAYER_OPS, unsupportedLayer } from './keras-ops.js';
-import { kerasLeaves } from './keras-shapes.js';
+import { kerasLeaves } from '../../keras/shapes.js';
 import { decodeWeights, type Weight } from './weights.js';
 
 /** One conversion's state: the builder, the weights, and the target layer (never folded away). */
-export class KerasContext {
+export class KerasContext implements KerasCx {
   readonly b = new OnnxBuilder();
 
   constructor(
@@ -91,7 +93,7 @@ export function convertLayers(loaded: LoadedArtifacts, target: string): ConvertR
   const root = parseLayersTopology(loaded.artifacts.modelTopology);
   const { leaves } = kerasLeaves(root);
   const leaf = leaves.find((l) => l.layer.name === target);
-  if (!leaf) throw new Error(`--layer: no layer '${target}' in this layers model`);
+  if (!leaf) throw new ModelOptionError('--layer', `--layer: no layer '${target}' in this layers model`);
   const cx = new KerasContext(decodeWeights(loaded.artifacts), target);
   // The tfjs path feeds the container of the chosen layer (tf.model({inputs: container.inputs})).
   const c = leaf.container;

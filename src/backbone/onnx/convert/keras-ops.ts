@@ -4,8 +4,8 @@ import { UnsupportedOpError } from './common.js';
 import { applyActivation, KERAS_ACTIVATIONS } from './activations.js';
 import { concat, padAttrs, type Pad2, type PendingConv, type Val } from './builder.js';
 import { batchNorm, bnAffine, depthwiseToOihw, hwioToOihw } from './fold.js';
-import type { KerasContext } from './keras-convert.js';
-import { pair, zeroPads, type KerasLayer } from './keras-model.js';
+import type { KerasCx as KerasContext } from './context.js';
+import { pair, zeroPads, type KerasLayer } from '../../keras/config.js';
 
 /** `foldable`: whether a conv's output may still absorb a following BatchNormalization (single consumer). */
 export type LayerOp = (cx: KerasContext, l: KerasLayer, xs: Val[], foldable: boolean) => Val;

@@ -3,7 +3,7 @@ import { applyActivation, type Activation } from './activations.js';
 import type { PendingConv, Val } from './builder.js';
 import { depthwiseToOihw, foldAffine, hwioToOihw } from './fold.js';
 import { layoutConst, perChannel } from './tf-consts.js';
-import type { GraphContext } from './tf-graph.js';
+import type { GraphCx as GraphContext } from './context.js';
 import { b64, checkFormat, ints, padOf, unsupportedNode, type TfNode } from './tf-node.js';
 
 /** One fused op applied to the conv's value; `arg()` takes the next extra input (bias, prelu alpha). */

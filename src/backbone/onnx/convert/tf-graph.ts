@@ -4,14 +4,16 @@
  * per-op rules live in tf-ops.ts / tf-conv.ts.
  */
 import type { LoadedArtifacts } from '../../artifacts.js';
+import { ModelOptionError } from '../../errors.js';
 import { ONNX_INPUT, type ConvertResult } from './common.js';
+import type { GraphCx } from './context.js';
 import { finish, OnnxBuilder, startGraph, type Val } from './builder.js';
 import { decodeWeights, type Weight } from './weights.js';
 import { clean, unsupportedNode, type TfNode } from './tf-node.js';
 import { GRAPH_OPS } from './tf-ops.js';
 
 /** One conversion's state: the builder, converted values, and constant lookup. */
-export class GraphContext {
+export class GraphContext implements GraphCx {
   readonly b = new OnnxBuilder();
   readonly placeholder: TfNode | undefined;
   readonly input: Val;
@@ -76,7 +78,7 @@ export class GraphContext {
 export function convertGraph(loaded: LoadedArtifacts, target: string): ConvertResult {
   const nodes = ((loaded.artifacts.modelTopology as { node?: TfNode[] }).node ?? []) as TfNode[];
   const byName = new Map(nodes.map((n) => [n.name, n]));
-  if (!byName.has(target)) throw new Error(`--layer: no node '${target}' in this graph model`);
+  if (!byName.has(target)) throw new ModelOptionError('--layer', `--layer: no node '${target}' in this graph model`);
   const cx = new GraphContext(nodes, byName, decodeWeights(loaded.artifacts), target);
   const out = cx.value(target);
   return finish(cx.b, ONNX_INPUT, cx.input.channels ?? 3, out);

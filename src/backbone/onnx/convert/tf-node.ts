@@ -5,8 +5,8 @@ import type { Pad2 } from './builder.js';
 type TfAttr = { s?: string; i?: string | number; f?: number; b?: boolean; list?: { i?: (string | number)[]; s?: string[]; f?: number[] } };
 export type TfNode = { name: string; op: string; input?: string[]; attr?: Record<string, TfAttr> };
 
-/** A node input reference without the control-dependency '^' and the ':output' suffix. */
-export const clean = (name: string) => name.replace(/^\^/, '').replace(/:\d+$/, '');
+/** A node input reference without the control-dependency '^' and the ':output' suffix (rules.ts). */
+export { cleanInput as clean } from '../../rules.js';
 /** String attributes are base64 in model.json. */
 export const b64 = (s: string | undefined) => (s === undefined ? undefined : Buffer.from(s, 'base64').toString('utf8'));
 

@@ -5,7 +5,7 @@ import { concat, padAttrs, type Val } from './builder.js';
 import { batchNorm, bnAffine, foldAffine, pendingOf } from './fold.js';
 import { layoutConst, perChannel } from './tf-consts.js';
 import { convNode } from './tf-conv.js';
-import type { GraphContext } from './tf-graph.js';
+import type { GraphCx as GraphContext } from './context.js';
 import { checkFormat, ints, padOf, str, unsupportedNode, type TfNode } from './tf-node.js';
 
 export type OpHandler = (cx: GraphContext, n: TfNode) => Val;

@@ -1,4 +1,5 @@
-import type { WorkItem } from './pipeline/run.js';
+/** One input: its position in the full input list (the manifest's `index`) and its path. */
+export interface WorkItem { index: number; path: string }
 
 /** k of n, 1-based. */
 export interface ShardSpec { index: number; count: number }

@@ -1,8 +1,8 @@
 /**
  * Keras output-shape inference on the JSON config (no tfjs needed), and the leaf-layer list with
- * shapes that `info --layers` and the default-layer rule read.
+ * shapes that `info --layers` and the default-layer rule (rules.ts) read, for both engines.
  */
-import { orderedLayers, pair, zeroPads, type KerasLayer, type KerasModel, type Ref, type Shape } from './keras-model.js';
+import { orderedLayers, pair, zeroPads, type KerasLayer, type KerasModel, type Ref, type Shape } from './config.js';
 
 export interface KerasLeaf { readonly layer: KerasLayer; readonly container: KerasModel; readonly shape: (number | null)[] | null }
 
@@ -109,7 +109,7 @@ export function inferShapes(m: KerasModel, inputs: (Shape | null)[], shapes: Map
   return [cur];
 }
 
-/** Leaf layers in tfjs's order (nested models flattened), with output shapes; mirrors backbone.ts's leavesOf. */
+/** Leaf layers in tfjs's order (nested models flattened), with output shapes: what tfjs's model.layers walk gives. */
 export function kerasLeaves(root: KerasModel): { leaves: KerasLeaf[]; outputShape: Shape | null } {
   const shapes = new Map<KerasLayer, Shape | null>();
   const [outputShape] = inferShapes(root, [null], shapes);

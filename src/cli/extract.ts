@@ -1,0 +1,147 @@
+/** `spp-extract [inputs…] -o OUT`: the main command. Imported only when it runs (it loads the model runtime). */
+import { UsageError } from '../core/invalid.js';
+import { colourHex } from '../core/options.js';
+import { resolveCommandLine, type ResolvedCommandLine } from '../core/resolve.js';
+import { expandInputs } from '../inputs/expand.js';
+import { openWriter, prepareOutput, type OpenedOutput, type PreparedOutput, type RunHeader, type RunSummary } from '../output/index.js';
+import { openExtractor, optionAdvice, type Extractor } from '../pipeline/extractor.js';
+import { runExtraction, type WorkItem } from '../pipeline/run.js';
+import { parseShard, selectShard, type ShardSpec } from '../inputs/shard.js';
+import { EXIT } from './exit.js';
+import { createReporter, formatDuration, plural, type Reporter } from './progress.js';
+
+type Options = ResolvedCommandLine;
+type Writer = Extract<OpenedOutput, { kind: 'writer' }>;
+
+/** What every output records about the run; resume and merge compare it field by field. */
+function runHeader(info: Extractor['info'], o: Options, inputs: number, shard: ShardSpec | undefined): RunHeader {
+  return {
+    tool: 'spp-extract',
+    engine: info.engine,
+    model: info.model,
+    modelFormat: info.format,
+    layer: info.layer,
+    inputRange: info.inputRange,
+    levels: info.levels,
+    pool: info.pool,
+    normalize: info.normalize,
+    dim: info.dim,
+    channels: info.channels,
+    dtype: o.dtype,
+    size: info.decode.size,
+    maxSide: info.decode.maxSide,
+    background: colourHex(info.decode.background),
+    failOn: info.decode.failOn,
+    inputs,
+    ...(shard && shard.count > 1 ? { shard } : {}),
+  };
+}
+
+export async function extractCommand(inputs: string[], raw: Record<string, unknown>): Promise<number> {
+  const o = resolveCommandLine(raw, 'extract');
+  const shard = o.shard === undefined ? undefined : parseShard(o.shard);
+  const output = (o.output ?? (process.stdout.isTTY ? undefined : '-'))?.replaceAll('{shard}', String(shard?.index ?? 1));
+  if (output === undefined) throw new UsageError('-o is required when stdout is a terminal (use -o - for JSONL on stdout)');
+  if (inputs.length === 0) throw new UsageError('no inputs: give files, folders, globs, or - to read paths from stdin');
+  if (o.resume && o.force) throw new UsageError('--resume and --force contradict each other: pick one');
+  // Refuse a bad -o before the model loads; from here on the output is locked.
+  const prepared = await prepareOutput(output, { format: o.format, resume: o.resume, force: o.force });
+  try {
+    if (o.dtype !== 'float32' && prepared.format !== 'npy') throw new UsageError(`--dtype ${o.dtype} applies to .npy output only`);
+    return await extractInto(prepared, output, inputs, o, shard);
+  } finally {
+    prepared.release();
+  }
+}
+
+async function extractInto(prepared: PreparedOutput, output: string, inputs: string[], o: Options, shard: ShardSpec | undefined): Promise<number> {
+  const reporter = createReporter({ quiet: o.quiet === true });
+  const entries = await expandInputs(inputs, { stdin: process.stdin, nulSeparated: o.null === true, onWarning: (m) => reporter.line(`spp-extract: warning: ${m}`) });
+  if (entries.length === 0) reporter.line('spp-extract: warning: the inputs name no image files');
+  const items = selectShard(entries.map((e, index) => ({ index, path: e.path })), shard);
+
+  const extractor = await openExtractor(o);
+  try {
+    tellAboutRun(extractor, reporter, o, `${plural(items.length, 'input')}${shard ? ` (shard ${shard.index}/${shard.count} of ${entries.length})` : ''}`);
+    const opened = await openWriter(prepared, runHeader(extractor.info, o, entries.length, shard), items, o.resume === true);
+    if (opened.kind === 'complete') {
+      process.stderr.write(`spp-extract: ${output} is already complete (${plural(opened.rows, 'row')}, ${opened.failures} failed); nothing to do\n`);
+      return opened.failures > 0 ? EXIT.someFailed : EXIT.ok;
+    }
+    if (o.resume && opened.startAt > 0) reporter.line(`spp-extract: resuming ${output}: ${opened.startAt} of ${plural(items.length, 'input')} already done`);
+    return await runAndReport(opened, output, items, extractor, reporter, o);
+  } finally {
+    await extractor.dispose();
+  }
+}
+
+/** Warnings always; hints unless --quiet; with -v, what the run uses. */
+function tellAboutRun(extractor: Extractor, reporter: Reporter, o: Options, inputs: string): void {
+  const info = extractor.info;
+  const advice = optionAdvice(info, 'cli');
+  for (const w of [...info.warnings, ...advice.warnings]) reporter.line(`spp-extract: warning: ${w}`);
+  if (!o.quiet) for (const h of advice.hints) reporter.line(`spp-extract: hint: ${h}`);
+  if (!o.verbose) return;
+  if (info.engineFallback) reporter.line(`spp-extract: engine auto fell back to tfjs: ${info.engineFallback}`);
+  reporter.line(`spp-extract: engine ${info.engine} (${info.backend}), model ${info.model} (${info.format}), layer ${info.layer} ` +
+    `(${info.channels} ch), input range [${info.inputRange.join(', ')}], levels ${info.levels.join(',')}, ` +
+    `pool ${info.pool}, dim ${info.dim}, ${inputs}`);
+}
+
+/** First Ctrl-C / SIGTERM: finish the image in flight, then write out what is done. Second: exit now. */
+function onSignals(reporter: Reporter): { signal: AbortSignal; off(): void } {
+  const abort = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (abort.signal.aborted) process.exit(EXIT.interrupted);
+    reporter.line(`spp-extract: ${sig}: stopping after the current image, writing what is done`);
+    abort.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return {
+    signal: abort.signal,
+    off: () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
+}
+
+async function runAndReport(opened: Writer, output: string, items: WorkItem[], extractor: Extractor, reporter: Reporter, o: Options): Promise<number> {
+  const { writer } = opened;
+  const signals = onSignals(reporter);
+  reporter.start(items.length - opened.startAt);
+  const started = Date.now();
+  let summary: RunSummary;
+  try {
+    summary = await runExtraction(items, extractor, writer, {
+      decodeAhead: o.decodeAhead,
+      startAt: opened.startAt,
+      rowsBefore: opened.rows,
+      failuresBefore: opened.failures,
+      signal: signals.signal,
+      onProgress: (p) => reporter.update(p),
+      onFailure: (_path, _reason, message) => reporter.line(`spp-extract: failed: ${message}`),
+    });
+    await writer.close(summary);
+  } catch (err) {
+    // The disk is full, a write failed, stdout closed: what is on disk stays resumable.
+    await writer.abandon();
+    throw err;
+  } finally {
+    reporter.stop();
+    signals.off();
+  }
+  if (!o.quiet) process.stderr.write(summaryLine(summary, opened, (Date.now() - started) / 1000, output === '-' ? 'stdout' : writer.paths.join(' + '), o));
+  if (!summary.complete) return EXIT.interrupted;
+  return summary.failures > 0 ? EXIT.someFailed : EXIT.ok;
+}
+
+/** `done: 6 rows, 0 failed, 0:02 (3.1 img/s) → feats.npy + feats.manifest.jsonl`; img/s counts rows made by this run. */
+function summaryLine(summary: RunSummary, before: Writer, secs: number, where: string, o: Options): string {
+  const rate = secs > 0 ? (summary.rows - before.rows) / secs : 0;
+  const state = summary.complete ? 'done' : 'interrupted (finish with --resume)';
+  const rss = o.verbose ? `, peak RSS ${Math.round(process.resourceUsage().maxRSS / 1024)} MiB` : '';
+  return `spp-extract: ${state}: ${plural(summary.rows, 'row')}, ${summary.failures} failed, ` +
+    `${formatDuration(secs * 1000)} (${rate.toFixed(1)} img/s${rss}) → ${where}\n`;
+}

@@ -1,0 +1,62 @@
+/** The text --help adds after the options: examples and the exit codes, per command. */
+import type { Command } from 'commander';
+import { EXIT, EXIT_MEANINGS } from './exit.js';
+import type { CommandName } from '../core/options.js';
+
+const EXAMPLES: Record<CommandName, readonly (readonly [string, string])[]> = {
+  extract: [
+    ['spp-extract images/ -o feats.npy', 'every image under images/, recursively (+ feats.manifest.jsonl)'],
+    ['spp-extract a.jpg b.png -o feats.json', 'named files, one JSON object'],
+    ["find data -name '*.jpg' | spp-extract - -o -", 'paths from stdin, JSONL on stdout'],
+    ["spp-extract 'data/**/*.jpg' --levels 6,3,2,1 -o feats.npy", "a quoted glob; the paper's pyramid"],
+    ['spp-extract images/ -o feats.npy --resume', 'finish an interrupted run'],
+    ['spp-extract images/ --shard auto/8 -o feats-{shard}.npy', 'one shard of an array job'],
+    ['spp-extract help info', 'help for a command (info, merge)'],
+  ],
+  info: [
+    ['spp-extract info', 'the default model, layer and descriptor length'],
+    ['spp-extract info --model DIR --layers', 'a local model and its candidate layers'],
+    ['spp-extract info --levels 6,3,2,1 --json', 'machine-readable'],
+  ],
+  merge: [
+    ['spp-extract merge feats-*.npy -o feats.npy', 'what one run over all inputs writes, byte for byte'],
+    ["spp-extract merge 'feats-*.npy' -o feats.npy", 'globs are expanded as for extraction'],
+  ],
+};
+
+/** The exit codes a command can end with, where its meaning differs from the main command's. */
+const EXIT_CODES: Record<CommandName, readonly (number | readonly [number, string])[]> = {
+  extract: EXIT_MEANINGS.map(([code]) => code),
+  info: [EXIT.ok, [EXIT.fatal, 'fatal: bad option, or the model failed to load']],
+  merge: [EXIT.ok, [EXIT.fatal, 'fatal: shards incomplete, made with other options or not covering every input; output refused or failed'],
+    [EXIT.someFailed, 'merged, but the shards recorded failed inputs']],
+};
+
+/** Words wrapped at `width` columns, continuation lines indented by `indent`. */
+function wrap(text: string, indent: number, width = 80): string {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line && indent + line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else {
+      line = line ? `${line} ${word}` : word;
+    }
+  }
+  lines.push(line);
+  return lines.join(`\n${' '.repeat(indent)}`);
+}
+
+export function helpAfter(command: CommandName): string {
+  const examples = EXAMPLES[command].map(([cmd, what]) => `  ${cmd}\n      ${wrap(what, 6)}`).join('\n');
+  const codes = EXIT_CODES[command].map((c) => (typeof c === 'number' ? EXIT_MEANINGS.find(([code]) => code === c)! : c));
+  const width = Math.max(...codes.map(([code]) => String(code).length));
+  const exits = codes.map(([code, meaning]) => `  ${String(code).padEnd(width)}  ${wrap(meaning, width + 4)}`).join('\n');
+  return `\nExamples:\n${examples}\n\nExit codes:\n${exits}\n`;
+}
+
+/** Where a usage error points for the options of a command. */
+export function helpPointer(cmd: Command): string {
+  return cmd.parent ? `spp-extract help ${cmd.name()}` : 'spp-extract --help';
+}

@@ -1,0 +1,82 @@
+/** `spp-extract info`: what a run with these options would use. Imported only when it runs. */
+import { resolveCommandLine } from '../core/resolve.js';
+import type { LayerCandidate } from '../backbone/contract.js';
+import { openExtractor, optionAdvice, type ExtractorInfo } from '../pipeline/extractor.js';
+import { EXIT } from './exit.js';
+
+/** `126 = 6 × (1 + 4 + 16)`: channels times the bins of each level. */
+export function dimArithmetic(channels: number, levels: readonly number[]): string {
+  const bins = levels.map((n) => n * n);
+  const sum = bins.reduce((a, b) => a + b, 0);
+  return `${channels * sum} = ${channels} × ${bins.length > 1 ? `(${bins.join(' + ')})` : String(bins[0])}`;
+}
+
+function summary(i: ExtractorInfo): Record<string, unknown> {
+  return {
+    engine: i.engine,
+    ...(i.engineFallback ? { engineFallback: i.engineFallback } : {}),
+    backend: i.backend,
+    model: i.model,
+    modelJson: i.modelJsonPath,
+    modelFormat: i.format,
+    inputRange: i.inputRange,
+    inputRangeSource: i.inputRangeSource,
+    ...(i.inputRangeHint ? { inputRangeHint: i.inputRangeHint } : {}),
+    layer: i.layer,
+    layerChosenBy: i.layerChosenBy,
+    channels: i.channels,
+    ...(i.mapSize ? { mapSize: i.mapSize } : {}),
+    levels: i.levels,
+    pool: i.pool,
+    normalize: i.normalize,
+    dim: i.dim,
+    size: i.decode.size,
+    maxSide: i.decode.maxSide,
+  };
+}
+
+function textRows(i: ExtractorInfo): [string, string][] {
+  const m = i.mapSize;
+  const bins = i.levels.map((n) => n * n).reduce((a, b) => a + b, 0);
+  return [
+    ['engine', i.engine + (i.engineFallback ? ` (auto fell back to tfjs: ${i.engineFallback})` : '')],
+    ['backend', i.backend],
+    ['model', `${i.model} (${i.format} model)`],
+    ['model.json', i.modelJsonPath],
+    ['input range', `[${i.inputRange.join(', ')}] (${i.inputRangeSource})`],
+    ['layer', `${i.layer} (${i.layerChosenBy})`],
+    ['channels', String(i.channels)],
+    ...(m ? [['feature map', `${m.height} × ${m.width} at a ${m.input} × ${m.input} input`] as [string, string]] : []),
+    ['levels', `${i.levels.join(',')} (${bins} ${bins === 1 ? 'bin' : 'bins'})`],
+    ['pool', i.pool],
+    ['normalize', i.normalize],
+    ['descriptor length', dimArithmetic(i.channels, i.levels)],
+    ['input size', i.decode.size === null ? 'native' : `shorter side ${i.decode.size}`],
+  ];
+}
+
+function writeText(i: ExtractorInfo, layers: LayerCandidate[] | undefined): void {
+  const rows = textRows(i);
+  const width = Math.max(...rows.map(([k]) => k.length));
+  for (const [k, v] of rows) process.stdout.write(`${k.padEnd(width)}  ${v}\n`);
+  if (!layers) return;
+  process.stdout.write(`\ncandidate layers (${layers.length}):\n`);
+  for (const l of layers) process.stdout.write(`  ${l.name}  ${l.kind}${l.shape ? `  [${l.shape.map((d) => d ?? '?').join(',')}]` : ''}\n`);
+}
+
+export async function infoCommand(raw: Record<string, unknown>): Promise<number> {
+  const o = resolveCommandLine(raw, 'info');
+  const extractor = await openExtractor(o);
+  try {
+    const i = extractor.info;
+    const advice = optionAdvice(i, 'cli');
+    for (const w of [...i.warnings, ...advice.warnings]) process.stderr.write(`spp-extract: warning: ${w}\n`);
+    for (const h of advice.hints) process.stderr.write(`spp-extract: hint: ${h}\n`);
+    const layers = o.layers ? extractor.backbone.candidateLayers() : undefined;
+    if (o.json) process.stdout.write(JSON.stringify(layers ? { ...summary(i), layers } : summary(i), null, 2) + '\n');
+    else writeText(i, layers);
+  } finally {
+    await extractor.dispose();
+  }
+  return EXIT.ok;
+}

@@ -1,0 +1,23 @@
+/** `spp-extract merge <shards…> -o OUT.npy`: loads no model runtime and no image decoder. */
+import { UsageError } from '../core/invalid.js';
+import { resolveCommandLine } from '../core/resolve.js';
+import { expandFileGlobs } from '../inputs/expand.js';
+import { prepareOutput } from '../output/index.js';
+import { mergeShards } from '../pipeline/merge.js';
+import { EXIT } from './exit.js';
+import { plural } from './text.js';
+
+export async function mergeCommand(args: string[], raw: Record<string, unknown>): Promise<number> {
+  const o = resolveCommandLine(raw, 'merge');
+  const output = o.output!; // required by commander
+  const shards = await expandFileGlobs(args);
+  const prepared = await prepareOutput(output, { force: o.force });
+  try {
+    if (prepared.format !== 'npy' || prepared.target.kind !== 'file') throw new UsageError(`merge writes .npy, got -o ${output}`);
+    const summary = await mergeShards(shards, prepared.target.path, output);
+    process.stderr.write(`spp-extract: merged ${plural(shards.length, 'shard')}: ${plural(summary.rows, 'row')}, ${summary.failures} failed → ${output}\n`);
+    return summary.failures > 0 ? EXIT.someFailed : EXIT.ok;
+  } finally {
+    prepared.release();
+  }
+}
