@@ -5,7 +5,7 @@ import { resolveCommandLine, type ResolvedCommandLine } from '../core/resolve.js
 import { expandInputs } from '../inputs/expand.js';
 import { openWriter, prepareOutput, type OpenedOutput, type PreparedOutput, type RunHeader, type RunSummary } from '../output/index.js';
 import { openExtractor, optionAdvice, type Extractor } from '../pipeline/extractor.js';
-import { runExtraction, type WorkItem } from '../pipeline/run.js';
+import { prefetchDecode, runExtraction, type RunOptions, type WorkItem } from '../pipeline/run.js';
 import { parseShard, selectShard, type ShardSpec } from '../inputs/shard.js';
 import { EXIT } from './exit.js';
 import { createReporter, formatDuration, plural, type Reporter } from './progress.js';
@@ -55,11 +55,13 @@ export async function extractCommand(inputs: string[], raw: Record<string, unkno
 }
 
 async function extractInto(prepared: PreparedOutput, output: string, inputs: string[], o: Options, shard: ShardSpec | undefined): Promise<number> {
-  const reporter = createReporter({ quiet: o.quiet === true });
+  const reporter = await createReporter({ quiet: o.quiet === true });
   const entries = await expandInputs(inputs, { stdin: process.stdin, nulSeparated: o.null === true, onWarning: (m) => reporter.line(`spp-extract: warning: ${m}`) });
   if (entries.length === 0) reporter.line('spp-extract: warning: the inputs name no image files');
   const items = selectShard(entries.map((e, index) => ({ index, path: e.path })), shard);
 
+  // The first image decodes while the model loads (a fresh run starts there).
+  const prefetched = !o.resume && items.length > 0 ? { at: 0, decoded: prefetchDecode(items[0].path, o.decode) } : undefined;
   const extractor = await openExtractor(o);
   try {
     tellAboutRun(extractor, reporter, o, `${plural(items.length, 'input')}${shard ? ` (shard ${shard.index}/${shard.count} of ${entries.length})` : ''}`);
@@ -69,7 +71,7 @@ async function extractInto(prepared: PreparedOutput, output: string, inputs: str
       return opened.failures > 0 ? EXIT.someFailed : EXIT.ok;
     }
     if (o.resume && opened.startAt > 0) reporter.line(`spp-extract: resuming ${output}: ${opened.startAt} of ${plural(items.length, 'input')} already done`);
-    return await runAndReport(opened, output, items, extractor, reporter, o);
+    return await runAndReport(opened, output, items, extractor, reporter, o, prefetched);
   } finally {
     await extractor.dispose();
   }
@@ -107,7 +109,9 @@ function onSignals(reporter: Reporter): { signal: AbortSignal; off(): void } {
   };
 }
 
-async function runAndReport(opened: Writer, output: string, items: WorkItem[], extractor: Extractor, reporter: Reporter, o: Options): Promise<number> {
+async function runAndReport(
+  opened: Writer, output: string, items: WorkItem[], extractor: Extractor, reporter: Reporter, o: Options, prefetched?: RunOptions['prefetched'],
+): Promise<number> {
   const { writer } = opened;
   const signals = onSignals(reporter);
   reporter.start(items.length - opened.startAt);
@@ -122,6 +126,7 @@ async function runAndReport(opened: Writer, output: string, items: WorkItem[], e
       signal: signals.signal,
       onProgress: (p) => reporter.update(p),
       onFailure: (_path, _reason, message) => reporter.line(`spp-extract: failed: ${message}`),
+      prefetched,
     });
     await writer.close(summary);
   } catch (err) {

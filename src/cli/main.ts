@@ -40,7 +40,11 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .enablePositionalOptions();
   addTableOptions(program, 'extract')
     .addHelpText('after', helpAfter('extract'))
-    .action(async (inputs: string[], raw: Raw) => setExit(await (await import('./extract.js')).extractCommand(inputs, raw)));
+    .action(async (inputs: string[], raw: Raw) => {
+      // The inference worker boots (20–40 ms) while the extract command's code loads.
+      const [{ extractCommand }] = await Promise.all([import('./extract.js'), prestart(raw)]);
+      setExit(await extractCommand(inputs, raw));
+    });
 
   const info = configure(program.command('info'))
     .description('print the engine, model, input range, layer, channels, feature map size and descriptor length');
@@ -55,6 +59,25 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .addHelpText('after', helpAfter('merge'))
     .action(async (shards: string[], raw: Raw) => setExit(await (await import('./merge.js')).mergeCommand(shards, raw)));
   return program;
+}
+
+let prestarted = false;
+
+/** Starts the ONNX engine's worker early when the options say it will be used; checks come later. */
+async function prestart(raw: Raw): Promise<void> {
+  const text = (v: unknown) => (typeof v === 'string' ? v : undefined);
+  const engine = text(raw.engine);
+  if (engine !== undefined && engine !== 'auto' && engine !== 'onnx' && engine !== 'tfjs') return;
+  const { prestartEngine } = await import('../backbone/load.js');
+  prestarted = true;
+  await prestartEngine({ engine, backend: text(raw.backend) as never, model: text(raw.model) });
+}
+
+/** A worker started early that no load took (the run was refused first) is closed, never torn down mid-boot. */
+async function closePrestarted(): Promise<void> {
+  if (!prestarted) return;
+  const { discardPrestartedWorker } = await import('../backbone/onnx/worker-client.js');
+  await discardPrestartedWorker();
 }
 
 function exitCodeFor(err: unknown, pointer: string): number {
@@ -86,6 +109,8 @@ export async function main(argv: string[] = process.argv): Promise<number> {
     await program.parseAsync(args);
   } catch (err) {
     return exitCodeFor(err, helpPointer(running));
+  } finally {
+    await closePrestarted();
   }
   return code;
 }

@@ -1,4 +1,4 @@
-import ora, { type Ora } from 'ora';
+import type { Ora } from 'ora';
 import type { RunProgress } from '../pipeline/run.js';
 import { formatDuration } from './text.js';
 
@@ -26,17 +26,17 @@ export function progressText(p: RunProgress): string {
 export const noColor = (env: NodeJS.ProcessEnv = process.env) => (env.NO_COLOR ?? '') !== '';
 
 /** ora spinner on stderr when it is a TTY (uncoloured under NO_COLOR); otherwise only the persistent lines. Never touches stdout. */
-export function createReporter(opts: { quiet: boolean; stream?: NodeJS.WriteStream; env?: NodeJS.ProcessEnv }): Reporter {
+export async function createReporter(opts: { quiet: boolean; stream?: NodeJS.WriteStream; env?: NodeJS.ProcessEnv }): Promise<Reporter> {
   const stream = opts.stream ?? process.stderr;
   // A pty that reports 0 columns (e.g. under `script` with no terminal) makes ora clear lines forever.
   const interactive = !opts.quiet && stream.isTTY === true && (stream.columns ?? 0) > 0;
+  // ora (~50 ms to import) is loaded only when a spinner will really be drawn.
+  const ora = interactive ? (await import('ora')).default : undefined;
   let spinner: Ora | undefined;
   let lastRender = 0;
   return {
     start(total) {
-      if (interactive) {
-        spinner = ora({ stream, text: `0/${total} ${total === 1 ? 'image' : 'images'}`, color: noColor(opts.env) ? false : 'cyan' }).start();
-      }
+      if (ora) spinner = ora({ stream, text: `0/${total} ${total === 1 ? 'image' : 'images'}`, color: noColor(opts.env) ? false : 'cyan' }).start();
     },
     update(p) {
       const now = Date.now();

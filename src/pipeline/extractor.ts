@@ -127,6 +127,9 @@ export function referenceSide(decode: DecodeOptions): number {
 /** One forward pass on a grey square at the reference side: the map size SPP will usually see. */
 async function probeMapSize(backbone: Backbone, decode: DecodeOptions): Promise<MapSize | undefined> {
   const side = referenceSide(decode);
+  // The load already ran one at that size (the map's size does not depend on the pixels).
+  const probe = backbone.probe;
+  if (probe && probe.inputHeight === side && probe.inputWidth === side) return { input: side, height: probe.height, width: probe.width };
   try {
     const map = await backbone.featureMap({ data: new Uint8Array(side * side * 3).fill(128), width: side, height: side });
     return { input: side, height: map.height, width: map.width };

@@ -1,4 +1,4 @@
-import { DecodeError, decodeResolved, type DecodedImage } from '../decode/decode.js';
+import { DecodeError, decodeResolved, type DecodedImage, type DecodeOptions } from '../decode/decode.js';
 import type { WorkItem } from '../inputs/shard.js';
 import type { Extractor } from './extractor.js';
 import type { OutputWriter, RunSummary } from '../output/records.js';
@@ -27,13 +27,26 @@ export interface RunOptions {
   onFailure?: (path: string, reason: string, message: string) => void;
   onProgress?: (p: RunProgress) => void;
   signal?: AbortSignal;
+  /** A decode started before the model was loaded (prefetchDecode), for the item at `at`. */
+  prefetched?: { at: number; decoded: Prefetched };
 }
 
 type Decoded = { ok: true; image: DecodedImage } | { ok: false; reason: string; message: string };
+/** A decode in flight, started by prefetchDecode. */
+export type Prefetched = Promise<Decoded>;
 
-async function safeDecode(extractor: Extractor, path: string): Promise<Decoded> {
+/** Starts decoding one image now (e.g. while the model loads); hand it to runExtraction as `prefetched`. */
+export function prefetchDecode(path: string, decode: DecodeOptions): Prefetched {
+  return decodeSafely(path, decode);
+}
+
+function safeDecode(extractor: Extractor, path: string): Promise<Decoded> {
+  return decodeSafely(path, extractor.info.decode);
+}
+
+async function decodeSafely(path: string, decode: DecodeOptions): Promise<Decoded> {
   try {
-    return { ok: true, image: await decodeResolved(path, extractor.info.decode, path) };
+    return { ok: true, image: await decodeResolved(path, decode, path) };
   } catch (err) {
     if (err instanceof DecodeError) return { ok: false, reason: err.reason, message: err.message };
     return { ok: false, reason: 'error', message: `${path}: ${(err as Error).message ?? String(err)}` };
@@ -66,6 +79,10 @@ export async function runExtraction(
   let failures = opts.failuresBefore ?? 0;
   let written = first;
   const inFlight: Promise<Outcome>[] = [];
+  if (opts.prefetched && opts.prefetched.at === first && first < items.length) {
+    pending.set(first, opts.prefetched.decoded);
+    scheduled = first + 1;
+  }
 
   const writeNext = async () => {
     const outcome = await inFlight.shift()!;
