@@ -85,7 +85,7 @@ function checkThreads(threads: number | undefined): number {
   return n;
 }
 
-function perChannel(name: string, v: readonly number[] | undefined): [number, number, number] | undefined {
+function channelTriple(name: string, v: readonly number[] | undefined): [number, number, number] | undefined {
   if (v === undefined) return undefined;
   if (!(v.length === 1 || v.length === 3) || !v.every(Number.isFinite)) {
     throw new InvalidParameterError(`--${name}`, '1 or 3 numbers', v.join(','));
@@ -241,8 +241,8 @@ const INPUT_LAYOUTS: readonly TensorLayout[] = ['nhwc', 'nchw'];
 async function loadUserOnnx(spec: string, opts: OnnxBackboneOptions, threads: number): Promise<OnnxBackbone> {
   const path = localOnnxPath(spec);
   if (!(await isFile(path))) throw new ModelOptionError('--model', `--model ${spec}: no such .onnx file`);
-  const mean = perChannel('mean', opts.mean);
-  const std = perChannel('std', opts.std);
+  const mean = channelTriple('mean', opts.mean);
+  const std = channelTriple('std', opts.std);
   if (std?.some((s) => s === 0)) throw new ModelOptionError('--std', '--std values must be non-zero');
   if (opts.inputLayout !== undefined && !INPUT_LAYOUTS.includes(opts.inputLayout)) {
     throw new InvalidParameterError('--input-layout', 'nhwc or nchw', String(opts.inputLayout));

@@ -114,7 +114,7 @@ export function startGraph(b: OnnxBuilder, channels: number): Val {
 }
 
 /** Back to NHWC (rank 4) so the feature map reads as tfjs's, then the encoded model. */
-export function finish(b: OnnxBuilder, input: string, inputChannels: number, out: Val): ConvertResult {
+export function finishGraph(b: OnnxBuilder, input: string, inputChannels: number, out: Val): ConvertResult {
   const t = b.tensor(out);
   if (out.rank === 4) b.nodes.push({ opType: 'Transpose', inputs: [t], outputs: [ONNX_OUTPUT], name: ONNX_OUTPUT, attributes: [{ name: 'perm', type: 'ints', ints: [0, 2, 3, 1] }] });
   else b.nodes.push({ opType: 'Identity', inputs: [t], outputs: [ONNX_OUTPUT], name: ONNX_OUTPUT });

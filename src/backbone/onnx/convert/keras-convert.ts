@@ -7,7 +7,7 @@ import type { LoadedArtifacts } from '../../artifacts.js';
 import { ModelOptionError } from '../../errors.js';
 import { ONNX_INPUT, UnsupportedOpError, type ConvertResult } from './common.js';
 import type { KerasCx } from './context.js';
-import { finish, OnnxBuilder, startGraph, type Val } from './builder.js';
+import { finishGraph, OnnxBuilder, startGraph, type Val } from './builder.js';
 import { parseLayersTopology, type KerasLayer, type KerasModel, type Ref, type Shape } from '../../keras/config.js';
 import { LAYER_OPS, unsupportedLayer } from './keras-ops.js';
 import { kerasLeaves } from '../../keras/shapes.js';
@@ -101,5 +101,5 @@ export function convertLayers(loaded: LoadedArtifacts, target: string): ConvertR
   const inShape = (inLayer?.config.batch_input_shape ?? inLayer?.config.batch_shape) as Shape | undefined;
   const input = startGraph(cx.b, (inShape?.[3] as number | undefined) ?? 3);
   const out = cx.evalModel(c, [input], target);
-  return finish(cx.b, ONNX_INPUT, input.channels ?? 3, out);
+  return finishGraph(cx.b, ONNX_INPUT, input.channels ?? 3, out);
 }

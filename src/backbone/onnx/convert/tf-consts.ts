@@ -26,7 +26,7 @@ export function layoutConst(b: OnnxBuilder, w: Weight, x: Val, base: string): st
 }
 
 /** Per-channel (or scalar) constant values, for folding. */
-export function perChannel(w: Weight | undefined, channels: number): Float32Array | undefined {
+export function perChannelConst(w: Weight | undefined, channels: number): Float32Array | undefined {
   if (!w) return undefined;
   return w.data.length === 1 || isPerChannel(w, channels) ? Float32Array.from(w.data) : undefined;
 }

@@ -2,7 +2,7 @@
 import { applyActivation, type Activation } from './activations.js';
 import type { PendingConv, Val } from './builder.js';
 import { depthwiseToOihw, foldAffine, hwioToOihw } from './fold.js';
-import { layoutConst, perChannel } from './tf-consts.js';
+import { layoutConst, perChannelConst } from './tf-consts.js';
 import type { GraphCx as GraphContext } from './context.js';
 import { b64, checkFormat, ints, padOf, unsupportedNode, type TfNode } from './tf-node.js';
 
@@ -16,7 +16,7 @@ const FUSED_OPS = new Map<string, FusedOp>([
   [
     'biasadd',
     (cx, n, v, arg, outChannels) => {
-      const bias = perChannel(cx.needConst(n, arg(), 'bias'), outChannels);
+      const bias = perChannelConst(cx.needConst(n, arg(), 'bias'), outChannels);
       if (!bias) throw unsupportedNode(n, 'bias shape');
       return { ...v, pending: foldAffine(v.pending!, null, bias, true) };
     },

@@ -7,7 +7,7 @@ import type { LoadedArtifacts } from '../../artifacts.js';
 import { ModelOptionError } from '../../errors.js';
 import { ONNX_INPUT, type ConvertResult } from './common.js';
 import type { GraphCx } from './context.js';
-import { finish, OnnxBuilder, startGraph, type Val } from './builder.js';
+import { finishGraph, OnnxBuilder, startGraph, type Val } from './builder.js';
 import { decodeWeights, type Weight } from './weights.js';
 import { clean, unsupportedNode, type TfNode } from './tf-node.js';
 import { GRAPH_OPS } from './tf-ops.js';
@@ -81,5 +81,5 @@ export function convertGraph(loaded: LoadedArtifacts, target: string): ConvertRe
   if (!byName.has(target)) throw new ModelOptionError('--layer', `--layer: no node '${target}' in this graph model`);
   const cx = new GraphContext(nodes, byName, decodeWeights(loaded.artifacts), target);
   const out = cx.value(target);
-  return finish(cx.b, ONNX_INPUT, cx.input.channels ?? 3, out);
+  return finishGraph(cx.b, ONNX_INPUT, cx.input.channels ?? 3, out);
 }

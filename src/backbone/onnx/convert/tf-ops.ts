@@ -3,7 +3,7 @@ import type { Attribute } from '../proto.js';
 import { applyActivation, type Activation } from './activations.js';
 import { concat, padAttrs, type Val } from './builder.js';
 import { batchNorm, bnAffine, foldAffine, pendingOf } from './fold.js';
-import { layoutConst, perChannel } from './tf-consts.js';
+import { layoutConst, perChannelConst } from './tf-consts.js';
 import { convNode } from './tf-conv.js';
 import type { GraphCx as GraphContext } from './context.js';
 import { checkFormat, ints, padOf, str, unsupportedNode, type TfNode } from './tf-node.js';
@@ -28,7 +28,7 @@ function binary(cx: GraphContext, n: TfNode, onnxOp: 'Add' | 'Sub' | 'Mul'): Val
     return { name: b.node(onnxOp, [b.tensor(x), b.tensor(y)], n.name), rank: Math.max(x.rank, y.rank), channels: x.channels ?? y.channels };
   }
   const p = pendingOf(x);
-  const pc = p && x.channels ? perChannel(c, x.channels) : undefined;
+  const pc = p && x.channels ? perChannelConst(c, x.channels) : undefined;
   if (p && pc) {
     if (onnxOp === 'Mul') return { ...x, pending: foldAffine(p, pc, null, cx.foldable(n.name)) };
     if (onnxOp === 'Add') return { ...x, pending: foldAffine(p, null, pc, cx.foldable(n.name)) };
