@@ -1,0 +1,288 @@
+/**
+ * Region descriptors from one forward pass — SPP-net's own trick (He et al. 2014, §4) with Fast
+ * R-CNN's RoI pooling bins: map each box onto the conv feature map, then apply the SPP levels
+ * inside that window. Pure functions, no I/O.
+ *
+ *   clipBox       box → clipped to the image, or why it cannot be pooled (the failure record's reason)
+ *   mapBoxToCells box in image pixels → window of map cells (torchvision.ops.roi_pool's rounding)
+ *   poolWindow    window → descriptor, same layout as spatialPyramidPool, RoIPool's bins; max/avg/GeM
+ *   gridBoxes     --grid RxC → boxes tiling the image
+ *
+ * Coordinates. A box is [x0, y0, x1, y1] in pixels of the image *as displayed* (EXIF orientation
+ * applied, the orientation the decoder hands on), x to the right, y down, (0, 0) the top-left
+ * corner of the top-left pixel; [0, 0, width, height] is the whole image. A window is a range of
+ * map cells, {x0, y0, x1, y1} with the ends exclusive.
+ *
+ * Checked against torchvision 0.14's roi_pool (fixtures/roi-golden.json, scripts/roi_golden.py).
+ */
+
+import { binRange, descriptorLength, validateLevels, type FeatureMap } from './spp.js';
+
+/** [x0, y0, x1, y1] in image pixels (as displayed). */
+export type Box = readonly [x0: number, y0: number, x1: number, y1: number];
+
+export interface Size {
+  width: number;
+  height: number;
+}
+
+/** Cells of the feature map, ends exclusive: columns [x0, x1), rows [y0, y1). */
+export interface CellWindow {
+  x0: number;
+  y0: number;
+  x1: number;
+  y1: number;
+}
+
+/** Pooling inside a window's bins: the SPP modes plus generalized mean. */
+export const REGION_POOL_MODES = ['max', 'avg', 'gem'] as const;
+export type RegionPoolMode = (typeof REGION_POOL_MODES)[number];
+
+/** GeM's default exponent (Radenović et al. 2018 use p = 3). */
+export const DEFAULT_GEM_P = 3;
+/** GeM clamps each value to at least this before the power (as the paper's code does). */
+export const GEM_EPS = 1e-6;
+
+export type ClipFailure = 'not-finite' | 'inverted' | 'empty' | 'outside';
+
+export type ClipResult =
+  | { ok: true; box: Box; clipped: boolean }
+  | { ok: false; reason: ClipFailure; message: string };
+
+const show = (box: Box) => `[${box.join(', ')}]`;
+
+function checkSize(what: string, s: Size): void {
+  for (const [k, v] of [['width', s.width], ['height', s.height]] as const) {
+    if (!Number.isInteger(v) || v < 1) throw new Error(`${what} ${k} must be a positive integer, got ${String(v)}`);
+  }
+}
+
+/**
+ * Clips `box` to the image [0, width] × [0, height]. Fails — with a reason for that box's failure
+ * record — when a coordinate is not a finite number ('not-finite'), x1 < x0 or y1 < y0
+ * ('inverted'), x1 = x0 or y1 = y0 ('empty', zero area), or nothing of it lies inside the image
+ * ('outside'; touching an edge only counts as outside). `clipped` says whether clipping moved it.
+ */
+export function clipBox(box: Box, image: Size): ClipResult {
+  checkSize('image', image);
+  if (box.length !== 4 || !box.every((v) => typeof v === 'number' && Number.isFinite(v))) {
+    return { ok: false, reason: 'not-finite', message: `box ${show(box)} must be 4 finite numbers [x0, y0, x1, y1]` };
+  }
+  const [x0, y0, x1, y1] = box;
+  if (x1 < x0 || y1 < y0) {
+    return { ok: false, reason: 'inverted', message: `box ${show(box)} is inverted: need x0 <= x1 and y0 <= y1` };
+  }
+  if (x1 === x0 || y1 === y0) return { ok: false, reason: 'empty', message: `box ${show(box)} is empty (zero width or height)` };
+  const c: Box = [Math.max(x0, 0), Math.max(y0, 0), Math.min(x1, image.width), Math.min(y1, image.height)];
+  if (c[2] <= c[0] || c[3] <= c[1]) {
+    return { ok: false, reason: 'outside', message: `box ${show(box)} lies outside the ${image.width}×${image.height} image` };
+  }
+  return { ok: true, box: c, clipped: c.some((v, i) => v !== box[i]) };
+}
+
+/**
+ * The window of map cells a box covers, as torchvision.ops.roi_pool computes its RoI (Fast R-CNN's
+ * RoIPool), then clipped to the map and never less than one cell. `image` is the original's size
+ * as displayed (EXIF orientation applied: a 90°-rotated 4000×3000 JPEG is 3000×4000), `input` the
+ * size fed to the backbone (after the size policy), `map` the backbone's feature map. Per axis (x):
+ *
+ *   f  = input.width / image.width       the resize factor: original pixels → pixels fed to the backbone
+ *   s  = map.width / input.width         map cells per input pixel (1 / the map's effective stride);
+ *                                        roi_pool's spatial_scale, here one per axis
+ *   a  = round(box.x0 · f · s)           float64, left to right; halves round up (see axis())
+ *   b  = round(box.x1 · f · s)           roi_pool's RoI end, *inclusive* (roi_width = b − a + 1)
+ *   x0 = clamp(a, 0, W − 1)
+ *   x1 = clamp(b + 1, x0 + 1, W)         end exclusive; ≥ 1 cell
+ *
+ * torchvision's CPU kernel (torchvision/csrc/ops/cpu/roi_pool_kernel.cpp) does
+ * roi_start = round(x1·scale), roi_end = round(x2·scale), roi_width = max(roi_end − roi_start + 1, 1)
+ * in float32 with std::round, and clips each bin to the map afterwards. Differences, all deliberate:
+ *   - we clip the window first and bin inside it, so a box reaching the right/bottom edge (whose
+ *     RoI runs one cell past the map, e.g. the whole image: round(W_in · W/W_in) + 1 = W + 1) bins
+ *     over the map's own cells and the whole-image box gives spatialPyramidPool's descriptor;
+ *   - where roi_pool pools nothing (the RoI lies wholly past the map: a box within the last half
+ *     cell of the right or bottom edge, or wholly outside) and returns zeros, we keep the nearest
+ *     cell; an inverted RoI (b < a) is one cell at a, as roi_pool's "malformed RoI" rule;
+ *   - float64 instead of float32, which can only differ where box·f·s lies within float32 rounding
+ *     (~1e-7 relative) of a .5 tie.
+ * Because rounding is monotone, clipping the box to the image first (clipBox) gives the same window.
+ * The inclusive end means a box grows by up to one cell: the left half of a 224-px input on a
+ * 7-cell map, x ∈ [0, 112], is a = 0, b = round(3.5) = 4 → cells [0, 5).
+ */
+export function mapBoxToCells(box: Box, image: Size, input: Size, map: Size): CellWindow {
+  checkSize('image', image);
+  checkSize('input', input);
+  checkSize('map', map);
+  if (box.length !== 4 || !box.every((v) => typeof v === 'number' && Number.isFinite(v))) {
+    throw new Error(`box ${show(box)} must be 4 finite numbers [x0, y0, x1, y1]`);
+  }
+  const fx = input.width / image.width;
+  const fy = input.height / image.height;
+  const sx = map.width / input.width;
+  const sy = map.height / input.height;
+  const [x0, x1] = axis(box[0] * fx * sx, box[2] * fx * sx, map.width);
+  const [y0, y1] = axis(box[1] * fy * sy, box[3] * fy * sy, map.height);
+  return { x0, y0, x1, y1 };
+}
+
+/**
+ * roi_pool rounds with C's round (halves away from zero); Math.round rounds halves up. They agree
+ * on values ≥ 0, and a negative value ends up clamped the same either way (start → 0; end + 1 ≤ 0
+ * → lo + 1), so the window is the same.
+ */
+function axis(start: number, end: number, cells: number): [number, number] {
+  const lo = Math.min(Math.max(Math.round(start), 0), cells - 1);
+  const hi = Math.min(Math.max(Math.round(end) + 1, lo + 1), cells);
+  return [lo, hi];
+}
+
+function checkWindow(map: FeatureMap, w: CellWindow): void {
+  const { height: H, width: W, channels: C, data } = map;
+  for (const [k, v] of [['height', H], ['width', W], ['channels', C]] as const) {
+    if (!Number.isInteger(v) || v < 1) throw new Error(`feature map ${k} must be a positive integer, got ${String(v)}`);
+  }
+  if (!(data instanceof Float32Array) || data.length !== H * W * C) {
+    throw new Error(`feature map data must be a Float32Array of ${H}x${W}x${C} = ${H * W * C} values`);
+  }
+  const ok = [w.x0, w.y0, w.x1, w.y1].every(Number.isInteger) && w.x0 >= 0 && w.y0 >= 0 && w.x1 > w.x0 && w.y1 > w.y0 && w.x1 <= W && w.y1 <= H;
+  if (!ok) throw new Error(`window x [${w.x0}, ${w.x1}) y [${w.y0}, ${w.y1}) must be ≥ 1 cell within the ${H}×${W} map`);
+}
+
+/**
+ * Pools a window of `map` into a descriptor laid out exactly as spatialPyramidPool's (levels in
+ * order; bins row-major; channels innermost; length C · Σ n²).
+ *
+ * Bins are RoIPool's: over a window of length L starting at cell s, bin i of n spans
+ * [s + floor(i·L/n), s + ceil((i+1)·L/n)) — roi_pool's hstart = floor(ph · L/n),
+ * hend = ceil((ph+1) · L/n), plus roi_start, and within the map since the window is. Computed in
+ * integers (binRange), so a window equal to the whole map has spatialPyramidPool's bins and, with
+ * the same summation order, gives its descriptor bit for bit. roi_pool computes L/n in float32:
+ * for n ∈ {1…6, 8, 9, 10, 12, 16} that gives the same edges for every L ≤ 4096; for n = 7, 11, 13,
+ * 14, 15 (from L = 57, 29, 7, 57, 241) float32 rounding can push an edge one cell out (L = 57,
+ * n = 7: last bin [48, 58)), and we keep the exact edges.
+ *
+ * pool:
+ *   'max' — as spatialPyramidPool (NaN propagates; roi_pool starts from −FLT_MAX and skips NaN);
+ *   'avg' — float64 sum / cell count (torchvision has no average RoI pooling);
+ *   'gem' — generalized mean (Radenović et al. 2018): (mean over the bin of max(x, 1e-6)^p)^(1/p),
+ *           in float64, stored as float32. p = 1 is the average (of values ≥ 1e-6), p → ∞ the max;
+ *           negative values count as 1e-6, so it suits non-negative (post-ReLU) maps. Computed as
+ *           m · (mean (x'/m)^p)^(1/p) with m the bin's largest x' = max(x, 1e-6), which is the
+ *           same number without overflow for large p.
+ */
+export function poolWindow(
+  map: FeatureMap,
+  window: CellWindow,
+  levels: readonly number[],
+  pool: RegionPoolMode,
+  gemP: number = DEFAULT_GEM_P,
+): Float32Array {
+  validateLevels(levels);
+  if (!(REGION_POOL_MODES as readonly string[]).includes(pool)) {
+    throw new Error(`pool must be one of ${REGION_POOL_MODES.join(', ')}, got '${String(pool)}'`);
+  }
+  if (pool === 'gem' && !(typeof gemP === 'number' && Number.isFinite(gemP) && gemP > 0)) {
+    throw new Error(`gemP must be a finite number > 0, got '${String(gemP)}'`);
+  }
+  checkWindow(map, window);
+  const { data, width: W, channels: C } = map;
+  const rowStride = W * C;
+  const Lx = window.x1 - window.x0;
+  const Ly = window.y1 - window.y0;
+  const out = new Float32Array(descriptorLength(C, levels));
+  const acc = pool === 'max' ? null : new Float64Array(C);
+  const top = pool === 'gem' ? new Float64Array(C) : null;
+  let o = 0;
+  for (const n of levels) {
+    for (let by = 0; by < n; by++) {
+      const [ya, yb] = binRange(by, n, Ly);
+      const y0 = window.y0 + ya, y1 = window.y0 + yb;
+      for (let bx = 0; bx < n; bx++) {
+        const [xa, xb] = binRange(bx, n, Lx);
+        const x0 = window.x0 + xa, x1 = window.x0 + xb;
+        if (acc === null) {
+          // As spatialPyramidPool: seed with the first cell, `v !== v` keeps a NaN.
+          const first = y0 * rowStride + x0 * C;
+          for (let c = 0; c < C; c++) out[o + c] = data[first + c];
+          for (let y = y0; y < y1; y++) {
+            for (let x = y === y0 ? x0 + 1 : x0; x < x1; x++) {
+              const p = y * rowStride + x * C;
+              for (let c = 0; c < C; c++) {
+                const v = data[p + c];
+                if (v > out[o + c] || v !== v) out[o + c] = v;
+              }
+            }
+          }
+        } else if (top === null) {
+          acc.fill(0);
+          for (let y = y0; y < y1; y++) {
+            for (let x = x0; x < x1; x++) {
+              const p = y * rowStride + x * C;
+              for (let c = 0; c < C; c++) acc[c] += data[p + c];
+            }
+          }
+          const count = (y1 - y0) * (x1 - x0);
+          for (let c = 0; c < C; c++) out[o + c] = acc[c] / count;
+        } else {
+          gemBin(data, rowStride, C, x0, x1, y0, y1, gemP, acc, top, out, o);
+        }
+        o += C;
+      }
+    }
+  }
+  return out;
+}
+
+/** One GeM bin: two passes, the largest clamped value m first, then m · (mean (x'/m)^p)^(1/p). */
+function gemBin(
+  data: Float32Array, rowStride: number, C: number, x0: number, x1: number, y0: number, y1: number,
+  p: number, acc: Float64Array, top: Float64Array, out: Float32Array, o: number,
+): void {
+  top.fill(GEM_EPS);
+  for (let y = y0; y < y1; y++) {
+    for (let x = x0; x < x1; x++) {
+      const q = y * rowStride + x * C;
+      for (let c = 0; c < C; c++) top[c] = Math.max(top[c], data[q + c]); // NaN sticks
+    }
+  }
+  acc.fill(0);
+  for (let y = y0; y < y1; y++) {
+    for (let x = x0; x < x1; x++) {
+      const q = y * rowStride + x * C;
+      for (let c = 0; c < C; c++) acc[c] += Math.pow(Math.max(data[q + c], GEM_EPS) / top[c], p);
+    }
+  }
+  const count = (y1 - y0) * (x1 - x0);
+  for (let c = 0; c < C; c++) {
+    const m = top[c];
+    out[o + c] = m === Infinity ? Infinity : m * Math.pow(acc[c] / count, 1 / p);
+  }
+}
+
+/** Integer floor(j·L/k), exact for any sizes a JS number holds as an integer. */
+function split(j: number, k: number, L: number): number {
+  const p = j * L;
+  return (p - (p % k)) / k;
+}
+
+/**
+ * --grid RxC: `rows` × `cols` boxes tiling a width × height image (as displayed), row-major (row,
+ * then column — the order of their descriptors). Edge j of k over a side of L pixels is at
+ * floor(j·L/k): whole pixels, the first at 0 and the last at L, so tiles share edges with no gap
+ * or overlap and their sizes differ by at most one pixel (10 px in 3 → 3, 3, 4).
+ * Needs rows ≤ height and cols ≤ width, so that every tile holds at least one pixel.
+ * (Their windows on the map may share a cell: see mapBoxToCells.)
+ */
+export function gridBoxes(width: number, height: number, rows: number, cols: number): Box[] {
+  checkSize('image', { width, height });
+  for (const [k, v, max, side] of [['rows', rows, height, 'height'], ['cols', cols, width, 'width']] as const) {
+    if (!Number.isInteger(v) || v < 1) throw new Error(`grid ${k} must be a positive integer, got ${String(v)}`);
+    if (v > max) throw new Error(`grid ${k} (${v}) must not exceed the image ${side} (${max} px)`);
+  }
+  const boxes: Box[] = [];
+  for (let r = 0; r < rows; r++) {
+    const y0 = split(r, rows, height), y1 = split(r + 1, rows, height);
+    for (let c = 0; c < cols; c++) boxes.push([split(c, cols, width), y0, split(c + 1, cols, width), y1]);
+  }
+  return boxes;
+}
