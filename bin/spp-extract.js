@@ -1,12 +1,23 @@
 #!/usr/bin/env node
 import { main, systemReason } from '../dist/src/cli/main.js';
 
-// A consumer that stops reading (`| head`) is not an error of ours: end quietly, as SIGPIPE would.
-// Any other stdout failure (a full disk behind `> file`) is one line and exit 1, never a stack trace.
+// stdout failing (a reader that went away, `> /dev/full`) reaches the run as a failed write, and
+// the run ends cleanly: its engine closed, never torn down by process.exit mid-call (ONNX Runtime
+// aborts the whole process then). Here it is only noted, for output written outside a run (info).
+let stdoutError;
 process.stdout.on('error', (err) => {
-  if (err.code === 'EPIPE') process.exit(141);
-  process.stderr.write(`spp-extract: error: -o -: cannot write to stdout: ${systemReason(err)}\n`);
-  process.exit(1);
+  stdoutError ??= err;
 });
 
-process.exitCode = await main(process.argv);
+const code = await main(process.argv);
+if (stdoutError && code !== 1 && code !== 141) {
+  // A reader that stops reading (`| head`) is not an error of ours: a quiet 141, as SIGPIPE would give.
+  if (stdoutError.code === 'EPIPE') {
+    process.exitCode = 141;
+  } else {
+    process.stderr.write(`spp-extract: error: -o -: cannot write to stdout: ${systemReason(stdoutError)}\n`);
+    process.exitCode = 1;
+  }
+} else {
+  process.exitCode = code;
+}

@@ -12,18 +12,28 @@ export function rowLine(rec: RowRecord): string {
 
 /** stdout as a LineSink: respects backpressure (a slow reader bounds our memory), every write checked. */
 export function streamSink(stream: Writable, target: string): LineSink {
-  let failure: Error | undefined;
+  let failure: OutputError | undefined;
+  const waiting = new Set<(err: OutputError) => void>();
+  const fail = (err: Error) => {
+    failure ??= new OutputError(target, 'cannot write to stdout', err);
+    for (const reject of waiting) reject(failure);
+    waiting.clear();
+  };
+  // The first error (EPIPE when the reader left) decides; later ones (a destroyed stream) echo it.
+  stream.on('error', fail);
   return {
     append: (line) =>
       new Promise<void>((resolve, reject) => {
         if (failure) return reject(failure);
-        const fail = (err: Error) => {
-          failure ??= new OutputError(target, 'cannot write to stdout', err);
-          reject(failure);
-        };
         const ok = stream.write(line, (err) => (err ? fail(err) : undefined));
-        if (ok) resolve();
-        else stream.once('drain', resolve);
+        if (ok) return resolve();
+        // Waiting for 'drain', which never comes once the stream has failed: the error ends the wait.
+        const onDrain = () => {
+          waiting.delete(reject);
+          resolve();
+        };
+        waiting.add(reject);
+        stream.once('drain', onDrain);
       }),
   };
 }

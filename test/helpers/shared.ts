@@ -1,8 +1,20 @@
 import { existsSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-/** Repo root: tests run from dist/test, sources live two levels up. */
-export const REPO_ROOT = resolve(new URL('../../..', import.meta.url).pathname);
+/**
+ * Repo root: the nearest folder above this file that holds package.json. Tests run compiled from
+ * dist/test/<unit|integration|e2e>/, helpers from dist/test/helpers/; walking up works from both
+ * and from wherever the checkout lives.
+ */
+function findRepoRoot(from: string): string {
+  for (let dir = from; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    if (dirname(dir) === dir) throw new Error(`no package.json above ${from}`);
+  }
+}
+
+export const REPO_ROOT = findRepoRoot(dirname(fileURLToPath(import.meta.url)));
 
 /** ../shared (real weights and photos) or $SPP_SHARED_DIR; absent on a user's clone. */
 export const SHARED_DIR = process.env.SPP_SHARED_DIR ?? resolve(REPO_ROOT, '..', 'shared');

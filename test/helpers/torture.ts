@@ -1,4 +1,7 @@
-import type { DecodeFailureReason } from '../../src/decode/decode.js';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { DEFAULT_DECODE_OPTIONS, workingSize, type DecodeFailureReason, type DecodedImage } from '../../src/decode/decode.js';
+import { sharedPath } from './shared.js';
 
 export type Outcome = 'row' | DecodeFailureReason;
 
@@ -106,3 +109,34 @@ export const TORTURE_EXPECTED: Record<string, Outcome> = {
   'zero-byte-file.bytes': 'empty',
   'zero-byte-file.jpg': 'empty',
 };
+
+export interface TortureManifestRow {
+  name: string;
+  description: string;
+  meta?: { width: number; height: number; orientation?: number };
+}
+
+/** ../shared/images/torture/MANIFEST.tsv: each file, what it is, and what sharp 0.35.5 reported for it. */
+export function readTortureManifest(): TortureManifestRow[] {
+  const lines = readFileSync(sharedPath('images', 'torture', 'MANIFEST.tsv'), 'utf8').split('\n').filter(Boolean);
+  return lines.slice(1).map((line) => {
+    const cols = line.split('\t');
+    const result = JSON.parse(cols[6]!) as { meta?: TortureManifestRow['meta'] };
+    return { name: cols[0]!, description: cols[4]!, meta: result.meta };
+  });
+}
+
+/** A decoded row as the default size policy must give it: 3 channels, the working size of its original size. */
+export function assertRgbRow(img: Pick<DecodedImage, 'channels' | 'width' | 'height' | 'originalWidth' | 'originalHeight'> & { data: { length: number } }, label: string): void {
+  assert.equal(img.channels, 3, label);
+  assert.equal(img.data.length, img.width * img.height * 3, `${label}: data length`);
+  assert.deepEqual(
+    { width: img.width, height: img.height },
+    workingSize(img.originalWidth, img.originalHeight, DEFAULT_DECODE_OPTIONS),
+    `${label}: working size`,
+  );
+  // Shorter side 224, unless the 4096 longer-side cap had to shrink it (very thin images).
+  const short = Math.min(img.width, img.height);
+  const long = Math.max(img.width, img.height);
+  assert.ok(short === 224 || (long === 4096 && short < 224), `${label}: ${img.width}x${img.height}`);
+}

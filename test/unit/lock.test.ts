@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { test } from 'node:test';
-import { LEASE_MS, deadHolderReason } from '../src/output/lock.js';
+import { LEASE_MS, deadHolderReason } from '../../src/output/lock.js';
 
 const startOf = (pid: number) => {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');

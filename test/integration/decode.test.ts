@@ -1,42 +1,23 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, promises as fsp } from 'node:fs';
-import os from 'node:os';
+import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import sharp from 'sharp';
 import {
-  DEFAULT_DECODE_OPTIONS,
   DecodeError,
   type DecodeFailureReason,
   type DecodedImage,
   decodeImage,
-  validateDecodeOptions,
-  workingSize,
-} from '../src/decode/decode.js';
-import { TORTURE_EXPECTED as EXPECTED, type Outcome } from './helpers/torture.js';
+} from '../../src/decode/decode.js';
+import { missingShared, sharedPath } from '../helpers/shared.js';
+import { tempDir } from '../helpers/tmp.js';
+import { assertRgbRow } from '../helpers/torture.js';
 
-// Tests run from the repo root; shared data lives beside it unless SPP_SHARED_DIR says otherwise.
-const SHARED = process.env.SPP_SHARED_DIR ?? path.resolve(process.cwd(), '../shared');
-const TORTURE = path.join(SHARED, 'images', 'torture');
-const HAVE_TORTURE = existsSync(path.join(TORTURE, 'MANIFEST.tsv'));
-const SKIP_MSG = `needs ../shared/images: ${TORTURE} not found (set SPP_SHARED_DIR)`;
+const TORTURE = sharedPath('images', 'torture');
+const SKIP_MSG = missingShared('images', 'torture', 'MANIFEST.tsv');
+const HAVE_TORTURE = SKIP_MSG === undefined;
 
-
-interface ManifestRow {
-  name: string;
-  description: string;
-  meta?: { width: number; height: number; orientation?: number };
-}
-
-function readManifest(): ManifestRow[] {
-  const lines = readFileSync(path.join(TORTURE, 'MANIFEST.tsv'), 'utf8').split('\n').filter(Boolean);
-  return lines.slice(1).map((line) => {
-    const cols = line.split('\t');
-    const result = JSON.parse(cols[6]!) as { meta?: ManifestRow['meta'] };
-    return { name: cols[0]!, description: cols[4]!, meta: result.meta };
-  });
-}
 
 const t = (name: string) => path.join(TORTURE, name);
 
@@ -54,20 +35,6 @@ function channelMeans(img: DecodedImage): [number, number, number] {
   return [m[0] / n, m[1] / n, m[2] / n];
 }
 
-function assertRgbRow(img: DecodedImage, label: string): void {
-  assert.equal(img.channels, 3, label);
-  assert.equal(img.data.length, img.width * img.height * 3, `${label}: data length`);
-  assert.deepEqual(
-    { width: img.width, height: img.height },
-    workingSize(img.originalWidth, img.originalHeight, DEFAULT_DECODE_OPTIONS),
-    `${label}: working size`,
-  );
-  // Shorter side 224, unless the 4096 longer-side cap had to shrink it (very thin images).
-  const short = Math.min(img.width, img.height);
-  const long = Math.max(img.width, img.height);
-  assert.ok(short === 224 || (long === 4096 && short < 224), `${label}: ${img.width}x${img.height}`);
-}
-
 async function expectFailure(p: Promise<unknown>, reason: DecodeFailureReason, label?: string): Promise<DecodeError> {
   try {
     await p;
@@ -83,101 +50,6 @@ async function expectFailure(p: Promise<unknown>, reason: DecodeFailureReason, l
   }
   assert.fail(`expected a '${reason}' failure, got a row`);
 }
-
-// ---------------------------------------------------------------- workingSize (pure)
-
-test('workingSize: shorter side to size, aspect kept within rounding', () => {
-  const o = { size: 224, maxSide: null };
-  assert.deepEqual(workingSize(1800, 1200, o), { width: 336, height: 224 });
-  assert.deepEqual(workingSize(1200, 1800, o), { width: 224, height: 336 });
-  assert.deepEqual(workingSize(500, 500, o), { width: 224, height: 224 });
-  assert.deepEqual(workingSize(640, 480, o), { width: 299, height: 224 }); // 298.67 rounds up
-  assert.deepEqual(workingSize(1, 1, o), { width: 224, height: 224 });
-  assert.deepEqual(workingSize(2, 1, o), { width: 448, height: 224 });
-  for (let w = 1; w <= 300; w += 7) {
-    for (let h = 1; h <= 300; h += 11) {
-      const r = workingSize(w, h, o);
-      assert.equal(Math.min(r.width, r.height), 224, `${w}x${h}`);
-      const exactLong = (Math.max(w, h) * 224) / Math.min(w, h);
-      assert.ok(Math.abs(Math.max(r.width, r.height) - exactLong) <= 0.5, `${w}x${h} -> ${r.width}x${r.height}`);
-      assert.equal(r.width >= r.height, w >= h, `${w}x${h} orientation kept`);
-    }
-  }
-});
-
-test('workingSize: maxSide caps the longer side, shorter side never below 1', () => {
-  assert.equal(DEFAULT_DECODE_OPTIONS.maxSide, 4096);
-  const o = { size: 224, maxSide: 4096 };
-  assert.deepEqual(workingSize(1, 20000, o), { width: 1, height: 4096 }); // 224x4480000 uncapped
-  assert.deepEqual(workingSize(20000, 1, o), { width: 4096, height: 1 });
-  assert.deepEqual(workingSize(256, 10, o), { width: 4096, height: 160 });
-  assert.deepEqual(workingSize(10, 256, o), { width: 160, height: 4096 });
-  assert.deepEqual(workingSize(4096, 224, o), { width: 4096, height: 224 }); // exactly at the cap
-  assert.deepEqual(workingSize(1800, 1200, o), { width: 336, height: 224 }); // far from the cap
-  // maxSide below size: the cap wins.
-  assert.deepEqual(workingSize(300, 300, { size: 224, maxSide: 100 }), { width: 100, height: 100 });
-  assert.deepEqual(workingSize(300, 200, { size: 224, maxSide: 100 }), { width: 100, height: 67 });
-});
-
-test('workingSize: size null keeps native size, still capped by maxSide', () => {
-  assert.deepEqual(workingSize(1800, 1200, { size: null, maxSide: null }), { width: 1800, height: 1200 });
-  assert.deepEqual(workingSize(1, 1, { size: null, maxSide: null }), { width: 1, height: 1 });
-  assert.deepEqual(workingSize(6000, 4000, { size: null, maxSide: 4096 }), { width: 4096, height: 2731 });
-  assert.deepEqual(workingSize(4000, 6000, { size: null, maxSide: 4096 }), { width: 2731, height: 4096 });
-  assert.deepEqual(workingSize(100000, 3, { size: null, maxSide: 4096 }), { width: 4096, height: 1 });
-  assert.deepEqual(workingSize(5000, 5000, { size: null, maxSide: 4096 }), { width: 4096, height: 4096 });
-});
-
-test('workingSize: rejects non-positive or fractional dimensions', () => {
-  assert.throws(() => workingSize(0, 10, { size: 224, maxSide: null }), RangeError);
-  assert.throws(() => workingSize(10, -1, { size: 224, maxSide: null }), RangeError);
-  assert.throws(() => workingSize(1.5, 10, { size: 224, maxSide: null }), RangeError);
-  assert.throws(() => workingSize(Number.NaN, 10, { size: 224, maxSide: null }), RangeError);
-});
-
-// ---------------------------------------------------------------- options
-
-test('DEFAULT_DECODE_OPTIONS and validateDecodeOptions defaults', () => {
-  assert.deepEqual(validateDecodeOptions({}), {
-    size: 224,
-    maxSide: 4096,
-    background: { r: 255, g: 255, b: 255 },
-    maxInputPixels: 268402689,
-    failOn: 'error',
-  });
-  assert.deepEqual(validateDecodeOptions({ size: null, maxSide: null }).size, null);
-  assert.equal(validateDecodeOptions({ size: '384' as unknown as number }).size, 384);
-  assert.deepEqual(validateDecodeOptions({ background: '#000' as never }).background, { r: 0, g: 0, b: 0 });
-  assert.deepEqual(validateDecodeOptions({ background: '#102030' as never }).background, { r: 16, g: 32, b: 48 });
-  assert.deepEqual(validateDecodeOptions({ background: '1, 2,3' as never }).background, { r: 1, g: 2, b: 3 });
-  assert.equal(validateDecodeOptions({ failOn: 'none' }).failOn, 'none');
-});
-
-test('validateDecodeOptions: errors name the option and the value', () => {
-  const cases: [Record<string, unknown>, RegExp][] = [
-    [{ size: 0 }, /Error: size must be a positive integer, got '0'$/],
-    [{ size: -3 }, /Error: size .*got '-3'/],
-    [{ size: 22.5 }, /Error: size .*got '22\.5'/],
-    [{ size: 'abc' }, /Error: size .*got 'abc'/],
-    [{ maxSide: 0 }, /Error: maxSide must be a positive integer, got '0'/],
-    [{ maxInputPixels: null }, /Error: maxInputPixels must be a positive integer, got 'null'/],
-    [{ maxInputPixels: -1 }, /Error: maxInputPixels .*got '-1'/],
-    [{ failOn: 'sometimes' }, /Error: failOn must be one of none, truncated, error, warning, got 'sometimes'/],
-    [{ background: { r: 256, g: 0, b: 0 } }, /Error: background .*got '\{"r":256,"g":0,"b":0\}'/],
-    [{ background: 'purple' }, /Error: background .*got 'purple'/],
-  ];
-  for (const [opts, re] of cases) {
-    assert.throws(() => validateDecodeOptions(opts as never), re, JSON.stringify(opts));
-  }
-});
-
-test('decodeImage rejects invalid options with a plain Error before touching the file', async () => {
-  await assert.rejects(decodeImage('/nonexistent.jpg', { size: 0 }), (err: unknown) => {
-    assert.ok(!(err instanceof DecodeError));
-    assert.match((err as Error).message, /^size must be/);
-    return true;
-  });
-});
 
 // ---------------------------------------------------------------- synthetic images (no shared data)
 
@@ -305,7 +177,7 @@ test('synthetic: a 65536x65536 PNG header is refused from metadata alone, never 
 });
 
 test('file-system failures: missing, directory, empty; message stays one line', async () => {
-  const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'spp-decode-'));
+  const dir = tempDir('spp-decode-');
   try {
     await expectFailure(decodeImage(path.join(dir, 'nope.jpg')), 'missing');
     await expectFailure(decodeImage(path.join(dir, 'nope.jpg'), {}, 'photos/nope.jpg'), 'missing', 'photos/nope.jpg');
@@ -327,52 +199,7 @@ test('file-system failures: missing, directory, empty; message stays one line', 
 
 // ---------------------------------------------------------------- the torture set
 
-test('torture set: every file ends as the expected row or classified failure', { skip: HAVE_TORTURE ? false : SKIP_MSG }, async (tt) => {
-  const manifest = readManifest();
-  const names = manifest.map((r) => r.name).sort();
-  assert.deepEqual(names, Object.keys(EXPECTED).sort(), 'table covers exactly the manifest');
-  const onDisk = readdirSync(TORTURE).filter((f) => f !== 'MANIFEST.tsv' && f !== 'SOURCE.md').sort();
-  assert.deepEqual(onDisk, names, 'manifest covers exactly the directory');
-
-  const counts: Record<string, number> = {};
-  for (const row of manifest) {
-    await tt.test(row.name, async () => {
-      const want = EXPECTED[row.name]!;
-      counts[want] = (counts[want] ?? 0) + 1;
-      let got: DecodedImage | DecodeError;
-      try {
-        got = await decodeImage(t(row.name), {}, row.name);
-      } catch (err) {
-        assert.ok(err instanceof DecodeError, `${row.name}: threw a non-DecodeError: ${String(err)}`);
-        got = err;
-      }
-      if (got instanceof DecodeError) {
-        assert.equal(got.reason, want, `${row.name} (${row.description}) failed: ${got.message}`);
-        assert.equal(got.file, row.name);
-        assert.ok(got.message.startsWith(`${row.name}: ${got.reason}: `) && !/[\r\n]/.test(got.message), got.message);
-        return;
-      }
-      assert.equal('row', want, `${row.name} (${row.description}) decoded, expected '${want}'`);
-      assertRgbRow(got, row.name);
-      if (row.meta) {
-        // Reported size is the oriented one: EXIF 5-8 swap the stored width/height.
-        const swap = (row.meta.orientation ?? 1) >= 5;
-        assert.deepEqual(
-          [got.originalWidth, got.originalHeight],
-          swap ? [row.meta.height, row.meta.width] : [row.meta.width, row.meta.height],
-        );
-      }
-    });
-  }
-  assert.deepEqual(counts, {
-    row: 72,
-    'unsupported-format': 9,
-    truncated: 7,
-    corrupt: 3,
-    empty: 2,
-    'too-large': 1,
-  });
-});
+// The per-file outcome of the whole torture set is checked once, through the pipeline: test/integration/torture.test.ts.
 
 test('torture: EXIF orientations 0-8 all decode upright to the same size and pixels', { skip: HAVE_TORTURE ? false : SKIP_MSG }, async () => {
   const ref = await decodeImage(t('jpeg-exif-orientation-Landscape_1.jpg'));

@@ -1,11 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseShard, selectShard, type ShardSpec } from '../src/inputs/shard.js';
-import { REPO_ROOT } from './helpers/shared.js';
+import { parseShard, selectShard, shardOfPath, type ShardSpec } from '../../src/inputs/shard.js';
+import { REPO_ROOT } from '../helpers/shared.js';
+import { tempDir } from '../helpers/tmp.js';
 
 // The array-job recipes (README "Long runs", examples/): every file goes to exactly one task, the job
 // files say what the README says, and the Kubernetes manifest has the fields the recipe relies on.
@@ -100,7 +100,7 @@ const hasBash = spawnSync('bash', ['-c', 'exit 0']).status === 0;
 
 /** A stub spp-extract on PATH that records its argv (one per line) and exits with $STUB_RC. */
 function stubTool(): { dir: string; argv: () => string[] } {
-  const dir = mkdtempSync(join(tmpdir(), 'spp-recipe-'));
+  const dir = tempDir('spp-recipe-');
   mkdirSync(join(dir, 'bin'));
   const log = join(dir, 'argv.txt');
   writeFileSync(join(dir, 'bin', 'spp-extract'), `#!/bin/sh\nprintf '%s\\n' "$@" > '${log}'\nexit "\${STUB_RC:-0}"\n`);
@@ -308,4 +308,16 @@ test('Kubernetes recipe: examples/k8s-indexed-job.yaml is an Indexed Job whose p
   const args = argv();
   assert.equal(args[args.indexOf('-o') + 1], 'feats-{shard}.npy');
   assert.deepEqual(parseShard(args[args.indexOf('--shard') + 1], { JOB_COMPLETION_INDEX: String(n - 1) }), { index: n, count: n });
+});
+
+test('shard rule: a file keeps its shard when others are added; auto/N reads Slurm and Kubernetes indices', () => {
+  const paths = Array.from({ length: 2000 }, (_, i) => `data/class-${i % 7}/img-${i}.jpg`);
+  const before = new Map(paths.map((p) => [p, shardOfPath(p, 4)]));
+  const counts = [1, 2, 3, 4].map((k) => [...before.values()].filter((s) => s === k).length);
+  assert.ok(counts.every((c) => c > 400 && c < 600), `balanced: ${counts}`);
+  for (const p of paths) assert.equal(shardOfPath(p, 4), before.get(p));
+  assert.deepEqual(parseShard('2/5', {}), { index: 2, count: 5 });
+  assert.deepEqual(parseShard('auto/4', { SLURM_ARRAY_TASK_ID: '7', SLURM_ARRAY_TASK_MIN: '4' }), { index: 4, count: 4 });
+  assert.deepEqual(parseShard('auto/4', { SLURM_ARRAY_TASK_ID: '1' }), { index: 2, count: 4 }, 'no MIN: 0-based ids');
+  assert.deepEqual(parseShard('auto/4', { JOB_COMPLETION_INDEX: '0' }), { index: 1, count: 4 });
 });

@@ -1,28 +1,18 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
-import sharp from 'sharp';
-import { readArtifacts } from '../src/backbone/artifacts.js';
-import { loadBackbone, type Backbone, type RgbImage } from '../src/backbone/tfjs/backbone.js';
-import { UnsupportedOpError, convertToOnnx } from '../src/backbone/onnx/convert.js';
-import { loadOnnxBackbone } from '../src/backbone/onnx/backbone.js';
-import { encodeModel, floatTensor } from '../src/backbone/onnx/proto.js';
-import { fixture, missingShared, sharedPath } from './helpers/shared.js';
-import { syntheticPixels } from './helpers/pixels.js';
-import { loadEngine } from '../src/backbone/load.js';
-import { runCli } from './helpers/cli.js';
-
-const tempDirs: string[] = [];
-function tempDir(prefix: string): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  tempDirs.push(dir);
-  return dir;
-}
-after(() => {
-  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
-});
+import { test } from 'node:test';
+import { readArtifacts } from '../../src/backbone/artifacts.js';
+import { loadBackbone, type Backbone, type RgbImage } from '../../src/backbone/tfjs/backbone.js';
+import { UnsupportedOpError, convertToOnnx } from '../../src/backbone/onnx/convert.js';
+import { loadOnnxBackbone } from '../../src/backbone/onnx/backbone.js';
+import { encodeModel, floatTensor } from '../../src/backbone/onnx/proto.js';
+import { fixture, missingShared, sharedPath } from '../helpers/shared.js';
+import { syntheticPixels } from '../helpers/pixels.js';
+import { loadEngine } from '../../src/backbone/load.js';
+import { runCli } from '../helpers/cli.js';
+import { diffStats, pixelsOfFile, unconvertibleModel } from '../helpers/models.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const cacheDir = tempDir('spp-onnx-cache-');
 
@@ -39,23 +29,7 @@ const SIZES: [number, number, string][] = [
 /** Exactly W×H RGB pixels of a shared photo (sharp resize, fill); synthetic noise when ../shared is absent. */
 async function pixelsOf(photo: string, width: number, height: number): Promise<RgbImage> {
   if (missingShared('images', 'photos', photo)) return syntheticPixels(width, height, width * 7919 + height);
-  const { data } = await sharp(sharedPath('images', 'photos', photo))
-    .removeAlpha()
-    .resize(width, height, { fit: 'fill' })
-    .raw()
-    .toBuffer({ resolveWithObject: true });
-  return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width, height };
-}
-
-function diffStats(a: ArrayLike<number>, b: ArrayLike<number>) {
-  assert.equal(a.length, b.length, 'feature map lengths differ');
-  let maxDiff = 0;
-  let maxAbs = 0;
-  for (let i = 0; i < a.length; i++) {
-    maxDiff = Math.max(maxDiff, Math.abs(a[i] - b[i]));
-    maxAbs = Math.max(maxAbs, Math.abs(b[i]));
-  }
-  return { maxDiff, maxAbs, rel: maxAbs > 0 ? maxDiff / maxAbs : maxDiff };
+  return pixelsOfFile(sharedPath('images', 'photos', photo), width, height);
 }
 
 interface Case {
@@ -296,56 +270,24 @@ test('onnx: the converted model is cached once per model+layer and reused', asyn
   assert.equal(readdirSync(join(dir, 'onnx')).length, 2);
 });
 
-/** A layers model.json with a layer the converter does not know, plus zeroed weights. */
-function modelWithUnsupportedLayer(): string {
-  const dir = tempDir('spp-onnx-unsupported-');
-  const layer = (class_name: string, name: string, config: object, inbound: string | null) => ({
-    class_name,
-    name,
-    config: { name, ...config },
-    inbound_nodes: inbound ? [[[inbound, 0, 0, {}]]] : [],
-  });
-  const topology = {
-    class_name: 'Model',
-    config: {
-      name: 'bad',
-      layers: [
-        layer('InputLayer', 'input_1', { batch_input_shape: [null, 32, 32, 3], dtype: 'float32' }, null),
-        layer('Conv2D', 'c1', { filters: 4, kernel_size: [3, 3], strides: [1, 1], padding: 'same', activation: 'relu', use_bias: true }, 'input_1'),
-        layer('Conv2DTranspose', 'up', { filters: 2, kernel_size: [3, 3], strides: [2, 2], padding: 'same', activation: 'linear', use_bias: true }, 'c1'),
-        layer('GlobalAveragePooling2D', 'gap', {}, 'up'),
-      ],
-      input_layers: [['input_1', 0, 0]],
-      output_layers: [['gap', 0, 0]],
-    },
-  };
-  const weights = [
-    { name: 'c1/kernel', shape: [3, 3, 3, 4], dtype: 'float32' },
-    { name: 'c1/bias', shape: [4], dtype: 'float32' },
-    { name: 'up/kernel', shape: [3, 3, 2, 4], dtype: 'float32' },
-    { name: 'up/bias', shape: [2], dtype: 'float32' },
-  ];
-  const bytes = weights.reduce((n, w) => n + w.shape.reduce((a, b) => a * b, 1) * 4, 0);
-  writeFileSync(join(dir, 'w.bin'), new Uint8Array(bytes));
-  writeFileSync(
-    join(dir, 'model.json'),
-    JSON.stringify({ format: 'layers-model', modelTopology: { class_name: topology.class_name, config: topology.config }, weightsManifest: [{ paths: ['w.bin'], weights }] }),
-  );
-  return dir;
-}
-
 test('onnx: an unsupported layer or op fails with a message naming it', async () => {
-  const dir = modelWithUnsupportedLayer();
-  await assert.rejects(loadOnnxBackbone({ model: dir, threads: 1, cacheDir }), (err: Error) => {
+  const dir = unconvertibleModel();
+  // A cache of its own: the file-level shared cache already holds other tests' conversions.
+  const ownCache = tempDir('spp-onnx-unsupported-cache-');
+  await assert.rejects(loadOnnxBackbone({ model: dir, threads: 1, cacheDir: ownCache }), (err: Error) => {
     assert.ok(err instanceof UnsupportedOpError, String(err));
     assert.match(err.message, /cannot convert layer 'up' \(class Conv2DTranspose\) to ONNX/);
     return true;
   });
+  const onnxFiles = () => (existsSync(join(ownCache, 'onnx')) ? readdirSync(join(ownCache, 'onnx')).filter((f) => f.endsWith('.onnx')) : []);
+  assert.deepEqual(onnxFiles(), [], 'a failed conversion caches nothing');
   // The layers before it still convert.
-  const ok = await loadOnnxBackbone({ model: dir, threads: 1, cacheDir, layer: 'c1' });
+  const ok = await loadOnnxBackbone({ model: dir, threads: 1, cacheDir: ownCache, layer: 'c1' });
   assert.equal(ok.info.channels, 4);
   ok.dispose();
-  assert.equal(existsSync(join(cacheDir, 'onnx')), true);
+  assert.equal(existsSync(join(ownCache, 'onnx')), true);
+  assert.equal(onnxFiles().length, 1, 'the c1 conversion is cached');
+  assert.ok(ok.info.onnxPath.startsWith(join(ownCache, 'onnx')), ok.info.onnxPath);
 
   const graph = await readArtifacts(join(fixture('tiny-graph'), 'model.json'));
   const nodes = (graph.artifacts.modelTopology as { node: object[] }).node;
@@ -421,7 +363,7 @@ test('engine auto: ONNX Runtime when the model converts, else tfjs with the reas
   assert.match(converts.backbone.info.backend, /^onnxruntime-node/);
   converts.backbone.dispose();
 
-  const dir = modelWithUnsupportedLayer();
+  const dir = unconvertibleModel();
   const fallback = await loadEngine({ model: dir, cacheDir, threads: 1 });
   assert.equal(fallback.engine, 'tfjs');
   assert.match(fallback.fallbackReason ?? '', /cannot convert layer 'up' \(class Conv2DTranspose\)/);

@@ -1,25 +1,17 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
-import { loadEngine } from '../src/backbone/load.js';
-import { createExtractor } from '../src/pipeline/extractor.js';
-import { ensureDir } from '../src/backbone/source.js';
-import { isSealedOnnx, loadOnnxBackbone, type OnnxBackbone } from '../src/backbone/onnx/backbone.js';
-import { runCli } from './helpers/cli.js';
-import { syntheticPixels } from './helpers/pixels.js';
-import { fixture, missingShared, sharedPath } from './helpers/shared.js';
+import { test } from 'node:test';
+import { loadEngine } from '../../src/backbone/load.js';
+import { createExtractor } from '../../src/pipeline/extractor.js';
+import { ensureDir } from '../../src/backbone/source.js';
+import { isSealedOnnx, loadOnnxBackbone, type OnnxBackbone } from '../../src/backbone/onnx/backbone.js';
+import { runCli } from '../helpers/cli.js';
+import { syntheticPixels } from '../helpers/pixels.js';
+import { unconvertibleModel } from '../helpers/models.js';
+import { tempDir } from '../helpers/tmp.js';
+import { fixture, missingShared, sharedPath } from '../helpers/shared.js';
 
-const tempDirs: string[] = [];
-function tempDir(prefix: string): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  tempDirs.push(dir);
-  return dir;
-}
-after(() => {
-  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
-});
 
 /** A path under a regular file: mkdir fails with ENOTDIR, for root too (chmod would not stop root). */
 function underAFile(): string {
@@ -32,6 +24,17 @@ const warningLines = (stderr: string) => stderr.split('\n').filter((l) => l.star
 const CACHE_WARNING = /^spp-extract: warning: model cache .* is not writable \(.*\); this run uses a temporary copy .*set --cache-dir DIR or XDG_CACHE_HOME to a writable folder$/;
 
 const onProc = process.platform === 'linux' && existsSync('/proc/self');
+
+/** The same extraction with a writable cache: run once, shared by the unwritable-cache tests as their reference. */
+let cachedRun: Promise<{ code: number | null; stderr: string; out: string }> | undefined;
+function cachedEngineRun() {
+  cachedRun ??= (async () => {
+    const out = join(tempDir('spp-out-'), 'y.npy');
+    const r = await runCli([fixture('images', 'red-64x48.png'), '-o', out, '-q', '--model', fixture('tiny-layers'), '--cache-dir', tempDir('spp-cache-')]);
+    return { code: r.code, stderr: r.stderr, out };
+  })();
+  return cachedRun;
+}
 
 test('ensureDir: fails at once where Node\'s recursive mkdir would spin (/proc), creates nested folders, tolerates races', { timeout: 10_000 }, async () => {
   if (onProc) await assert.rejects(ensureDir(`/proc/spp-extract-test-${process.pid}/onnx`), /ENOENT.*mkdir '\/proc\/spp-extract-test-/);
@@ -66,11 +69,10 @@ for (const [name, env, args] of [
     const run = await runCli([fixture('images', 'red-64x48.png'), '-o', out, '-q', '--model', fixture('tiny-layers'), ...args()], { env: { TMPDIR: tmp, ...extraEnv } });
     assert.equal(run.code, 0, run.stderr);
     assert.equal(warningLines(run.stderr).length, 1, run.stderr);
-    const good = join(tempDir('spp-out-'), 'y.npy');
-    const ref = await runCli([fixture('images', 'red-64x48.png'), '-o', good, '-q', '--model', fixture('tiny-layers'), '--cache-dir', tempDir('spp-cache-')]);
-    assert.equal(ref.code, 0, ref.stderr);
-    assert.equal(ref.stderr, '');
-    assert.deepEqual(readFileSync(out), readFileSync(good));
+    const good = await cachedEngineRun();
+    assert.equal(good.code, 0, good.stderr);
+    assert.equal(good.stderr, '');
+    assert.deepEqual(readFileSync(out), readFileSync(good.out));
     // The temporary .onnx is gone once the sessions have loaded it.
     assert.deepEqual(readdirSync(tmp).filter((f) => f.startsWith('spp-extract-')), []);
   });
@@ -161,30 +163,6 @@ test('8 processes converting the same model at once all succeed and leave exactl
   assert.ok(isSealedOnnx(readFileSync(join(cacheDir, 'onnx', files[0]))));
   assert.deepEqual(readdirSync(cacheDir), ['onnx']);
 });
-
-/** A layers model with a Conv2DTranspose, which the ONNX converter does not handle. */
-function unconvertibleModel(): string {
-  const dir = tempDir('spp-unconvertible-');
-  const layer = (class_name: string, name: string, config: object, inbound: string | null) => ({
-    class_name, name, config: { name, ...config }, inbound_nodes: inbound ? [[[inbound, 0, 0, {}]]] : [],
-  });
-  const layers = [
-    layer('InputLayer', 'input_1', { batch_input_shape: [null, 32, 32, 3], dtype: 'float32' }, null),
-    layer('Conv2D', 'c1', { filters: 4, kernel_size: [3, 3], strides: [1, 1], padding: 'same', activation: 'relu', use_bias: true }, 'input_1'),
-    layer('Conv2DTranspose', 'up', { filters: 2, kernel_size: [3, 3], strides: [2, 2], padding: 'same', activation: 'linear', use_bias: true }, 'c1'),
-    layer('GlobalAveragePooling2D', 'gap', {}, 'up'),
-  ];
-  const weights = [
-    { name: 'c1/kernel', shape: [3, 3, 3, 4], dtype: 'float32' },
-    { name: 'c1/bias', shape: [4], dtype: 'float32' },
-    { name: 'up/kernel', shape: [3, 3, 2, 4], dtype: 'float32' },
-    { name: 'up/bias', shape: [2], dtype: 'float32' },
-  ];
-  writeFileSync(join(dir, 'w.bin'), new Uint8Array(weights.reduce((n, w) => n + w.shape.reduce((a, b) => a * b, 1) * 4, 0)));
-  const modelTopology = { class_name: 'Model', config: { name: 'bad', layers, input_layers: [['input_1', 0, 0]], output_layers: [['gap', 0, 0]] } };
-  writeFileSync(join(dir, 'model.json'), JSON.stringify({ format: 'layers-model', modelTopology, weightsManifest: [{ paths: ['w.bin'], weights }] }));
-  return dir;
-}
 
 test('--engine auto falling back to tfjs says so in one warning line, without -v', { timeout: 60_000 }, async () => {
   const model = unconvertibleModel();

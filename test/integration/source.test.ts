@@ -1,14 +1,14 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
-import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { defaultCacheDir, isOnnxModelSpec, resolveModel } from '../src/backbone/source.js';
-import { loadEngine } from '../src/backbone/load.js';
-import { ModelOptionError, isUserError } from '../src/backbone/errors.js';
-import { findRegistryEntry, modelJsonUrl } from '../src/backbone/registry.js';
-import { fixture } from './helpers/shared.js';
+import { defaultCacheDir, isOnnxModelSpec, resolveModel } from '../../src/backbone/source.js';
+import { loadEngine } from '../../src/backbone/load.js';
+import { ModelOptionError, isUserError } from '../../src/backbone/errors.js';
+import { findRegistryEntry, modelJsonUrl } from '../../src/backbone/registry.js';
+import { fixture } from '../helpers/shared.js';
+import { tempDir } from '../helpers/tmp.js';
 
 /** Serves fixtures/tiny-graph on loopback and records the URLs asked for. */
 async function serveFixture(): Promise<{ server: Server; base: string; requests: string[] }> {
@@ -29,7 +29,7 @@ async function serveFixture(): Promise<{ server: Server; base: string; requests:
 }
 
 test('--model URL: downloaded once into the cache (weights keep the query string), then loaded from disk', async () => {
-  const cache = mkdtempSync(join(tmpdir(), 'spp-cache-'));
+  const cache = tempDir('spp-cache-');
   const { server, base, requests } = await serveFixture();
   const url = `${base}/models/tiny/model.json?tfjs-format=file`;
   let first;
@@ -48,7 +48,7 @@ test('--model URL: downloaded once into the cache (weights keep the query string
 });
 
 test('a failed download leaves no cache entry and says how to work offline', async () => {
-  const cache = mkdtempSync(join(tmpdir(), 'spp-cache-'));
+  const cache = tempDir('spp-cache-');
   const { server, base } = await serveFixture();
   try {
     await assert.rejects(resolveModel(`${base}/nothing/absent.json`, cache), /could not download .*HTTP 404.*--model \/path\/to\/dir/);
@@ -74,7 +74,7 @@ test('.onnx models: one rule for paths and URLs; an .onnx URL is refused as the 
   for (const spec of [undefined, 'mobilenet_v2_1.00', '/a/model.json', 'https://example.com/net.onnx/model.json', 'https://example.com/m?f=net.onnx', 'onnx']) {
     assert.equal(isOnnxModelSpec(spec), false, String(spec));
   }
-  const cacheDir = mkdtempSync(join(tmpdir(), 'spp-cache-'));
+  const cacheDir = tempDir('spp-cache-');
   await assert.rejects(loadEngine({ model: 'https://example.com/m/net.onnx', cacheDir }), (err: Error) => {
     assert.ok(err instanceof ModelOptionError && isUserError(err), String(err));
     assert.match(err.message, /^--model https:\/\/example\.com\/m\/net\.onnx: a \.onnx model is read from a local file/);

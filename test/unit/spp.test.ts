@@ -1,26 +1,21 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import {
   binRange, descriptorLength, normalizeDescriptor, spatialPyramidPool, validateLevels,
   type FeatureMap, type NormalizeMode, type PoolMode,
-} from '../src/spp/spp.js';
+} from '../../src/spp/spp.js';
+import { fixture } from '../helpers/shared.js';
 
 interface GoldenResult { levels: number[]; pool: PoolMode; expected: number[] }
 interface GoldenCase { height: number; width: number; channels: number; data: number[]; results: GoldenResult[] }
 interface GoldenNormalize { mode: NormalizeMode; input: number[]; expected: number[] }
 interface Golden { cases: GoldenCase[]; normalize: GoldenNormalize[] }
 
-/** fixtures/ from the repo root: cwd (npm test) or two levels above dist/test. */
+/** fixtures/spp-golden.json: numpy's answers (scripts/spp_golden.py), computed outside this code. */
 function goldenPath(): string {
-  const candidates = [
-    join(process.cwd(), 'fixtures', 'spp-golden.json'),
-    fileURLToPath(new URL('../../fixtures/spp-golden.json', import.meta.url)),
-  ];
-  const found = candidates.find((p) => existsSync(p));
-  if (!found) throw new Error(`spp-golden.json not found (tried ${candidates.join(', ')}); run npm run golden`);
+  const found = fixture('spp-golden.json');
+  if (!existsSync(found)) throw new Error(`spp-golden.json not found at ${found}; run npm run golden`);
   return found;
 }
 

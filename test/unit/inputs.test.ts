@@ -1,13 +1,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { IMAGE_EXTENSIONS, comparePaths, expandInputs, type InputEntry } from '../src/inputs/expand.js';
+import { IMAGE_EXTENSIONS, comparePaths, expandInputs, type InputEntry } from '../../src/inputs/expand.js';
+import { tempDir } from '../helpers/tmp.js';
 
 async function tree(files: string[]): Promise<string> {
-  const root = await fsp.mkdtemp(path.join(os.tmpdir(), 'spp-inputs-'));
+  const root = tempDir('spp-inputs-');
   for (const f of files) {
     await fsp.mkdir(path.dirname(path.join(root, f)), { recursive: true });
     await fsp.writeFile(path.join(root, f), 'x');

@@ -5,14 +5,14 @@
  * run, and `--resume` once the fault is gone ends with the bytes of an uninterrupted run.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { main } from '../src/cli/main.js';
-import { nodeIo, setOutputIo, sinkTuning, type OutputIo } from '../src/output/io.js';
-import { fixture } from './helpers/shared.js';
+import { nodeIo, sinkTuning, type OutputIo } from '../../src/output/io.js';
+import { runMain } from '../helpers/main.js';
+import { fixture } from '../helpers/shared.js';
+import { tempDir } from '../helpers/tmp.js';
 
 type Op = 'open' | 'write' | 'fsync' | 'close' | 'rename' | 'fsyncDir';
 type Fault = 'ENOSPC' | 'EIO' | 'short';
@@ -67,23 +67,8 @@ let cacheDir = '';
 let base: string[] = [];
 const savedTuning = { ...sinkTuning };
 
-/** main() in this process, stderr captured (the fixture's text file is a recorded failure each run). */
-async function run(args: string[], io?: OutputIo): Promise<{ code: number; stderr: string }> {
-  const restore = io ? setOutputIo(io) : () => undefined;
-  const write = process.stderr.write.bind(process.stderr);
-  let stderr = '';
-  process.stderr.write = ((chunk: string | Uint8Array) => {
-    stderr += String(chunk);
-    return true;
-  }) as typeof process.stderr.write;
-  try {
-    const code = await main(['node', 'spp-extract', ...base, ...args]);
-    return { code, stderr };
-  } finally {
-    process.stderr.write = write;
-    restore();
-  }
-}
+/** main() in this process (the fixture's text file is a recorded failure each run). */
+const run = (args: string[], io?: OutputIo) => runMain([...base, ...args], { io });
 
 const outName = (format: string) => `out.${format}`;
 const finalNames = (format: string) => (format === 'npy' ? ['out.npy', 'out.manifest.jsonl'] : [outName(format)]);
@@ -100,12 +85,14 @@ const reference: Record<string, Record<string, Buffer>> = {};
 const opCounts: Record<string, Record<Op, number>> = {};
 
 before(async () => {
-  cacheDir = mkdtempSync(join(tmpdir(), 'spp-faults-cache-'));
-  base = [fixture('images'), '--model', fixture('tiny-layers'), '--engine', 'onnx', '--threads', '1', '--cache-dir', cacheDir, '-q', '--decode-ahead', '1'];
+  cacheDir = tempDir('spp-faults-cache-');
+  // The output layer is what is under test: tfjs-wasm loads the tiny model in-process in half the
+  // time ONNX Runtime's worker takes, and --size 32 keeps each of the ~250 runs to a few ms of compute.
+  base = [fixture('images'), '--model', fixture('tiny-layers'), '--engine', 'tfjs', '--backend', 'wasm', '--size', '32', '--cache-dir', cacheDir, '-q', '--decode-ahead', '1'];
   // One write per record, so every record is a fault point.
   sinkTuning.flushBytes = 1;
   for (const format of FORMATS) {
-    const dir = mkdtempSync(join(tmpdir(), 'spp-faults-ref-'));
+    const dir = tempDir('spp-faults-ref-');
     const { io, counts } = faultyIo();
     const r = await run(['-o', join(dir, outName(format))], io);
     assert.equal(r.code, 2, r.stderr); // the fixture's text file is a recorded failure
@@ -126,7 +113,7 @@ for (const format of FORMATS) {
       for (let k = 1; k <= counts[op]; k++) {
         for (const fault of faults) {
           const label = `${format} ${op} #${k} ${fault}`;
-          const dir = mkdtempSync(join(tmpdir(), 'spp-faults-'));
+          const dir = tempDir('spp-faults-');
           const out = join(dir, outName(format));
           const failed = await run(['-o', out], faultyIo(op, k, fault).io);
           assert.equal(failed.code, 1, `${label}: exit ${failed.code}: ${failed.stderr}`);

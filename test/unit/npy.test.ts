@@ -1,14 +1,13 @@
 import assert from 'node:assert/strict';
-import { appendFileSync, closeSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { appendFileSync, closeSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import { NPY_HEADER_BYTES, encodeNpy, float32ToFloat16Bits, npyHeader, parseNpyHeader, type NpyDtype } from '../src/output/npy.js';
-import { NO_NUMPY, hasNumpy, runPython } from './helpers/python.js';
+import { before, describe, it } from 'node:test';
+import { NPY_HEADER_BYTES, encodeNpy, float32ToFloat16Bits, npyHeader, parseNpyHeader, type NpyDtype } from '../../src/output/npy.js';
+import { NO_NUMPY, hasNumpy, runPython } from '../helpers/python.js';
+import { tempDir } from '../helpers/tmp.js';
 
 let dir = '';
-before(() => { dir = mkdtempSync(join(tmpdir(), 'spp-npy-')); });
-after(() => { if (dir) rmSync(dir, { recursive: true, force: true }); });
+before(() => { dir = tempDir('spp-npy-'); });
 
 interface Loaded { shape: number[]; dtype: string; bits: number[]; half: number[] | null; c: boolean; offset: number }
 

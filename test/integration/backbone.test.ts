@@ -1,40 +1,30 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
-import sharp from 'sharp';
 import * as mobilenet from '@tensorflow-models/mobilenet';
 import { IMAGENET_CLASSES } from '@tensorflow-models/mobilenet/dist/imagenet_classes.js';
 import * as tf from '@tensorflow/tfjs';
-import { createExtractor } from '../src/pipeline/extractor.js';
-import { loadBackbone } from '../src/backbone/tfjs/backbone.js';
-import { preprocess } from '../src/backbone/preprocess.js';
-import { readArtifacts } from '../src/backbone/artifacts.js';
-import { hasNumpy } from './helpers/python.js';
-import { REPO_ROOT, fixture, missingShared, sharedPath } from './helpers/shared.js';
-import { syntheticPixels } from './helpers/pixels.js';
+import { createExtractor } from '../../src/pipeline/extractor.js';
+import { loadBackbone } from '../../src/backbone/tfjs/backbone.js';
+import { preprocess } from '../../src/backbone/preprocess.js';
+import { readArtifacts } from '../../src/backbone/artifacts.js';
+import { hasNumpy } from '../helpers/python.js';
+import { REPO_ROOT, fixture, missingShared, sharedPath } from '../helpers/shared.js';
+import { syntheticPixels } from '../helpers/pixels.js';
+import { diffStats, pixelsOfFile } from '../helpers/models.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const TFHUB_V1_025 = 'models/tfhub-mobilenet_v1_025_224';
 const KERAS_V1_075 = 'models/keras-mobilenet_v1_0.75_224';
 
-/** Exactly W×H RGB pixels of a photo (sharp resize, fill), independent of the tool's size policy. */
-async function pixelsOf(path: string, width: number, height: number) {
-  const { data } = await sharp(path).removeAlpha().resize(width, height, { fit: 'fill' }).raw().toBuffer({ resolveWithObject: true });
-  return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width, height };
-}
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length, 'lengths differ');
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
+const pixelsOf = pixelsOfFile;
+const maxAbsDiff = (a: ArrayLike<number>, b: ArrayLike<number>) => diffStats(a, b).maxDiff;
 
 /** Feature map computed by scripts/tiny_reference.py (numpy, no tfjs) on the same pixels. */
 function numpyReference(modelDir: string, img: { data: Uint8Array; width: number; height: number }, range: readonly number[]) {
-  const dir = mkdtempSync(join(tmpdir(), 'spp-tiny-'));
+  const dir = tempDir('spp-tiny-');
   const raw = join(dir, 'pixels.rgb');
   writeFileSync(raw, img.data);
   const out = execFileSync('python3', [join(REPO_ROOT, 'scripts', 'tiny_reference.py'), modelDir, raw,
@@ -139,7 +129,7 @@ test('keras MobileNet v1 0.75 (layers): any size, and grace_hopper → "military
   // Classify with the full network on pixels decoded by the tool and scaled by the tool's preprocessing.
   const { artifacts } = await readArtifacts(join(modelDir, 'model.json'));
   const full = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
-  const { decodeImage } = await import('../src/decode/decode.js');
+  const { decodeImage } = await import('../../src/decode/decode.js');
   const img = await decodeImage(sharedPath('images', 'photos', 'grace_hopper.jpg'));
   const x = preprocess(img, { range: [-1, 1] });
   const probs = tf.tidy(() => (full.predict(tf.tensor4d(x.data, x.dims)) as tf.Tensor).reshape([-1]));

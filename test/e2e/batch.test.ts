@@ -1,71 +1,67 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import sharp from 'sharp';
 import zlib from 'node:zlib';
-import { parseNpyHeader } from '../src/output/npy.js';
-import { parseShard, shardOfPath } from '../src/inputs/shard.js';
-import { runCli } from './helpers/cli.js';
-import { hasNumpy, runPython } from './helpers/python.js';
-import { REPO_ROOT, fixture } from './helpers/shared.js';
+import { parseNpyHeader } from '../../src/output/npy.js';
+import { runAndSignal, runCli } from '../helpers/cli.js';
+import { readJsonl } from '../helpers/jsonl.js';
+import { hasNumpy, runPython } from '../helpers/python.js';
+import { fixture } from '../helpers/shared.js';
+import { tempDir } from '../helpers/tmp.js';
 
 const MODEL = ['--model', fixture('tiny-layers'), '--engine', 'onnx', '--threads', '1'];
-const N_IMAGES = 400;
+/**
+ * Enough images that a run signalled after 120 journal records (the journal is flushed every
+ * 200 ms, so it shows progress in steps) is still going when the signal lands.
+ */
+const N_IMAGES = 240;
 let imageDir = '';
 let listFile = '';
 
-const tmp = () => mkdtempSync(join(tmpdir(), 'spp-batch-'));
+const tmp = () => tempDir('spp-batch-');
 const bytes = (p: string) => readFileSync(p);
-const manifestLines = (p: string) => readFileSync(p, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+const manifestLines = readJsonl;
+
+/**
+ * Uninterrupted runs over imageDir, made once and compared against by every test: .npy float32
+ * and float16 (each with its manifest), .jsonl, .json.
+ */
+const ref = { dir: '', npy: '', npy16: '', jsonl: '', json: '' };
+const manifestOf = (npy: string) => npy.replace(/\.npy$/, '.manifest.jsonl');
 
 before(async () => {
   imageDir = tmp();
   // Small, varied images; one broken file so failures are part of every comparison.
-  for (let i = 0; i < N_IMAGES; i++) {
+  await Promise.all(Array.from({ length: N_IMAGES }, (_, i) => {
     const w = 24 + (i % 17);
     const h = 16 + ((i * 7) % 23);
-    await sharp({ create: { width: w, height: h, channels: 3, background: { r: (i * 37) % 256, g: (i * 91) % 256, b: (i * 13) % 256 } } })
+    return sharp({ create: { width: w, height: h, channels: 3, background: { r: (i * 37) % 256, g: (i * 91) % 256, b: (i * 13) % 256 } } })
       .png()
       .toFile(join(imageDir, `img-${String(i).padStart(4, '0')}.png`));
-  }
+  }));
   writeFileSync(join(imageDir, 'img-0150-broken.png'), 'not a png');
   listFile = join(imageDir, 'list.txt');
-});
 
-/** Runs the CLI and signals it once its journal holds `afterRecords` records. */
-function runAndSignal(args: string[], journal: string, afterRecords: number, signal: NodeJS.Signals) {
-  return new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((resolve, reject) => {
-    const child = spawn(process.execPath, [join(REPO_ROOT, 'bin', 'spp-extract.js'), ...args], { cwd: REPO_ROOT, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d) => (stderr += d));
-    const timer = setInterval(() => {
-      const lines = existsSync(journal) ? readFileSync(journal, 'utf8').split('\n').length - 2 : 0;
-      if (lines >= afterRecords) {
-        clearInterval(timer);
-        child.kill(signal);
-      }
-    }, 5);
-    child.on('error', reject);
-    child.on('close', (code, sig) => {
-      clearInterval(timer);
-      resolve({ code, signal: sig, stderr });
-    });
+  ref.dir = tmp();
+  Object.assign(ref, {
+    npy: join(ref.dir, 'reference.npy'),
+    npy16: join(ref.dir, 'reference16.npy'),
+    jsonl: join(ref.dir, 'reference.jsonl'),
+    json: join(ref.dir, 'reference.json'),
   });
-}
-
-async function reference(dir: string, extra: string[] = []): Promise<string> {
-  const out = join(dir, 'reference.npy');
-  const r = await runCli([imageDir, '-o', out, ...MODEL, '-q', ...extra]);
-  assert.equal(r.code, 2, r.stderr); // the broken file
-  return out;
-}
+  const runs = await Promise.all([
+    runCli([imageDir, '-o', ref.npy, ...MODEL, '-q']),
+    runCli([imageDir, '-o', ref.npy16, ...MODEL, '-q', '--dtype', 'float16']),
+    runCli([imageDir, '-o', ref.jsonl, ...MODEL, '-q']),
+    runCli([imageDir, '-o', ref.json, ...MODEL, '-q']),
+  ]);
+  for (const r of runs) assert.equal(r.code, 2, r.stderr); // the broken file
+});
 
 test('SIGINT: exit 130, a valid .npy holding exactly the rows done; --resume finishes with the bytes of an uninterrupted run', async (t) => {
   const dir = tmp();
-  const ref = await reference(dir);
   const out = join(dir, 'run.npy');
   const r = await runAndSignal([imageDir, '-o', out, ...MODEL, '--decode-ahead', '1'], join(dir, '.run.manifest.jsonl.partial'), 40, 'SIGINT');
   assert.equal(r.code, 130, r.stderr);
@@ -88,19 +84,18 @@ test('SIGINT: exit 130, a valid .npy holding exactly the rows done; --resume fin
   const resumed = await runCli([imageDir, '-o', out, ...MODEL, '--resume']);
   assert.equal(resumed.code, 2, resumed.stderr);
   assert.match(resumed.stderr, new RegExp(`resuming .*: ${journal.length - 2} of ${N_IMAGES + 1} inputs already done`));
-  assert.ok(bytes(out).equals(bytes(ref)), '.npy bytes equal the uninterrupted run');
-  assert.ok(bytes(join(dir, 'run.manifest.jsonl')).equals(bytes(join(dir, 'reference.manifest.jsonl'))), 'manifest bytes equal');
+  assert.ok(bytes(out).equals(bytes(ref.npy)), '.npy bytes equal the uninterrupted run');
+  assert.ok(bytes(join(dir, 'run.manifest.jsonl')).equals(bytes(manifestOf(ref.npy))), 'manifest bytes equal');
   const done = await runCli([imageDir, '-o', out, ...MODEL, '--resume']);
   assert.match(done.stderr, /already complete/);
 });
 
 test('SIGKILL, then a torn journal line and a short data file (power cut): --resume trusts neither alone and ends byte-equal', async () => {
   const dir = tmp();
-  const ref = await reference(dir);
   const out = join(dir, 'run.npy');
   const partialNpy = join(dir, '.run.npy.partial');
   const partialJournal = join(dir, '.run.manifest.jsonl.partial');
-  const r = await runAndSignal([imageDir, '-o', out, ...MODEL, '--decode-ahead', '1'], partialJournal, 200, 'SIGKILL');
+  const r = await runAndSignal([imageDir, '-o', out, ...MODEL, '--decode-ahead', '1'], partialJournal, 120, 'SIGKILL');
   assert.equal(r.signal, 'SIGKILL');
   assert.ok(!existsSync(out), 'nothing under the final name after a kill');
   // Simulate a power cut: the journal's last line torn, and the data file missing its last 5 rows.
@@ -110,19 +105,17 @@ test('SIGKILL, then a torn journal line and a short data file (power cut): --res
   truncateSync(partialNpy, size - 5 * 126 * 4 - 100);
   const resumed = await runCli([imageDir, '-o', out, ...MODEL, '--resume', '-q']);
   assert.equal(resumed.code, 2, resumed.stderr);
-  assert.ok(bytes(out).equals(bytes(ref)), '.npy bytes equal the uninterrupted run');
-  assert.ok(bytes(join(dir, 'run.manifest.jsonl')).equals(bytes(join(dir, 'reference.manifest.jsonl'))), 'manifest bytes equal');
+  assert.ok(bytes(out).equals(bytes(ref.npy)), '.npy bytes equal the uninterrupted run');
+  assert.ok(bytes(join(dir, 'run.manifest.jsonl')).equals(bytes(manifestOf(ref.npy))), 'manifest bytes equal');
   assert.deepEqual(readdirSync(dir).filter((f) => f.endsWith('.partial')), [], 'temp files renamed away');
 });
 
 for (const format of ['jsonl', 'json'] as const) {
   test(`.${format}: SIGKILL then SIGINT, each resumed; the result equals an uninterrupted run byte for byte`, async () => {
     const dir = tmp();
-    const ref = join(dir, `reference.${format}`);
-    assert.equal((await runCli([imageDir, '-o', ref, ...MODEL, '-q'])).code, 2);
     const out = join(dir, `run.${format}`);
     const journal = format === 'jsonl' ? join(dir, '.run.jsonl.partial') : join(dir, '.run.json.journal.partial');
-    const killed = await runAndSignal([imageDir, '-o', out, ...MODEL, '--decode-ahead', '1'], journal, 60, 'SIGKILL');
+    const killed = await runAndSignal([imageDir, '-o', out, ...MODEL, '--decode-ahead', '1'], journal, 40, 'SIGKILL');
     assert.equal(killed.signal, 'SIGKILL');
     assert.ok(!existsSync(out), 'a killed run leaves no final name');
     // A torn last line, as a power cut leaves it.
@@ -130,26 +123,27 @@ for (const format of ['jsonl', 'json'] as const) {
     const refused = await runCli([imageDir, '-o', out, ...MODEL]);
     assert.match(refused.stderr, /--resume .* --force/, 'leftovers are refused without --resume');
     // Resume, and interrupt the resumed run too.
-    const interrupted = await runAndSignal([imageDir, '-o', out, ...MODEL, '--decode-ahead', '1', '--resume'], journal, 200, 'SIGINT');
+    const interrupted = await runAndSignal([imageDir, '-o', out, ...MODEL, '--decode-ahead', '1', '--resume'], journal, 120, 'SIGINT');
     assert.equal(interrupted.code, 130, interrupted.stderr);
-    assert.match(interrupted.stderr, /resuming .*: \d+ of 401 inputs already done/);
+    assert.match(interrupted.stderr, new RegExp(`resuming .*: \\d+ of ${N_IMAGES + 1} inputs already done`));
     // Ctrl-C leaves a final file that says it is incomplete.
     const text = readFileSync(out, 'utf8');
     if (format === 'jsonl') assert.match(text.trimEnd().split('\n').at(-1)!, /"type":"summary".*"complete":false/);
     else assert.match(text, /"complete":false\}\}\n$/);
     const resumed = await runCli([imageDir, '-o', out, ...MODEL, '--resume', '-q']);
     assert.equal(resumed.code, 2, resumed.stderr);
-    assert.ok(bytes(out).equals(bytes(ref)), `.${format} bytes equal the uninterrupted run`);
+    assert.ok(bytes(out).equals(bytes(ref[format])), `.${format} bytes equal the uninterrupted run`);
     assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith('.')), [], 'no temp, journal or lock left');
     const again = await runCli([imageDir, '-o', out, ...MODEL, '--resume']);
-    assert.match(again.stderr, /already complete \(400 rows, 1 failed\)/);
+    assert.match(again.stderr, new RegExp(`already complete \\(${N_IMAGES} rows, 1 failed\\)`));
   });
 }
 
 test('--resume refuses other options or another input list, naming what changed', async () => {
   const dir = tmp();
   const out = join(dir, 'run.npy');
-  await runAndSignal([imageDir, '-o', out, ...MODEL, '--decode-ahead', '1'], join(dir, '.run.manifest.jsonl.partial'), 30, 'SIGINT');
+  const cut = await runAndSignal([imageDir, '-o', out, ...MODEL, '--decode-ahead', '1'], join(dir, '.run.manifest.jsonl.partial'), 30, 'SIGINT');
+  assert.equal(cut.code, 130, cut.stderr);
   const levels = await runCli([imageDir, '-o', out, ...MODEL, '--resume', '--levels', '6,3,2,1']);
   assert.equal(levels.code, 1);
   assert.match(levels.stderr, /--resume: .* different options \(.*levels: \[1,2,4\] before, \[6,3,2,1\] now/);
@@ -165,30 +159,34 @@ test('--resume refuses other options or another input list, naming what changed'
   writeFileSync(listFile, files.join('\n'));
   const other = await runCli(['-', '-o', out, ...MODEL, '--resume'], { stdin: readFileSync(listFile) });
   assert.equal(other.code, 1);
-  assert.match(other.stderr, /--resume: input 3 was '.*img-0003.png' before and is '.*img-0398.png' now; the input list changed/);
-  const forced = await runCli([imageDir, '-o', out, ...MODEL, '--force', '-q']);
+  assert.match(other.stderr, new RegExp(`--resume: input 3 was '.*img-0003.png' before and is '.*img-${String(N_IMAGES - 2).padStart(4, '0')}.png' now; the input list changed`));
+  // --force starts over whatever was there: here with a short list (the broken file among it).
+  const some = readdirSync(imageDir).filter((f) => f.endsWith('.png')).sort().slice(140, 160).map((f) => join(imageDir, f));
+  const forced = await runCli(['-', '-o', out, ...MODEL, '--force', '-q'], { stdin: some.join('\n') });
   assert.equal(forced.code, 2, 'with --force it starts over');
+  assert.deepEqual(readJsonl(join(dir, 'run.manifest.jsonl')).filter((l) => l.type !== 'header').map((l) => l.type === 'summary' ? l.complete : l.path), [...some, true],
+    'a new run: exactly the new list, complete');
 });
 
 test('--shard k/3 ×3 + merge equals a single run byte for byte (.npy and manifest), float16 too', async () => {
   for (const dtype of ['float32', 'float16']) {
     const dir = tmp();
-    const ref = await reference(dir, ['--dtype', dtype]);
-    const shards: string[] = [];
-    for (let k = 1; k <= 3; k++) {
+    const single = dtype === 'float32' ? ref.npy : ref.npy16;
+    // The three tasks of an array job run side by side, as they would on a cluster.
+    const shards = await Promise.all([1, 2, 3].map(async (k) => {
       const env = k === 2 ? { SLURM_ARRAY_TASK_ID: '1', SLURM_ARRAY_TASK_MIN: '0' } : k === 3 ? { JOB_COMPLETION_INDEX: '2' } : {};
       const shard = k === 1 ? '1/3' : 'auto/3';
       const r = await runCli([imageDir, '-o', join(dir, 'part-{shard}.npy'), ...MODEL, '--dtype', dtype, '--shard', shard, '-q'], { env });
       assert.ok(r.code === 0 || r.code === 2, r.stderr);
-      shards.push(join(dir, `part-${k}.npy`));
-    }
+      return join(dir, `part-${k}.npy`);
+    }));
     const sizes = shards.map((s) => parseNpyHeader(bytes(s)).shape[0]);
-    assert.ok(sizes.every((n) => n > 60), `shards are balanced-ish: ${sizes}`);
+    assert.ok(sizes.every((n) => n > N_IMAGES / 6), `shards are balanced-ish: ${sizes}`);
     const merged = join(dir, 'all.npy');
     const m = await runCli(['merge', shards[2], shards[0], shards[1], '-o', merged]);
     assert.equal(m.code, 2, m.stderr); // the broken file is a recorded failure
-    assert.ok(bytes(merged).equals(bytes(ref)), `${dtype}: merged .npy equals the single run`);
-    assert.ok(bytes(join(dir, 'all.manifest.jsonl')).equals(bytes(join(dir, 'reference.manifest.jsonl'))), `${dtype}: merged manifest equals`);
+    assert.ok(bytes(merged).equals(bytes(single)), `${dtype}: merged .npy equals the single run`);
+    assert.ok(bytes(join(dir, 'all.manifest.jsonl')).equals(bytes(manifestOf(single))), `${dtype}: merged manifest equals`);
     const missing = await runCli(['merge', shards[0], shards[1], '-o', join(dir, 'x.npy')]);
     assert.match(missing.stderr, /missing shard\(s\) 3\/3/);
   }
@@ -196,11 +194,8 @@ test('--shard k/3 ×3 + merge equals a single run byte for byte (.npy and manife
 
 test('--dtype float16: numpy reads <f2 equal to the float32 run rounded by numpy', async (t) => {
   if (!hasNumpy()) return t.skip('needs python3 with numpy');
-  const dir = tmp();
-  const a = join(dir, 'f32.npy');
-  const b = join(dir, 'f16.npy');
-  await runCli([imageDir, '-o', a, ...MODEL, '-q']);
-  await runCli([imageDir, '-o', b, ...MODEL, '-q', '--dtype', 'float16']);
+  // The shared uninterrupted runs: the same inputs written as float32 and as float16.
+  const [a, b] = [ref.npy, ref.npy16];
   const out = runPython(
     'import numpy as np, sys; a = np.load(sys.argv[1]); b = np.load(sys.argv[2]); ' +
       'print(b.dtype.str, b.shape == a.shape, bool((a.astype(np.float16) == b).all()), float(np.abs(b.astype(np.float32) - a).max() / np.abs(a).max()))',
@@ -208,42 +203,6 @@ test('--dtype float16: numpy reads <f2 equal to the float32 run rounded by numpy
   ).trim().split(' ');
   assert.deepEqual(out.slice(0, 3), ['<f2', 'True', 'True']);
   assert.ok(Number(out[3]) < 1e-3, `relative error ${out[3]}`);
-});
-
-test('options validation: --shard, --dtype, --resume, merge', async () => {
-  const dir = tmp();
-  const img = fixture('images', 'red-64x48.png');
-  const cases: [string[], RegExp, NodeJS.ProcessEnv?][] = [
-    [['--shard', '0/3'], /--shard must be K\/N .*got '0\/3'/],
-    [['--shard', '4/3'], /--shard must be K\/N .*got '4\/3'/],
-    [['--shard', 'x'], /--shard must be K\/N .*got 'x'/],
-    [['--shard', 'auto/3'], /'auto' needs SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX/],
-    [['--shard', 'auto/3'], /--shard .*K = 4/, { JOB_COMPLETION_INDEX: '3' }],
-    [['--dtype', 'float64'], /--dtype.*float64/],
-    [['--dtype', 'float16', '-o', join(dir, 'x.json')], /--dtype float16 applies to \.npy output only/],
-    [['--resume', '-o', '-'], /--resume needs a file for -o, got stdout/],
-    [['--resume', '--force'], /--resume and --force contradict/],
-  ];
-  for (const [extra, pattern, env] of cases) {
-    const r = await runCli([img, '-o', join(dir, 'x.npy'), ...MODEL, ...extra], { env: { SLURM_ARRAY_TASK_ID: undefined, JOB_COMPLETION_INDEX: undefined, ...env } });
-    assert.equal(r.code, 1, `${extra.join(' ')}: ${r.stderr}`);
-    assert.match(r.stderr, pattern, extra.join(' '));
-  }
-  const noShard = await runCli(['merge', fixture('images', 'red-64x48.png'), '-o', join(dir, 'm.npy')]);
-  assert.equal(noShard.code, 1);
-  assert.match(noShard.stderr, /merge: .* has no manifest/);
-});
-
-test('shard rule: a file keeps its shard when others are added; auto/N reads Slurm and Kubernetes indices', () => {
-  const paths = Array.from({ length: 2000 }, (_, i) => `data/class-${i % 7}/img-${i}.jpg`);
-  const before = new Map(paths.map((p) => [p, shardOfPath(p, 4)]));
-  const counts = [1, 2, 3, 4].map((k) => [...before.values()].filter((s) => s === k).length);
-  assert.ok(counts.every((c) => c > 400 && c < 600), `balanced: ${counts}`);
-  for (const p of paths) assert.equal(shardOfPath(p, 4), before.get(p));
-  assert.deepEqual(parseShard('2/5', {}), { index: 2, count: 5 });
-  assert.deepEqual(parseShard('auto/4', { SLURM_ARRAY_TASK_ID: '7', SLURM_ARRAY_TASK_MIN: '4' }), { index: 4, count: 4 });
-  assert.deepEqual(parseShard('auto/4', { SLURM_ARRAY_TASK_ID: '1' }), { index: 2, count: 4 }, 'no MIN: 0-based ids');
-  assert.deepEqual(parseShard('auto/4', { JOB_COMPLETION_INDEX: '0' }), { index: 1, count: 4 });
 });
 
 /** A grayscale PNG of w×h zero pixels, deflated: a real decompression bomb (tiny file, huge image). */

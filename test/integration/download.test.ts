@@ -1,22 +1,13 @@
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
-import { checkWeightPath, downloadLimits, parseByteSize, resolveModel } from '../src/backbone/source.js';
-import { runCli } from './helpers/cli.js';
-import { fixture } from './helpers/shared.js';
+import { test } from 'node:test';
+import { checkWeightPath, downloadLimits, parseByteSize, resolveModel } from '../../src/backbone/source.js';
+import { runCli } from '../helpers/cli.js';
+import { tempDir } from '../helpers/tmp.js';
+import { fixture } from '../helpers/shared.js';
 
-const tempDirs: string[] = [];
-function tempDir(prefix: string): string {
-  const dir = mkdtempSync(join(tmpdir(), prefix));
-  tempDirs.push(dir);
-  return dir;
-}
-after(() => {
-  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
-});
 
 type Handler = (req: IncomingMessage, res: ServerResponse) => void;
 

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { test } from 'node:test';
-import { REPO_ROOT } from './helpers/shared.js';
+import { REPO_ROOT } from '../helpers/shared.js';
 
 /** Bottom to top: a module may import from its own stage or any stage before it. */
 export const STAGES = ['core', 'inputs', 'decode', 'backbone', 'spp', 'output', 'pipeline', 'cli', 'index.ts'] as const;

@@ -4,21 +4,23 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
-import { hostname, tmpdir } from 'node:os';
+import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import sharp from 'sharp';
-import { runCli } from './helpers/cli.js';
-import { REPO_ROOT, fixture } from './helpers/shared.js';
+import { BIN, runCli } from '../helpers/cli.js';
+import { parseJsonl } from '../helpers/jsonl.js';
+import { fixture } from '../helpers/shared.js';
+import { tempDir } from '../helpers/tmp.js';
 
-const BIN = join(REPO_ROOT, 'bin', 'spp-extract.js');
-const tmp = () => mkdtempSync(join(tmpdir(), 'spp-real-'));
+const tmp = () => tempDir('spp-real-');
 let cacheDir = '';
 let model: string[] = [];
 const IMAGES = fixture('images');
 let manyImages = '';
-const N_MANY = 150;
+/** Enough rows to overflow the 100 KiB tmpfs below (80 × 2040-byte rows at levels 1,2,4,8, plus the manifest). */
+const N_MANY = 80;
 
 before(async () => {
   cacheDir = tmp();
@@ -35,7 +37,7 @@ const isRoot = () => process.getuid?.() === 0;
 test('a full disk (real tmpfs): exit 1 naming -o and "no space left on device", nothing complete; after space is freed --resume ends byte-identical', async (t) => {
   if (!isRoot()) return t.skip('needs root to mount a small tmpfs');
   const mnt = tmp();
-  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=200k', 'tmpfs', mnt]);
+  const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=100k', 'tmpfs', mnt]);
   if (mounted.status !== 0) return t.skip(`cannot mount tmpfs here: ${String(mounted.stderr).trim()}`);
   try {
     const args = [manyImages, ...model, '--levels', '1,2,4,8', '-q'];
@@ -69,7 +71,7 @@ test('stdout: /dev/full is one line and exit 1 (no stack trace); a closed pipe i
   assert.doesNotMatch(pipe.stderr, /error|\n\s+at /, pipe.stderr);
   const viaName = spawnSync(process.execPath, [BIN, IMAGES, ...model, '-q', '-o', '/dev/stdout'], { encoding: 'utf8' });
   assert.equal(viaName.status, 2, viaName.stderr);
-  const records = viaName.stdout.trim().split('\n').map((l) => JSON.parse(l));
+  const records = parseJsonl(viaName.stdout);
   assert.deepEqual(records.map((r) => r.type), ['header', 'row', 'row', 'row', 'failure', 'row', 'summary']);
 });
 
