@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Golden SPP descriptors for test/spp.test.ts, computed independently with numpy.
+"""Golden SPP descriptors for test/unit/spp.test.ts, computed independently with numpy.
 
 Usage: python3 scripts/spp_golden.py > fixtures/spp-golden.json
 

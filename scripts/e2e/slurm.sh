@@ -6,7 +6,7 @@
 #  - starts munged, slurmctld and slurmd on this machine (slurm.conf generated in a temp dir: this
 #    host's name, nproc CPUs; state, logs and the munge key in the temp dir; free ports);
 #  - submits the job file from the README (the block after <!-- recipe: slurm-job -->, which
-#    test/shard-index.test.ts keeps identical to examples/spp-extract.sbatch) with
+#    test/unit/shard-index.test.ts keeps identical to examples/spp-extract.sbatch) with
 #    sbatch --array=1-N --wait, from a work folder holding images/ (the 500 labelled photos plus one
 #    truncated JPEG, a recorded failure: exit 2) and model/ (keras mobilenet v1 0.75) under relative
 #    names; every task uses the recipe's one shared model cache (.spp-cache in the submit folder);
