@@ -16,7 +16,7 @@
  * Checked against torchvision 0.14's roi_pool (fixtures/roi-golden.json, scripts/roi_golden.py).
  */
 
-import { binRange, descriptorLength, validateLevels, type FeatureMap } from './spp.js';
+import { avgPoolBin, binRange, descriptorLength, maxPoolBin, validateLevels, type FeatureMap } from './spp.js';
 
 /** [x0, y0, x1, y1] in image pixels (as displayed). */
 export type Box = readonly [x0: number, y0: number, x1: number, y1: number];
@@ -200,32 +200,9 @@ export function poolWindow(
       for (let bx = 0; bx < n; bx++) {
         const [xa, xb] = binRange(bx, n, Lx);
         const x0 = window.x0 + xa, x1 = window.x0 + xb;
-        if (acc === null) {
-          // As spatialPyramidPool: seed with the first cell, `v !== v` keeps a NaN.
-          const first = y0 * rowStride + x0 * C;
-          for (let c = 0; c < C; c++) out[o + c] = data[first + c];
-          for (let y = y0; y < y1; y++) {
-            for (let x = y === y0 ? x0 + 1 : x0; x < x1; x++) {
-              const p = y * rowStride + x * C;
-              for (let c = 0; c < C; c++) {
-                const v = data[p + c];
-                if (v > out[o + c] || v !== v) out[o + c] = v;
-              }
-            }
-          }
-        } else if (top === null) {
-          acc.fill(0);
-          for (let y = y0; y < y1; y++) {
-            for (let x = x0; x < x1; x++) {
-              const p = y * rowStride + x * C;
-              for (let c = 0; c < C; c++) acc[c] += data[p + c];
-            }
-          }
-          const count = (y1 - y0) * (x1 - x0);
-          for (let c = 0; c < C; c++) out[o + c] = acc[c] / count;
-        } else {
-          gemBin(data, rowStride, C, x0, x1, y0, y1, gemP, acc, top, out, o);
-        }
+        if (acc === null) maxPoolBin(data, rowStride, C, y0, y1, x0, x1, out, o);
+        else if (top === null) avgPoolBin(data, rowStride, C, y0, y1, x0, x1, acc, out, o);
+        else gemBin(data, rowStride, C, x0, x1, y0, y1, gemP, acc, top, out, o);
         o += C;
       }
     }

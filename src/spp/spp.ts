@@ -117,34 +117,48 @@ function poolLevel(map: FeatureMap, n: number, pool: PoolMode, out: Float32Array
     const y0 = ys.starts[by], y1 = ys.ends[by];
     for (let bx = 0; bx < n; bx++) {
       const x0 = xs.starts[bx], x1 = xs.ends[bx];
-      if (acc === null) {
-        // Seed with the bin's first cell (not -Infinity) so an all-negative bin is right.
-        const first = y0 * rowStride + x0 * C;
-        for (let c = 0; c < C; c++) out[o + c] = data[first + c];
-        for (let y = y0; y < y1; y++) {
-          for (let x = y === y0 ? x0 + 1 : x0; x < x1; x++) {
-            const p = y * rowStride + x * C;
-            for (let c = 0; c < C; c++) {
-              const v = data[p + c];
-              // `v !== v` keeps a NaN once seen (comparisons with NaN are false).
-              if (v > out[o + c] || v !== v) out[o + c] = v;
-            }
-          }
-        }
-      } else {
-        acc.fill(0);
-        for (let y = y0; y < y1; y++) {
-          for (let x = x0; x < x1; x++) {
-            const p = y * rowStride + x * C;
-            for (let c = 0; c < C; c++) acc[c] += data[p + c];
-          }
-        }
-        const count = (y1 - y0) * (x1 - x0);
-        for (let c = 0; c < C; c++) out[o + c] = acc[c] / count;
-      }
+      if (acc === null) maxPoolBin(data, rowStride, C, y0, y1, x0, x1, out, o);
+      else avgPoolBin(data, rowStride, C, y0, y1, x0, x1, acc, out, o);
       o += C;
     }
   }
+}
+
+/**
+ * Max over the cells [y0, y1) × [x0, x1) of an HWC map, per channel, into out[o, o + C). Seeded with
+ * the bin's first cell (not -Infinity) so an all-negative bin is right. Shared with region pooling.
+ */
+export function maxPoolBin(
+  data: Float32Array, rowStride: number, C: number, y0: number, y1: number, x0: number, x1: number, out: Float32Array, o: number,
+): void {
+  const first = y0 * rowStride + x0 * C;
+  for (let c = 0; c < C; c++) out[o + c] = data[first + c];
+  for (let y = y0; y < y1; y++) {
+    for (let x = y === y0 ? x0 + 1 : x0; x < x1; x++) {
+      const p = y * rowStride + x * C;
+      for (let c = 0; c < C; c++) {
+        const v = data[p + c];
+        // `v !== v` keeps a NaN once seen (comparisons with NaN are false).
+        if (v > out[o + c] || v !== v) out[o + c] = v;
+      }
+    }
+  }
+}
+
+/** Mean over the same cells, summed in float64 (`acc`, C long, is scratch). */
+export function avgPoolBin(
+  data: Float32Array, rowStride: number, C: number, y0: number, y1: number, x0: number, x1: number,
+  acc: Float64Array, out: Float32Array, o: number,
+): void {
+  acc.fill(0);
+  for (let y = y0; y < y1; y++) {
+    for (let x = x0; x < x1; x++) {
+      const p = y * rowStride + x * C;
+      for (let c = 0; c < C; c++) acc[c] += data[p + c];
+    }
+  }
+  const count = (y1 - y0) * (x1 - x0);
+  for (let c = 0; c < C; c++) out[o + c] = acc[c] / count;
 }
 
 /** Max-pooled level n from the finer max-pooled level f = k·n already in `out`. */
