@@ -140,3 +140,23 @@ compare_outputs() {
   cmp "$1" "$2" || die "$1 and $2 differ"
   cmp "${1%.npy}.manifest.jsonl" "${2%.npy}.manifest.jsonl" || die "${1%.npy}.manifest.jsonl and ${2%.npy}.manifest.jsonl differ"
 }
+
+# Merges the shards (in the current folder) with the README's merge line, then runs one
+# uninterrupted extraction in $T/single (extra arguments: its cache) and checks that both give the
+# same bytes and every photo as a row. Sets SINGLE_SECS.
+merge_and_check_single() {
+  local merge=$1 s0 s1
+  shift
+  say "merging as the README does: $merge"
+  timeout 600 bash -c "$merge" 2> "$T/merge.err" && MERGE_RC=0 || MERGE_RC=$?
+  [ "$MERGE_RC" -eq 2 ] || die "merge exited $MERGE_RC, expected 2 (one recorded failure): $(cat "$T/merge.err")"
+  cd "$T/single"
+  s0=$(now)
+  timeout 600 spp-extract images --model model "$@" -o feats.npy 2> "$T/single.err" && SINGLE_RC=0 || SINGLE_RC=$?
+  s1=$(now)
+  [ "$SINGLE_RC" -eq 2 ] || die "the single run exited $SINGLE_RC, expected 2: $(tail -3 "$T/single.err")"
+  compare_outputs "$T/work/feats.npy" "$T/single/feats.npy"
+  ROWS=$(rows_in "$T/single/feats.manifest.jsonl")
+  [ "$ROWS" -eq "$PHOTOS" ] || die "expected $PHOTOS rows, got $ROWS"
+  SINGLE_SECS=$(secs "$s0" "$s1")
+}

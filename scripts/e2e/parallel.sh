@@ -81,19 +81,8 @@ RESUMED=$(grep -o "resuming feats-$KILL_JOB.npy: [0-9]* of [0-9]*" "$T/parallel.
 for k in $(seq "$N"); do [ -f "feats-$k.npy" ] || die "feats-$k.npy missing"; done
 
 MERGE=$(grep '^spp-extract merge ' "$T/recipe.sh")
-say "merging as the README does: $MERGE"
-timeout 600 bash -c "$MERGE" 2> "$T/merge.err" && MERGE_RC=0 || MERGE_RC=$?
-[ "$MERGE_RC" -eq 2 ] || die "merge exited $MERGE_RC, expected 2 (one recorded failure): $(cat "$T/merge.err")"
-
-cd "$T/single"
-s0=$(now)
-XDG_CACHE_HOME="$T/single/cache" timeout 600 spp-extract images --model model -o feats.npy 2> "$T/single.err" && SINGLE_RC=0 || SINGLE_RC=$?
-s1=$(now)
-[ "$SINGLE_RC" -eq 2 ] || die "the single run exited $SINGLE_RC, expected 2: $(tail -3 "$T/single.err")"
-compare_outputs "$T/work/feats.npy" "$T/single/feats.npy"
-ROWS=$(rows_in "$T/single/feats.manifest.jsonl")
-[ "$ROWS" -eq "$PHOTOS" ] || die "expected $PHOTOS rows, got $ROWS"
+merge_and_check_single "$MERGE" --cache-dir "$T/single/cache"
 
 OK=1
 JOBS=$(grep -o -- ' -j[0-9]*' "$T/recipe.sh" | head -n 1 | tr -d ' ')
-echo "$E2E_NAME: N=$N parallel $JOBS on $(nproc) CPUs: $(secs "$t0" "$t1") s (job $KILL_JOB killed -9 at row $KILLED_AT, retried by parallel, resumed at ${RESUMED#*: }) vs single run $(secs "$s0" "$s1") s; $PHOTOS photos + 1 truncated file; merged .npy + manifest byte-identical"
+echo "$E2E_NAME: N=$N parallel $JOBS on $(nproc) CPUs: $(secs "$t0" "$t1") s (job $KILL_JOB killed -9 at row $KILLED_AT, retried by parallel, resumed at ${RESUMED#*: }) vs single run $SINGLE_SECS s; $PHOTOS photos + 1 truncated file; merged .npy + manifest byte-identical"

@@ -228,18 +228,7 @@ for k in $(seq "$N"); do [ -f "feats-$k.npy" ] || die "feats-$k.npy missing"; do
 grep -l "failed: images/zz-truncated.jpg" spp-extract-"${JOB}"_*.log >/dev/null || die "no task recorded the truncated file"
 [ -d .spp-cache/onnx ] || die "the tasks did not share the model cache .spp-cache"
 
-say "merging as the README does: $MERGE"
-timeout 600 bash -c "$MERGE" 2> "$T/merge.err" && MERGE_RC=0 || MERGE_RC=$?
-[ "$MERGE_RC" -eq 2 ] || die "merge exited $MERGE_RC, expected 2 (one recorded failure): $(cat "$T/merge.err")"
-
-cd "$T/single"
-s0=$(now)
-timeout 600 spp-extract images --model model --cache-dir .spp-cache -o feats.npy 2> "$T/single.err" && SINGLE_RC=0 || SINGLE_RC=$?
-s1=$(now)
-[ "$SINGLE_RC" -eq 2 ] || die "the single run exited $SINGLE_RC, expected 2: $(tail -3 "$T/single.err")"
-compare_outputs "$T/work/feats.npy" "$T/single/feats.npy"
-ROWS=$(rows_in "$T/single/feats.manifest.jsonl")
-[ "$ROWS" -eq "$PHOTOS" ] || die "expected $PHOTOS rows, got $ROWS"
+merge_and_check_single "$MERGE" --cache-dir .spp-cache
 
 OK=1
-echo "$E2E_NAME: N=$N sbatch --array=1-$N on $CPUS CPUs: $(secs "$t0" "$t1") s (task $KILL_TASK killed -9 at row $KILLED_AT, requeued, held ${HELD%.*} s by Slurm, resumed at ${RESUMED#*: }; $PREEMPT_NOTE) vs single run $(secs "$s0" "$s1") s; $PHOTOS photos + 1 truncated file; merged .npy + manifest byte-identical"
+echo "$E2E_NAME: N=$N sbatch --array=1-$N on $CPUS CPUs: $(secs "$t0" "$t1") s (task $KILL_TASK killed -9 at row $KILLED_AT, requeued, held ${HELD%.*} s by Slurm, resumed at ${RESUMED#*: }; $PREEMPT_NOTE) vs single run $SINGLE_SECS s; $PHOTOS photos + 1 truncated file; merged .npy + manifest byte-identical"
