@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { readFileSync, readlinkSync } from 'node:fs';
-import { hostname } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, readlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { LEASE_MS, deadHolderReason } from '../../src/output/lock.js';
+import { LEASE_MS, acquireOutputLock, deadHolderReason, lockPathFor } from '../../src/output/lock.js';
 
 const startOf = (pid: number) => {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -24,4 +25,19 @@ test('a lock holder is judged dead only when that is certain', () => {
   assert.equal(deadHolderReason(otherHost, me, 1000), undefined);
   assert.match(deadHolderReason({ ...otherHost, job: '9', restart: 0 }, { ...me, job: '9', restart: 1 }, 0)!, /earlier attempt/);
   assert.equal(deadHolderReason({ ...otherHost, job: '9', restart: 1 }, { ...me, job: '9', restart: 1 }, 0), undefined, 'the same attempt is not stale');
+});
+
+test('an empty lock file (a process killed between create and write) is refused while fresh, taken over once old', () => {
+  const out = join(mkdtempSync(join(tmpdir(), 'spp-lock-')), 'x.npy');
+  const path = lockPathFor(out);
+  writeFileSync(path, '');
+  assert.throws(() => acquireOutputLock(out, 'x.npy'), /-o x\.npy: another spp-extract run is starting on it/);
+  assert.equal(readFileSync(path, 'utf8'), '', 'a refusal leaves the lock as it was');
+  const old = new Date(Date.now() - 60_000);
+  utimesSync(path, old, old);
+  const lock = acquireOutputLock(out, 'x.npy');
+  assert.equal(JSON.parse(readFileSync(path, 'utf8')).pid, process.pid, 'taken over: the lock now names this process');
+  assert.throws(() => acquireOutputLock(out, 'x.npy'), /already being written by this process/);
+  lock.release();
+  assert.ok(!existsSync(path), 'released');
 });
