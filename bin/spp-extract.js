@@ -1,5 +1,7 @@
 #!/usr/bin/env node
-import { main, systemReason } from '../dist/src/cli/main.js';
+// The inference worker starts booting before the CLI's code loads (see early.ts).
+await (await import('../dist/src/cli/early.js')).prestartForArgv(process.argv);
+const { main, systemReason } = await import('../dist/src/cli/main.js');
 
 // stdout failing (a reader that went away, `> /dev/full`) reaches the run as a failed write, and
 // the run ends cleanly: its engine closed, never torn down by process.exit mid-call (ONNX Runtime

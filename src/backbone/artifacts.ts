@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import type { io } from '@tensorflow/tfjs';
 import type { ModelFormat } from '../core/types.js';
 import { ModelOptionError } from './errors.js';
@@ -104,20 +104,69 @@ function checkGroupBytes(modelJsonPath: string, group: WeightsGroup, groupBytes:
 }
 
 /**
- * Reads a TF.js model.json and its shards from disk (tfjs's own file handler needs tfjs-node),
- * with the input made size-agnostic. Plain file reading: no model runtime is loaded.
+ * A weight path from a model.json (downloaded or local), checked before it names a file: relative, no '..'
+ * (plain or percent-encoded), no backslashes or schemes, and inside `dir` once joined. The URL
+ * parser treats %2e%2e and '\' as '..' and '/', so both the raw and the decoded form are checked.
  */
-export async function readArtifacts(modelJsonPath: string): Promise<LoadedArtifacts> {
+export function checkWeightPath(path: unknown, dir: string, modelUrl: string): string {
+  const refuse = (why: string) => new Error(`refusing weight path ${JSON.stringify(path)} in ${modelUrl}: ${why}`);
+  if (typeof path !== 'string' || path === '') throw refuse('not a file name');
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(path);
+  } catch {
+    throw refuse('malformed percent-encoding');
+  }
+  for (const p of [path, decoded]) {
+    if (/[\x00-\x1f\x7f]/.test(p)) throw refuse('control characters');
+    if (p.includes('\\')) throw refuse('backslash');
+    if (p.startsWith('/') || isAbsolute(p) || /^[a-z][a-z0-9+.-]*:/i.test(p)) throw refuse('absolute path or URL');
+    if (p.split('/').includes('..')) throw refuse("'..' segment");
+    const target = resolve(dir, p);
+    if (!target.startsWith(resolve(dir) + sep)) throw refuse(`resolves outside the model folder ${dir}`);
+  }
+  return path;
+}
+
+/** A model.json without its weights: enough to pick the layer and the input range, and to name the files. */
+export interface ModelFile {
+  readonly modelJsonPath: string;
+  readonly format: ModelFormat;
+  /** The topology with its input made size-agnostic. */
+  readonly topology: Record<string, unknown>;
+  /** Every weight shard, in manifest order, checked to lie inside the model's folder. */
+  readonly weightFiles: readonly string[];
+  readonly json: ModelJson;
+}
+
+/** Reads and checks a TF.js model.json (no weights). */
+export async function readModelFile(modelJsonPath: string): Promise<ModelFile> {
   const json = JSON.parse(await readFile(modelJsonPath, 'utf8')) as ModelJson;
-  if (!json.modelTopology || !Array.isArray(json.weightsManifest)) {
+  if (!json?.modelTopology || typeof json.modelTopology !== 'object' || !Array.isArray(json.weightsManifest)) {
     throw new ModelOptionError('--model', `--model ${modelJsonPath}: not a TF.js model.json (no modelTopology/weightsManifest)`);
   }
   const format = detectFormat(json);
   if (format === 'graph') freeGraphInputDims(json.modelTopology);
   else freeLayersInputDims(json.modelTopology);
-
   const dir = dirname(modelJsonPath);
-  const reads = await Promise.allSettled(json.weightsManifest.flatMap((g) => g.paths.map((p) => readFile(join(dir, p)))));
+  const weightFiles: string[] = [];
+  for (const group of json.weightsManifest) {
+    if (!Array.isArray(group?.paths)) throw new ModelOptionError('--model', `--model ${modelJsonPath}: a weightsManifest group has no paths`);
+    for (const p of group.paths) {
+      try {
+        weightFiles.push(join(dir, checkWeightPath(p, dir, modelJsonPath)));
+      } catch (err) {
+        throw new ModelOptionError('--model', `--model: ${(err as Error).message}`);
+      }
+    }
+  }
+  return { modelJsonPath, format, topology: json.modelTopology, weightFiles, json };
+}
+
+/** Reads a model's weight shards (checked against the manifest's sizes) into the artifacts the converters and tfjs take. */
+export async function readWeights(model: ModelFile): Promise<LoadedArtifacts> {
+  const { json, modelJsonPath } = model;
+  const reads = await Promise.allSettled(model.weightFiles.map((p) => readFile(p)));
   const buffers: Buffer[] = [];
   const weightSpecs: io.WeightsManifestEntry[] = [];
   let at = 0;
@@ -142,5 +191,13 @@ export async function readArtifacts(modelJsonPath: string): Promise<LoadedArtifa
     userDefinedMetadata: json.userDefinedMetadata as Record<string, object> | undefined,
     modelInitializer: json.modelInitializer as object | undefined,
   };
-  return { format, artifacts, weightBytes: buffers.reduce((n, b) => n + b.byteLength, 0) };
+  return { format: model.format, artifacts, weightBytes: buffers.reduce((n, b) => n + b.byteLength, 0) };
+}
+
+/**
+ * Reads a TF.js model.json and its shards from disk (tfjs's own file handler needs tfjs-node),
+ * with the input made size-agnostic. Plain file reading: no model runtime is loaded.
+ */
+export async function readArtifacts(modelJsonPath: string): Promise<LoadedArtifacts> {
+  return readWeights(await readModelFile(modelJsonPath));
 }

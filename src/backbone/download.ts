@@ -3,8 +3,8 @@
  * manifest, a byte cap, idle and total timeouts, a bounded number of redirects.
  */
 import { open, writeFile } from 'node:fs/promises';
-import { dirname, isAbsolute, join, resolve, sep } from 'node:path';
-import { expectedGroupBytes } from './artifacts.js';
+import { dirname, join } from 'node:path';
+import { checkWeightPath, expectedGroupBytes } from './artifacts.js';
 import { ensureDir } from './cache-dir.js';
 
 export interface DownloadLimits {
@@ -73,30 +73,6 @@ function weightUrl(modelUrl: string, path: string): string {
   return base.toString();
 }
 
-/**
- * A weight path from a downloaded model.json, checked before it names a file: relative, no '..'
- * (plain or percent-encoded), no backslashes or schemes, and inside `dir` once joined. The URL
- * parser treats %2e%2e and '\' as '..' and '/', so both the raw and the decoded form are checked.
- */
-export function checkWeightPath(path: unknown, dir: string, modelUrl: string): string {
-  const refuse = (why: string) => new Error(`refusing weight path ${JSON.stringify(path)} in ${modelUrl}: ${why}`);
-  if (typeof path !== 'string' || path === '') throw refuse('not a file name');
-  let decoded: string;
-  try {
-    decoded = decodeURIComponent(path);
-  } catch {
-    throw refuse('malformed percent-encoding');
-  }
-  for (const p of [path, decoded]) {
-    if (/[\x00-\x1f\x7f]/.test(p)) throw refuse('control characters');
-    if (p.includes('\\')) throw refuse('backslash');
-    if (p.startsWith('/') || isAbsolute(p) || /^[a-z][a-z0-9+.-]*:/i.test(p)) throw refuse('absolute path or URL');
-    if (p.split('/').includes('..')) throw refuse("'..' segment");
-    const target = resolve(dir, p);
-    if (!target.startsWith(resolve(dir) + sep)) throw refuse(`resolves outside the model folder ${dir}`);
-  }
-  return path;
-}
 
 /** Shared by every request of one model download: the byte budget and the deadline. */
 interface Budget { limits: DownloadLimits; used: number; deadline: number }

@@ -203,7 +203,8 @@ export async function resolveModel(spec: string = DEFAULT_MODEL_ID, cacheDir = d
 
 // Callers and tests know these by the module that resolves models.
 export { CACHE_WARNING_KEY, cacheUnwritableWarning, defaultCacheDir, ensureDir, isFsError, privateTempDir, sweepStale } from './cache-dir.js';
+export { checkWeightPath } from './artifacts.js';
 export {
-  checkWeightPath, DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_DOWNLOAD_BYTES, DEFAULT_MAX_REDIRECTS, DEFAULT_TOTAL_TIMEOUT_MS,
+  DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_DOWNLOAD_BYTES, DEFAULT_MAX_REDIRECTS, DEFAULT_TOTAL_TIMEOUT_MS,
   DOWNLOAD_TIMEOUT_ENV, downloadLimits, MAX_DOWNLOAD_ENV, parseByteSize, type DownloadLimits,
 } from './download.js';

@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { UsageError } from '../core/invalid.js';
 import { OutputError } from '../output/errors.js';
+import { startedEarly } from './early.js';
 import { EXIT } from './exit.js';
 import { helpAfter, helpPointer } from './help.js';
 import { addTableOptions } from './options.js';
@@ -75,7 +76,7 @@ async function prestart(raw: Raw): Promise<void> {
 
 /** A worker started early that no load took (the run was refused first) is closed, never torn down mid-boot. */
 async function closePrestarted(): Promise<void> {
-  if (!prestarted) return;
+  if (!prestarted && !startedEarly()) return;
   const { discardPrestartedWorker } = await import('../backbone/onnx/worker-client.js');
   await discardPrestartedWorker();
 }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { loadEngine } from '../../src/backbone/load.js';
@@ -108,10 +108,10 @@ test('unwritable cache and no usable temp dir: the model runs from memory on thi
   }
 });
 
-test('a torn or corrupted cached .onnx is detected and rebuilt', async () => {
+for (const worker of [false, true]) test(`a torn or corrupted cached .onnx is detected and rebuilt (worker: ${worker})`, async () => {
   const cacheDir = tempDir('spp-torn-');
   const img = syntheticPixels(53, 41, 5);
-  const load = () => loadOnnxBackbone({ model: fixture('tiny-layers'), threads: 1, cacheDir, worker: false });
+  const load = () => loadOnnxBackbone({ model: fixture('tiny-layers'), threads: 1, cacheDir, worker });
   const first = await load();
   const good = readFileSync(first.info.onnxPath);
   const expected = await first.featureMap(img);
@@ -138,13 +138,88 @@ test('a torn or corrupted cached .onnx is detected and rebuilt', async () => {
       assert.deepEqual(readFileSync(again.info.onnxPath), good, `${what}: rebuilt byte for byte`);
       assert.deepEqual((await again.featureMap(img)).data, expected.data, what);
     } finally {
-      again.dispose();
+      await again.dispose();
     }
   }
   const hit = await load();
-  hit.dispose();
+  await hit.dispose();
   assert.equal(hit.info.cacheHit, true);
-  assert.deepEqual(readdirSync(join(cacheDir, 'onnx')), [first.info.onnxPath.split('/').pop()]);
+  assert.deepEqual(onnxFiles(cacheDir), [first.info.onnxPath.split('/').pop()]);
+});
+
+const onnxFiles = (cacheDir: string) => readdirSync(join(cacheDir, 'onnx')).filter((f) => f.endsWith('.onnx'));
+
+/** A private copy of the tiny layers model, so its files can be rewritten. */
+function modelCopy(): string {
+  const dir = tempDir('spp-model-copy-');
+  cpSync(fixture('tiny-layers'), dir, { recursive: true });
+  return dir;
+}
+
+/** Every file of an index folder under the cache's onnx folder. */
+const indexFiles = (cacheDir: string, folder: string) => readdirSync(join(cacheDir, 'onnx', folder)).map((f) => join(cacheDir, 'onnx', folder, f));
+
+test('the model files\' identity finds the cached .onnx and its probe; a rewritten weight file is converted again', async () => {
+  const cacheDir = tempDir('spp-identity-');
+  const model = modelCopy();
+  const img = syntheticPixels(53, 41, 9);
+  const load = () => loadOnnxBackbone({ model, threads: 1, cacheDir });
+  const first = await load();
+  const before = await first.featureMap(img);
+  await first.dispose();
+  assert.equal(indexFiles(cacheDir, 'by-file').length, 1, 'one identity entry');
+  const second = await load();
+  await second.dispose();
+  assert.equal(second.info.cacheHit, true);
+  assert.deepEqual(second.probe, first.probe, 'the recorded probe is the measured one');
+
+  // Same size, other bytes: the shard's identity (ctime, mtime) changes, so the old entry is not used.
+  const shard = readdirSync(model).find((f) => f.endsWith('.bin'))!;
+  const bytes = readFileSync(join(model, shard));
+  const scaled = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)).map((v) => v * 2);
+  writeFileSync(join(model, shard), new Uint8Array(scaled.buffer));
+  const third = await load();
+  const after = await third.featureMap(img);
+  await third.dispose();
+  assert.equal(third.info.cacheHit, false, 'converted again');
+  assert.notEqual(third.info.onnxPath, first.info.onnxPath);
+  assert.notDeepEqual(after.data, before.data, 'the new weights are used');
+  const fresh = await loadOnnxBackbone({ model, threads: 1, cacheDir: tempDir('spp-identity-fresh-') });
+  assert.deepEqual((await fresh.featureMap(img)).data, after.data, 'same as a load with an empty cache');
+  await fresh.dispose();
+});
+
+test('malformed index entries and a guess naming another model\'s .onnx are ignored: the right model opens', async () => {
+  const cacheDir = tempDir('spp-guess-');
+  const img = syntheticPixels(47, 38, 3);
+  const load = (layer?: string) => loadOnnxBackbone({ model: fixture('tiny-layers'), threads: 1, cacheDir, ...(layer ? { layer } : {}) });
+  const whole = await load();
+  const expected = await whole.featureMap(img);
+  await whole.dispose();
+  const cut = await load('conv1');
+  await cut.dispose();
+  const cutKey = cut.info.onnxPath.split('/').pop()!.replace('.onnx', '');
+  // Both guesses now name the conv1 cut; the default load preloads it, then must open its own model.
+  for (const f of indexFiles(cacheDir, 'by-model-json')) writeFileSync(f, cutKey);
+  const misled = await load();
+  try {
+    assert.equal(misled.info.onnxPath, whole.info.onnxPath);
+    assert.equal(misled.info.cacheHit, true);
+    assert.deepEqual((await misled.featureMap(img)).data, expected.data);
+  } finally {
+    await misled.dispose();
+  }
+  for (const junk of ['', 'not json', '{"key":"../../etc/passwd","probe":{}}', JSON.stringify({ key: cutKey, probe: { channels: -1 } })]) {
+    for (const f of [...indexFiles(cacheDir, 'by-file'), ...indexFiles(cacheDir, 'by-model-json')]) writeFileSync(f, junk);
+    const again = await load();
+    try {
+      assert.equal(again.info.onnxPath, whole.info.onnxPath, `entry ${JSON.stringify(junk)}`);
+      assert.equal(again.info.cacheHit, true, 'found by its content key instead');
+      assert.deepEqual((await again.featureMap(img)).data, expected.data);
+    } finally {
+      await again.dispose();
+    }
+  }
 });
 
 test('8 processes converting the same model at once all succeed and leave exactly one good .onnx', { timeout: 120_000 }, async () => {
@@ -157,10 +232,12 @@ test('8 processes converting the same model at once all succeed and leave exactl
     assert.equal(r.stderr, '');
     assert.equal(JSON.parse(r.stdout).engine, 'onnx');
   }
-  const files = readdirSync(join(cacheDir, 'onnx'));
-  assert.equal(files.length, 1, `exactly one file, no temp files: ${files.join(', ')}`);
-  assert.match(files[0], /^[0-9a-f]{64}\.onnx$/);
-  assert.ok(isSealedOnnx(readFileSync(join(cacheDir, 'onnx', files[0]))));
+  const files = readdirSync(join(cacheDir, 'onnx'), { recursive: true, encoding: 'utf8' });
+  assert.equal(files.filter((f) => f.endsWith('.onnx')).length, 1, `exactly one .onnx: ${files.join(', ')}`);
+  assert.deepEqual(files.filter((f) => f.includes('.tmp-')), [], 'no temp files');
+  const onnx = files.find((f) => f.endsWith('.onnx'))!;
+  assert.match(onnx, /^[0-9a-f]{64}\.onnx$/);
+  assert.ok(isSealedOnnx(readFileSync(join(cacheDir, 'onnx', onnx))));
   assert.deepEqual(readdirSync(cacheDir), ['onnx']);
 });
 

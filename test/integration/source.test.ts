@@ -83,3 +83,21 @@ test('.onnx models: one rule for paths and URLs; an .onnx URL is refused as the 
   await assert.rejects(loadEngine({ model: 'https://example.com/m/net.onnx', engine: 'tfjs', cacheDir }), /--engine tfjs cannot run an \.onnx model/);
   assert.deepEqual(readdirSync(cacheDir), [], 'nothing downloaded');
 });
+
+test('a local model.json whose weight paths leave its folder is refused before any weight is read', async () => {
+  const { readModelFile } = await import('../../src/backbone/artifacts.js');
+  const { writeFileSync, cpSync } = await import('node:fs');
+  const dir = tempDir('spp-local-escape-');
+  cpSync(fixture('tiny-layers'), dir, { recursive: true });
+  const json = JSON.parse(readFileSync(join(dir, 'model.json'), 'utf8'));
+  for (const bad of ['../secret.bin', '/etc/passwd', 'a\\..\\b.bin', '%2e%2e/x.bin']) {
+    json.weightsManifest[0].paths = [bad];
+    writeFileSync(join(dir, 'model.json'), JSON.stringify(json));
+    await assert.rejects(readModelFile(join(dir, 'model.json')), (err: Error) => {
+      assert.ok(err instanceof ModelOptionError, bad);
+      assert.ok(err.message.startsWith(`--model: refusing weight path ${JSON.stringify(bad)} in `), err.message);
+      return true;
+    });
+    await assert.rejects(loadEngine({ model: dir, cacheDir: tempDir('spp-cache-') }), /refusing weight path/, `${bad}: the engine refuses it too`);
+  }
+});

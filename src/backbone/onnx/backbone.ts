@@ -10,16 +10,16 @@
  */
 import { stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { InvalidParameterError } from '../../core/invalid.js';
-import { readArtifacts, type LoadedArtifacts } from '../artifacts.js';
+import { readModelFile, readWeights, type LoadedArtifacts, type ModelFile } from '../artifacts.js';
 import type { Backbone, BackboneInfo, BackboneOptions, FeatureMap, RgbPixels } from '../contract.js';
 import { ModelOptionError } from '../errors.js';
 import type { TensorLayout } from '../preprocess.js';
 import { DEFAULT_MODEL_ID } from '../registry.js';
 import { chooseLayer, graphNodes, pickInputRange, pickOnnxInputRange, validateInputRange, type LayerChoice, type RangeChoice } from '../rules.js';
 import { defaultCacheDir, isOnnxModelSpec, localOnnxPath, resolveModel, type ResolvedModel, type WarningSink } from '../source.js';
-import { cachedOnnx, onnxCacheKey, readCached, type StoredOnnx } from './cache.js';
+import { cachedOnnx, fileIdentityKey, onnxCacheKey, readCached, readGuess, readIndexEntry, writeGuess, writeIndexEntry, type StoredOnnx } from './cache.js';
 import type { OpenedModel, OpenRequest, Runner } from './session.js';
 import { takeInferenceWorker, type InferenceEngine } from './worker-client.js';
 
@@ -110,6 +110,7 @@ function inThreadEngine(): InferenceEngine {
       run = makeFeatureMap(runner);
       return opened.opened;
     },
+    preload: () => undefined,
     featureMap: (image) => (run ? run(image) : Promise.reject(new Error('no model opened'))),
     close: async () => {
       await runner?.session.release().catch(() => undefined);
@@ -146,28 +147,47 @@ export async function loadOnnxBackbone(opts: OnnxBackboneOptions = {}): Promise<
   return isOnnxModelSpec(spec) ? loadUserOnnx(spec, opts, threads) : loadConverted(spec, opts, threads);
 }
 
-/** A TF.js model's part of a load: where it is, its range and layer, and its .onnx in the cache. */
+/** A TF.js model's part of a load: where it is, its range and layer; its weights are read only when needed. */
 interface ConvertedPlan {
   cacheDir: string;
   source: ResolvedModel;
-  loaded: LoadedArtifacts;
+  model: ModelFile;
   range: RangeChoice;
   choice: LayerChoice;
+  /** The model files' identity (fileIdentityKey), when they could all be stat'ed. */
+  identity?: string;
+  /** The .onnx the worker was asked to preload (readGuess). */
+  guess?: string;
+}
+
+/** The weights read and hashed: the content-addressed .onnx this model converts to. */
+interface WeighedPlan extends ConvertedPlan {
+  loaded: LoadedArtifacts;
   onnxPath: string;
 }
 
-async function planConverted(spec: string, opts: OnnxBackboneOptions): Promise<ConvertedPlan> {
+const onnxFile = (cacheDir: string, key: string) => join(cacheDir, 'onnx', `${key}.onnx`);
+
+async function planConverted(spec: string, opts: OnnxBackboneOptions, engine: InferenceEngine, threads: number): Promise<ConvertedPlan> {
   const cacheDir = opts.cacheDir ?? defaultCacheDir();
   const source = await resolveModel(spec, cacheDir, { onWarning: opts.onWarning });
-  const loaded = await readArtifacts(source.modelJsonPath);
-  const topology = loaded.artifacts.modelTopology;
-  const range = pickInputRange(opts, loaded.format, graphNodes(loaded.format, topology), source.registry?.inputRange);
-  const choice = chooseLayer(loaded.format, topology, opts.layer, { spec: source.spec, embeddingNode: source.registry?.embeddingNode });
-  const key = await onnxCacheKey(source.modelJsonPath, loaded, choice.layer);
-  return { cacheDir, source, loaded, range, choice, onnxPath: join(cacheDir, 'onnx', `${key}.onnx`) };
+  // The worker starts creating the session this model.json last opened while its files are read.
+  const guess = opts.worker === false ? undefined : await readGuess(cacheDir, source.modelJsonPath, opts.layer);
+  if (guess) engine.preload(guess, threads);
+  const model = await readModelFile(source.modelJsonPath);
+  const range = pickInputRange(opts, model.format, graphNodes(model.format, model.topology), source.registry?.inputRange);
+  const choice = chooseLayer(model.format, model.topology, opts.layer, { spec: source.spec, embeddingNode: source.registry?.embeddingNode });
+  const identity = await fileIdentityKey([source.modelJsonPath, ...model.weightFiles], choice.layer);
+  return { cacheDir, source, model, range, choice, identity, guess };
 }
 
-async function convert(plan: ConvertedPlan): Promise<Uint8Array> {
+async function weigh(plan: ConvertedPlan): Promise<WeighedPlan> {
+  const loaded = await readWeights(plan.model);
+  const key = await onnxCacheKey(plan.source.modelJsonPath, loaded, plan.choice.layer);
+  return { ...plan, loaded, onnxPath: onnxFile(plan.cacheDir, key) };
+}
+
+async function convert(plan: WeighedPlan): Promise<Uint8Array> {
   const { convertToOnnx } = await import('./convert.js');
   return convertToOnnx(plan.loaded, plan.choice.layer).onnx;
 }
@@ -179,7 +199,7 @@ function convertedInfo(plan: ConvertedPlan, store: Stored, opened: OpenedModel, 
     backend: backendName(threads),
     model: plan.source.spec,
     modelJsonPath: plan.source.modelJsonPath,
-    format: plan.loaded.format,
+    format: plan.model.format,
     layer: plan.choice.layer,
     layerChosenBy: plan.choice.chosenBy,
     channels: opened.channels,
@@ -207,7 +227,7 @@ async function openCached(engine: InferenceEngine, path: string, request: OpenRe
 }
 
 /** Converts (or finds a sealed copy written meanwhile), stores and opens the model. */
-async function openConverted(engine: InferenceEngine, plan: ConvertedPlan, request: OpenRequest, opts: OnnxBackboneOptions) {
+async function openConverted(engine: InferenceEngine, plan: WeighedPlan, request: OpenRequest, opts: OnnxBackboneOptions) {
   const store = await cachedOnnx(plan.onnxPath, () => convert(plan), plan.cacheDir, opts);
   // On this thread the session loads the checked bytes; the worker loads the file, or without one
   // (cache and temp dir unwritable) a copy of the bytes.
@@ -220,17 +240,47 @@ async function openConverted(engine: InferenceEngine, plan: ConvertedPlan, reque
   }
 }
 
+/**
+ * A cached .onnx found without reading the weights: the model files' identity names the cache key
+ * (and the probe) a previous load recorded. The seal is still checked; anything amiss falls through
+ * to the full path.
+ */
+async function openIndexed(engine: InferenceEngine, plan: ConvertedPlan, request: OpenRequest, opts: OnnxBackboneOptions) {
+  const entry = plan.identity && (await readIndexEntry(plan.cacheDir, plan.identity));
+  if (!entry) return undefined;
+  const path = onnxFile(plan.cacheDir, entry.key);
+  const known = { ...request, knownProbe: entry.probe };
+  if (opts.worker !== false) return { path, opened: await openCached(engine, path, known) };
+  const bytes = await readCached(path);
+  return { path, opened: bytes && (await engine.open(bytes, known)) };
+}
+
+/** Weights read and hashed: the cached .onnx under its content key, else converted and stored. */
+async function openWeighed(engine: InferenceEngine, plan: ConvertedPlan, request: OpenRequest, opts: OnnxBackboneOptions) {
+  const weighed = await weigh(plan);
+  // worker: false checks the seal first, then loads the checked bytes (one thread: nothing to overlap).
+  const hit = opts.worker === false ? undefined : await openCached(engine, weighed.onnxPath, request);
+  const result = hit ? { store: { path: weighed.onnxPath, cacheHit: true }, opened: hit } : await openConverted(engine, weighed, request, opts);
+  if (plan.identity && result.store.path === weighed.onnxPath) {
+    await writeIndexEntry(plan.cacheDir, plan.identity, { key: basename(weighed.onnxPath, '.onnx'), probe: result.opened.probe });
+  }
+  return result;
+}
+
 async function loadConverted(spec: string, opts: OnnxBackboneOptions, threads: number): Promise<OnnxBackbone> {
   if (opts.mean || opts.std || opts.inputLayout === 'nchw') {
     throw new ModelOptionError('--mean', '--mean/--std/--input-layout apply to a .onnx model only; TF.js models take --input-range');
   }
   return withEngine(opts, async (engine) => {
-    const plan = await planConverted(spec, opts);
+    const plan = await planConverted(spec, opts, engine, threads);
     // Converted models are NHWC in and out; their one output is the feature map.
     const request: OpenRequest = { threads, range: plan.range.inputRange, layout: 'nhwc', label: plan.source.spec };
-    // worker: false checks the seal first, then loads the checked bytes (one thread: nothing to overlap).
-    const hit = opts.worker === false ? undefined : await openCached(engine, plan.onnxPath, request);
-    const { store, opened } = hit ? { store: { path: plan.onnxPath, cacheHit: true }, opened: hit } : await openConverted(engine, plan, request, opts);
+    const indexed = await openIndexed(engine, plan, request, opts);
+    const { store, opened } = indexed?.opened
+      ? { store: { path: indexed.path, cacheHit: true }, opened: indexed.opened }
+      : await openWeighed(engine, plan, request, opts);
+    const inCache = store.path !== undefined && dirname(store.path) === join(plan.cacheDir, 'onnx');
+    if (inCache && store.path !== plan.guess) await writeGuess(plan.cacheDir, plan.source.modelJsonPath, opts.layer, basename(store.path!, '.onnx'));
     const info = convertedInfo(plan, store, opened, threads);
     return { info, probe: opened.probe, featureMap: engine.featureMap, candidateLayers: plan.choice.candidates, dispose: engine.close };
   });

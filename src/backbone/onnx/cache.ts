@@ -5,9 +5,10 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { rmSync } from 'node:fs';
-import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { LoadedArtifacts } from '../artifacts.js';
+import type { ProbeResult } from '../contract.js';
 import { CACHE_WARNING_KEY, cacheUnwritableWarning, ensureDir, isFsError, privateTempDir, sweepStale, type WarningSink } from '../source.js';
 import { CONVERTER_VERSION } from './convert/common.js';
 
@@ -24,10 +25,77 @@ export async function onnxCacheKey(modelJsonPath: string, loaded: LoadedArtifact
   return hash.digest('hex');
 }
 
+/**
+ * A key to the cache key that reads no weights: the identity of the model's files (device, inode,
+ * size, mtime and ctime in nanoseconds, as git's index uses; ctime cannot be set back by a user),
+ * the cut and the converter's version. Undefined when a file cannot be stat'ed (the full read then
+ * reports it). Any rewrite of a file changes its ctime, so a stale entry is never found again.
+ */
+export async function fileIdentityKey(files: readonly string[], layer: string): Promise<string | undefined> {
+  const stats = await Promise.all(files.map((f) => stat(f, { bigint: true }).catch(() => undefined)));
+  const hash = createHash('sha256');
+  for (const [i, st] of stats.entries()) {
+    if (!st?.isFile()) return undefined;
+    hash.update(`${files[i]}\0${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}\0`);
+  }
+  hash.update(`\0layer=${layer}\0converter=${CONVERTER_VERSION}`);
+  return hash.digest('hex');
+}
+
+/** What a load records about a converted model, found again by the files' identity. */
+export interface IndexEntry {
+  /** The content key: the .onnx is `<key>.onnx`. */
+  key: string;
+  /** The load's probe (the map's size and channels at the probe's input), so a later load can skip it. */
+  probe: ProbeResult;
+}
+
+const KEY_SHAPE = /^[0-9a-f]{64}$/;
+const indexPath = (cacheDir: string, identity: string) => join(cacheDir, 'onnx', 'by-file', identity);
+const PROBE_FIELDS = ['inputHeight', 'inputWidth', 'height', 'width', 'channels'] as const;
+
+/** The entry recorded for these exact files, if any; anything malformed counts as none. */
+export async function readIndexEntry(cacheDir: string, identity: string): Promise<IndexEntry | undefined> {
+  try {
+    const entry = JSON.parse(await readFile(indexPath(cacheDir, identity), 'utf8')) as IndexEntry;
+    const probe = entry.probe;
+    if (typeof entry.key !== 'string' || !KEY_SHAPE.test(entry.key)) return undefined;
+    if (!PROBE_FIELDS.every((f) => Number.isSafeInteger(probe?.[f]) && probe[f] > 0)) return undefined;
+    return { key: entry.key, probe: Object.fromEntries(PROBE_FIELDS.map((f) => [f, probe[f]])) as unknown as ProbeResult };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Records the entry for these files; best effort (an unwritable cache only costs the next run a hash and a probe). */
+export async function writeIndexEntry(cacheDir: string, identity: string, entry: IndexEntry): Promise<void> {
+  await writeAtomic(indexPath(cacheDir, identity), Buffer.from(JSON.stringify(entry))).catch(() => undefined);
+}
+
+const guessPath = (cacheDir: string, identity: string) => join(cacheDir, 'onnx', 'by-model-json', identity);
+
+/**
+ * A guess made before model.json is even parsed: the .onnx the last load of this model.json (same
+ * file identity, same --layer) opened, for the worker to start creating its session early. Only a
+ * hint: the load still finds the model by all its files and opens what that says.
+ */
+export async function readGuess(cacheDir: string, modelJsonPath: string, layerOption: string | undefined): Promise<string | undefined> {
+  const identity = await fileIdentityKey([modelJsonPath], `guess:${layerOption ?? ''}`);
+  if (!identity) return undefined;
+  const key = await readFile(guessPath(cacheDir, identity), 'latin1').catch(() => undefined);
+  return key !== undefined && KEY_SHAPE.test(key) ? join(cacheDir, 'onnx', `${key}.onnx`) : undefined;
+}
+
+/** Records the guess; best effort. */
+export async function writeGuess(cacheDir: string, modelJsonPath: string, layerOption: string | undefined, key: string): Promise<void> {
+  const identity = await fileIdentityKey([modelJsonPath], `guess:${layerOption ?? ''}`);
+  if (identity) await writeAtomic(guessPath(cacheDir, identity), Buffer.from(key, 'latin1')).catch(() => undefined);
+}
+
 /** Unique temp name + rename: concurrent writers each install a whole file, readers never see a partial one. */
 async function writeAtomic(path: string, bytes: Uint8Array): Promise<void> {
   await ensureDir(dirname(path));
-  await sweepStale(dirname(path), (name) => /\.onnx\.tmp-\d+-[0-9a-f]{8}$/.test(name));
+  await sweepStale(dirname(path), (name) => /\.tmp-\d+-[0-9a-f]{8}$/.test(name));
   const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
   try {
     await writeFile(tmp, bytes, { flag: 'wx' });

@@ -65,6 +65,8 @@ export interface OpenRequest {
   output?: string;
   /** The model as the user named it, for messages. */
   label: string;
+  /** This very file's probe, from an earlier load: the probe is skipped (the first image proves the session). */
+  knownProbe?: ProbeResult;
 }
 
 /** What the session turned out to be (plain data, sent back from the worker). */
@@ -109,6 +111,12 @@ function probeImage(inShape: readonly Dim[], layout: TensorLayout): RgbPixels {
   return { data: new Uint8Array(height * width * 3), width, height };
 }
 
+async function runProbe(runner: Runner, inShape: readonly Dim[]): Promise<ProbeResult> {
+  const image = probeImage(inShape, runner.layout);
+  const map = await makeFeatureMap(runner)(image);
+  return { inputHeight: image.height, inputWidth: image.width, height: map.height, width: map.width, channels: map.channels };
+}
+
 function outputsOf(session: ort.InferenceSession): LayerCandidate[] {
   return session.outputMetadata.map((m) => ({
     name: m.name,
@@ -117,13 +125,21 @@ function outputsOf(session: ort.InferenceSession): LayerCandidate[] {
   }));
 }
 
+/** An ONNX Runtime session on the CPU with this many intra-op threads. */
+export function createSession(source: string | Uint8Array, threads: number): Promise<ort.InferenceSession> {
+  const options = sessionOptions(threads);
+  return typeof source === 'string' ? ort.InferenceSession.create(source, options) : ort.InferenceSession.create(source, options);
+}
+
 /**
  * Creates the session (from a file or the model's bytes), resolves the input layout and the feature
- * output, and runs one probe: it proves the cut runs and tells the channel count.
+ * output, and runs one probe: it proves the cut runs and tells the channel count. `created`: a
+ * session already being created from `source` (a preload).
  */
-export async function openSession(source: string | Uint8Array, req: OpenRequest): Promise<{ runner: Runner; opened: OpenedModel }> {
-  const options = sessionOptions(req.threads);
-  const session = typeof source === 'string' ? await ort.InferenceSession.create(source, options) : await ort.InferenceSession.create(source, options);
+export async function openSession(
+  source: string | Uint8Array, req: OpenRequest, created?: Promise<ort.InferenceSession>,
+): Promise<{ runner: Runner; opened: OpenedModel }> {
+  const session = await (created ?? createSession(source, req.threads));
   try {
     const meta = session.inputMetadata[0];
     const inShape: readonly Dim[] = meta && meta.isTensor ? meta.shape : [];
@@ -133,10 +149,8 @@ export async function openSession(source: string | Uint8Array, req: OpenRequest)
       throw new ModelOptionError('--layer', `--layer: '${outputName}' is not an output of ${req.label} (outputs: ${session.outputNames.join(', ')})`);
     }
     const runner: Runner = { session, inputName: session.inputNames[0], outputName, layout, range: req.range, mean: req.mean, std: req.std };
-    const image = probeImage(inShape, layout);
-    const map = await makeFeatureMap(runner)(image);
-    const probe = { inputHeight: image.height, inputWidth: image.width, height: map.height, width: map.width, channels: map.channels };
-    return { runner, opened: { inputName: runner.inputName, outputName, layout, channels: map.channels, probe, outputs: outputsOf(session) } };
+    const probe = req.knownProbe ?? (await runProbe(runner, inShape));
+    return { runner, opened: { inputName: runner.inputName, outputName, layout, channels: probe.channels, probe, outputs: outputsOf(session) } };
   } catch (err) {
     await session.release().catch(() => undefined);
     throw err;

@@ -8,6 +8,8 @@ import type { WorkerReply, WorkerRequest } from './worker.js';
 export interface InferenceEngine {
   /** Creates the session from a file or the model's bytes and probes it; a second open replaces the first. */
   open(source: string | Uint8Array, request: OpenRequest): Promise<OpenedModel>;
+  /** A hint: start creating a session from this file now; an `open` of the same file and threads takes it. */
+  preload(path: string, threads: number): void;
   featureMap(image: RgbPixels): Promise<FeatureMap>;
   /** Releases the session; for the worker, resolves once it has exited. */
   close(): Promise<void>;
@@ -50,7 +52,7 @@ export function spawnInferenceWorker(): InferenceEngine {
     else w.reject(msg.option ? new ModelOptionError(msg.option, msg.message) : new Error(msg.message));
   });
 
-  const request = (req: WorkerRequest) =>
+  const request = (req: Exclude<WorkerRequest, { type: 'preload' }>) =>
     new Promise<WorkerReply & { ok: true }>((resolve, reject) => {
       if (failure) return reject(failure);
       waiting.set(req.id, { resolve, reject });
@@ -62,6 +64,9 @@ export function spawnInferenceWorker(): InferenceEngine {
     open: async (source, req) => {
       const reply = await request({ type: 'open', id: nextId++, source, request: req });
       return (reply as { opened: OpenedModel }).opened;
+    },
+    preload: (path, threads) => {
+      if (!failure && !closing) worker.postMessage({ type: 'preload', path, threads } satisfies WorkerRequest);
     },
     featureMap: async (image) => {
       // Copied, not transferred: the caller may still use its pixels (a copy is ~0.05 ms).

@@ -9,9 +9,10 @@
  */
 import { parentPort } from 'node:worker_threads';
 import { ModelOptionError } from '../errors.js';
-import { makeFeatureMap, openSession, warmUp, type OpenedModel, type OpenRequest, type Runner } from './session.js';
+import { createSession, makeFeatureMap, openSession, warmUp, type OpenedModel, type OpenRequest, type Runner } from './session.js';
 
 export type WorkerRequest =
+  | { type: 'preload'; path: string; threads: number }
   | { type: 'open'; id: number; source: string | Uint8Array; request: OpenRequest }
   | { type: 'run'; id: number; data: Uint8Array; width: number; height: number };
 export type WorkerReply =
@@ -25,6 +26,18 @@ const port = parentPort!;
 const warm = warmUp().catch(() => undefined);
 let runner: Runner | undefined;
 let featureMap: ReturnType<typeof makeFeatureMap> | undefined;
+/** A session being created from the file the main thread expects to open (a hint, never trusted as the model). */
+let preloaded: { path: string; threads: number; session: ReturnType<typeof createSession> } | undefined;
+
+/** The preloaded session when `open` asks for that very file and thread count; any other is released. */
+function takePreloaded(source: string | Uint8Array, threads: number): ReturnType<typeof createSession> | undefined {
+  const p = preloaded;
+  preloaded = undefined;
+  if (!p) return undefined;
+  if (p.path === source && p.threads === threads) return p.session;
+  void p.session.then((s) => s.release(), () => undefined);
+  return undefined;
+}
 
 function fail(id: number, err: unknown): void {
   const option = err instanceof ModelOptionError ? err.option : undefined;
@@ -35,7 +48,7 @@ async function open(req: Extract<WorkerRequest, { type: 'open' }>): Promise<void
   await warm;
   await runner?.session.release().catch(() => undefined);
   runner = featureMap = undefined;
-  const { runner: r, opened } = await openSession(req.source, req.request);
+  const { runner: r, opened } = await openSession(req.source, req.request, takePreloaded(req.source, req.request.threads));
   runner = r;
   featureMap = makeFeatureMap(r);
   port.postMessage({ id: req.id, ok: true, opened } satisfies WorkerReply);
@@ -55,8 +68,17 @@ async function handle(msg: WorkerRequest | 'close'): Promise<void> {
     // End by emptying the event loop, not process.exit: tearing the thread down while ORT
     // releases its session can abort the whole process.
     await warm;
+    takePreloaded('', 0);
     await runner?.session.release().catch(() => undefined);
     port.close();
+    return;
+  }
+  if (msg.type === 'preload') {
+    // Not awaited: the session is created while the main thread still reads the model.
+    takePreloaded('', 0);
+    const session = warm.then(() => createSession(msg.path, msg.threads));
+    session.catch(() => undefined);
+    preloaded = { path: msg.path, threads: msg.threads, session };
     return;
   }
   try {
