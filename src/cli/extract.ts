@@ -1,8 +1,9 @@
 /** `spp-extract [inputs…] -o OUT`: the main command. Imported only when it runs (it loads the model runtime). */
 import { UsageError } from '../core/invalid.js';
-import { colourHex } from '../core/options.js';
+import { colourHex, parseGrid } from '../core/options.js';
 import { resolveCommandLine, type ResolvedCommandLine } from '../core/resolve.js';
 import { expandInputs } from '../inputs/expand.js';
+import { readBoxesFile, recordsOf } from '../inputs/boxes.js';
 import { openWriter, prepareOutput, type OpenedOutput, type PreparedOutput, type RunHeader, type RunSummary } from '../output/index.js';
 import { openExtractor, optionAdvice, type Extractor } from '../pipeline/extractor.js';
 import { prefetchDecode, runExtraction, type RunOptions, type WorkItem } from '../pipeline/run.js';
@@ -15,7 +16,7 @@ type Writer = Extract<OpenedOutput, { kind: 'writer' }>;
 
 /** What every output records about the run; resume and merge compare it field by field. */
 function runHeader(info: Extractor['info'], o: Options, inputs: number, shard: ShardSpec | undefined): RunHeader {
-  return {
+  const header: RunHeader = {
     tool: 'spp-extract',
     engine: info.engine,
     model: info.model,
@@ -35,6 +36,34 @@ function runHeader(info: Extractor['info'], o: Options, inputs: number, shard: S
     inputs,
     ...(shard && shard.count > 1 ? { shard } : {}),
   };
+  // Only where they apply, so the header of a plain run reads as it always has.
+  if (info.pool === 'gem') header.gemP = info.gemP;
+  if (o.boxes !== undefined) Object.assign(header, { regions: 'boxes', boxFormat: o.boxFormat });
+  if (o.grid !== undefined) Object.assign(header, { regions: 'grid', grid: o.grid, gridFull: o.gridNoFull !== true });
+  return header;
+}
+
+/** The images of the run: the inputs named (files, folders, globs, stdin), or those a --boxes file names. */
+async function listImages(inputs: string[], o: Options, reporter: Reporter): Promise<WorkItem[]> {
+  const warn = (m: string) => reporter.line(`spp-extract: warning: ${m}`);
+  if (o.boxes !== undefined) {
+    const images = await readBoxesFile(o.boxes, process.stdin);
+    const empty = images.filter((i) => i.boxes.length === 0).length;
+    if (empty > 0) warn(`${plural(empty, 'image')} in ${o.boxes} ${empty === 1 ? 'has' : 'have'} no boxes: no rows for ${empty === 1 ? 'it' : 'them'}`);
+    const format = o.boxFormat;
+    return images.filter((i) => i.boxes.length > 0).map((i, index) => ({ index, path: i.path, regions: { kind: 'boxes', boxes: i.boxes, format } }));
+  }
+  const entries = await expandInputs(inputs, { stdin: process.stdin, nulSeparated: o.null === true, onWarning: warn });
+  const grid = o.grid === undefined ? undefined : parseGrid(o.grid)!;
+  const regions = grid ? { kind: 'grid' as const, ...grid, full: o.gridNoFull !== true } : undefined;
+  return entries.map((e, index) => ({ index, path: e.path, ...(regions ? { regions } : {}) }));
+}
+
+/** Region options that contradict each other or the inputs: refused before anything is read. */
+function checkRegionOptions(inputs: string[], o: Options): void {
+  if (o.boxes !== undefined && o.grid !== undefined) throw new UsageError('--boxes and --grid contradict each other: pick one');
+  if (o.boxes !== undefined && inputs.length > 0) throw new UsageError(`--boxes names the images itself; drop the other inputs (${inputs[0]}${inputs.length > 1 ? ', …' : ''})`);
+  if (o.gridNoFull && o.grid === undefined) throw new UsageError('--grid-no-full applies to --grid only');
 }
 
 export async function extractCommand(inputs: string[], raw: Record<string, unknown>): Promise<number> {
@@ -42,7 +71,8 @@ export async function extractCommand(inputs: string[], raw: Record<string, unkno
   const shard = o.shard === undefined ? undefined : parseShard(o.shard);
   const output = (o.output ?? (process.stdout.isTTY ? undefined : '-'))?.replaceAll('{shard}', String(shard?.index ?? 1));
   if (output === undefined) throw new UsageError('-o is required when stdout is a terminal (use -o - for JSONL on stdout)');
-  if (inputs.length === 0) throw new UsageError('no inputs: give files, folders, globs, or - to read paths from stdin');
+  checkRegionOptions(inputs, o);
+  if (inputs.length === 0 && o.boxes === undefined) throw new UsageError('no inputs: give files, folders, globs, or - to read paths from stdin');
   if (o.resume && o.force) throw new UsageError('--resume and --force contradict each other: pick one');
   // Refuse a bad -o before the model loads; from here on the output is locked.
   const prepared = await prepareOutput(output, { format: o.format, resume: o.resume, force: o.force });
@@ -56,16 +86,17 @@ export async function extractCommand(inputs: string[], raw: Record<string, unkno
 
 async function extractInto(prepared: PreparedOutput, output: string, inputs: string[], o: Options, shard: ShardSpec | undefined): Promise<number> {
   const reporter = await createReporter({ quiet: o.quiet === true });
-  const entries = await expandInputs(inputs, { stdin: process.stdin, nulSeparated: o.null === true, onWarning: (m) => reporter.line(`spp-extract: warning: ${m}`) });
+  const entries = await listImages(inputs, o, reporter);
   if (entries.length === 0) reporter.line('spp-extract: warning: the inputs name no image files');
-  const items = selectShard(entries.map((e, index) => ({ index, path: e.path })), shard);
+  const items = selectShard(entries, shard);
 
   // The first image decodes while the model loads (a fresh run starts there).
   const prefetched = !o.resume && items.length > 0 ? { at: 0, decoded: prefetchDecode(items[0].path, o.decode) } : undefined;
   const extractor = await openExtractor(o);
   try {
     tellAboutRun(extractor, reporter, o, `${plural(items.length, 'input')}${shard ? ` (shard ${shard.index}/${shard.count} of ${entries.length})` : ''}`);
-    const opened = await openWriter(prepared, runHeader(extractor.info, o, entries.length, shard), items, o.resume === true);
+    const resumeItems = items.map((i) => (i.regions ? { index: i.index, path: i.path, records: recordsOf(i.regions) } : i));
+    const opened = await openWriter(prepared, runHeader(extractor.info, o, entries.length, shard), resumeItems, o.resume === true);
     if (opened.kind === 'complete') {
       process.stderr.write(`spp-extract: ${output} is already complete (${plural(opened.rows, 'row')}, ${opened.failures} failed); nothing to do\n`);
       return opened.failures > 0 ? EXIT.someFailed : EXIT.ok;
@@ -116,6 +147,7 @@ async function runAndReport(
   const signals = onSignals(reporter);
   reporter.start(items.length - opened.startAt);
   const started = Date.now();
+  let imagesDone = 0;
   let summary: RunSummary;
   try {
     summary = await runExtraction(items, extractor, writer, {
@@ -124,8 +156,12 @@ async function runAndReport(
       rowsBefore: opened.rows,
       failuresBefore: opened.failures,
       signal: signals.signal,
-      onProgress: (p) => reporter.update(p),
+      onProgress: (p) => {
+        imagesDone = p.imagesDone;
+        reporter.update(p);
+      },
       onFailure: (_path, _reason, message) => reporter.line(`spp-extract: failed: ${message}`),
+      onWarning: (message) => reporter.line(`spp-extract: warning: ${message}`),
       prefetched,
     });
     await writer.close(summary);
@@ -137,14 +173,14 @@ async function runAndReport(
     reporter.stop();
     signals.off();
   }
-  if (!o.quiet) process.stderr.write(summaryLine(summary, opened, (Date.now() - started) / 1000, output === '-' ? 'stdout' : writer.paths.join(' + '), o));
+  if (!o.quiet) process.stderr.write(summaryLine(summary, imagesDone, (Date.now() - started) / 1000, output === '-' ? 'stdout' : writer.paths.join(' + '), o));
   if (!summary.complete) return EXIT.interrupted;
   return summary.failures > 0 ? EXIT.someFailed : EXIT.ok;
 }
 
-/** `done: 6 rows, 0 failed, 0:02 (3.1 img/s) → feats.npy + feats.manifest.jsonl`; img/s counts rows made by this run. */
-function summaryLine(summary: RunSummary, before: Writer, secs: number, where: string, o: Options): string {
-  const rate = secs > 0 ? (summary.rows - before.rows) / secs : 0;
+/** `done: 6 rows, 0 failed, 0:02 (3.1 img/s) → feats.npy + feats.manifest.jsonl`; img/s counts images this run described. */
+function summaryLine(summary: RunSummary, imagesDone: number, secs: number, where: string, o: Options): string {
+  const rate = secs > 0 ? imagesDone / secs : 0;
   const state = summary.complete ? 'done' : 'interrupted (finish with --resume)';
   const rss = o.verbose ? `, peak RSS ${Math.round(process.resourceUsage().maxRSS / 1024)} MiB` : '';
   return `spp-extract: ${state}: ${plural(summary.rows, 'row')}, ${summary.failures} failed, ` +

@@ -14,7 +14,8 @@ export type CommandName = 'extract' | 'info' | 'merge';
 /** Whose words an error uses: the CLI's flags or the library's property names. */
 export type NameStyle = 'cli' | 'library';
 
-export const POOL_MODES = ['max', 'avg'] as const;
+export const POOL_MODES = ['max', 'avg', 'gem'] as const;
+export const BOX_FORMATS = ['xyxy', 'xywh'] as const;
 export const NORMALIZE_MODES = ['none', 'l2', 'sqrt'] as const;
 export const ENGINE_CHOICES = ['auto', 'onnx', 'tfjs'] as const;
 export const BACKEND_CHOICES = ['auto', 'node', 'wasm', 'cpu'] as const;
@@ -25,6 +26,7 @@ export const INPUT_LAYOUTS = ['nhwc', 'nchw'] as const;
 export const DEFAULT_LEVELS: readonly number[] = Object.freeze([1, 2, 4]);
 
 export type PoolMode = (typeof POOL_MODES)[number];
+export type BoxFormat = (typeof BOX_FORMATS)[number];
 export type NormalizeMode = (typeof NORMALIZE_MODES)[number];
 export type EngineName = (typeof ENGINE_CHOICES)[number];
 export type BackendName = (typeof BACKEND_CHOICES)[number];
@@ -66,7 +68,7 @@ export interface OptionDef {
   readonly flag: string;
   readonly short?: string;
   /** What the value is, once checked. */
-  readonly type: 'string' | 'integer' | 'integer[]' | 'number[]' | 'rgb' | 'choice' | 'boolean';
+  readonly type: 'string' | 'integer' | 'number' | 'integer[]' | 'number[]' | 'rgb' | 'choice' | 'boolean';
   readonly help: string;
   /** Help where one command words it differently (merge's -o and --force). */
   readonly helpFor?: Partial<Record<CommandName, string>>;
@@ -111,6 +113,20 @@ export function parseLevels(v: unknown): number[] | undefined {
   if (typeof v === 'string') list = v.split(',').map((s) => positiveInt(s.trim()));
   else if (Array.isArray(v)) list = v.map((n) => (typeof n === 'number' ? positiveInt(n) : undefined));
   return list.length > 0 && list.every((n) => n !== undefined) ? (list as number[]) : undefined;
+}
+
+/** A finite number > 0, from a number or a numeric string. */
+export function positiveNumber(v: unknown): number | undefined {
+  const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
+  return typeof n === 'number' && Number.isFinite(n) && n > 0 ? n : undefined;
+}
+
+/** `RxC` (e.g. 2x2, 3x4; × also accepted): rows and columns, each a positive integer. */
+export function parseGrid(v: unknown): { rows: number; cols: number } | undefined {
+  const m = typeof v === 'string' ? /^\s*(\d+)\s*[x×X]\s*(\d+)\s*$/.exec(v) : null;
+  const rows = positiveInt(m?.[1]);
+  const cols = positiveInt(m?.[2]);
+  return rows !== undefined && cols !== undefined && rows * cols <= 10_000 ? { rows, cols } : undefined;
 }
 
 export function parseRange(v: unknown): [number, number] | undefined {
@@ -181,7 +197,9 @@ const MODEL_OPTIONS: readonly OptionDef[] = [
     expected: 'a comma-separated list of positive integers', expectedLibrary: 'a non-empty array of positive integers', check: parseLevels,
     help: 'pyramid levels, n×n bins each (the paper: 6,3,2,1)' },
   { key: 'pool', flag: '--pool <mode>', type: 'choice', commands: EXTRACT_INFO, header: 'pool', choices: POOL_MODES, default: 'max',
-    check: choice(POOL_MODES), help: 'pooling in each bin' },
+    check: choice(POOL_MODES), help: 'pooling in each bin (gem: generalized mean, see --gem-p)' },
+  { key: 'gemP', flag: '--gem-p <p>', type: 'number', commands: EXTRACT_INFO, header: 'gemP', default: 3, expected: 'a finite number > 0',
+    check: positiveNumber, help: 'exponent of --pool gem (1 = avg; large p approaches max)' },
   { key: 'normalize', flag: '--normalize <mode>', type: 'choice', commands: EXTRACT_INFO, header: 'normalize', choices: NORMALIZE_MODES, default: 'none',
     check: choice(NORMALIZE_MODES), help: 'descriptor normalisation (sqrt = signed square root, then L2)' },
 ];
@@ -202,6 +220,18 @@ const DECODE_OPTIONS: readonly OptionDef[] = [
     expected: 'a positive integer', check: positiveInt, help: 'refuse images whose header declares more pixels (decompression-bomb guard)' },
   { key: 'decode.failOn', flag: '--fail-on <level>', type: 'choice', commands: ['extract'], header: 'failOn', choices: FAIL_ON_CHOICES, default: 'error',
     check: choice(FAIL_ON_CHOICES), help: 'sharp failOn: how picky decoding is about damaged data' },
+];
+
+/** Region descriptors: several windows of one image's feature map (one forward pass). */
+const REGION_OPTIONS: readonly OptionDef[] = [
+  { key: 'boxes', flag: '--boxes <file>', type: 'string', commands: ['extract'], cliOnly: true, expected: 'a file path, or - for stdin', check: nonEmpty,
+    help: 'one descriptor per box: JSONL {"path", "boxes": [[x0,y0,x1,y1],...], "labels"?} or CSV path,x0,y0,x1,y1[,label]; the file names the images' },
+  { key: 'boxFormat', flag: '--box-format <format>', type: 'choice', commands: ['extract'], header: 'boxFormat', choices: BOX_FORMATS, default: 'xyxy', cliOnly: true,
+    check: choice(BOX_FORMATS), help: 'box coordinates: xyxy = x0,y0,x1,y1; xywh = x,y,width,height (COCO)' },
+  { key: 'grid', flag: '--grid <RxC>', type: 'string', commands: ['extract'], header: 'grid', cliOnly: true, expected: 'RxC with positive integers, e.g. 2x2',
+    check: (v) => (parseGrid(v) ? String(v).trim().toLowerCase().replace('×', 'x') : undefined),
+    help: 'one descriptor per cell of an R×C grid of each image, after the whole image (window 0)' },
+  { key: 'gridNoFull', flag: '--grid-no-full', type: 'boolean', commands: ['extract'], cliOnly: true, help: 'with --grid: leave out the whole-image window' },
 ];
 
 /** The extraction run itself, the command line only. */
@@ -232,7 +262,7 @@ const CACHE_OPTIONS: readonly OptionDef[] = [
 ];
 
 /** In --help's order: the run, the model and pyramid, decoding, the cache. */
-export const OPTIONS: readonly OptionDef[] = [...RUN_OPTIONS, ...MODEL_OPTIONS, ...DECODE_OPTIONS, ...CACHE_OPTIONS];
+export const OPTIONS: readonly OptionDef[] = [...RUN_OPTIONS, ...MODEL_OPTIONS, ...REGION_OPTIONS, ...DECODE_OPTIONS, ...CACHE_OPTIONS];
 
 export function optionsFor(command: CommandName): OptionDef[] {
   return OPTIONS.filter((o) => o.commands.includes(command));

@@ -6,7 +6,7 @@
 import { invalidParameterError } from './invalid.js';
 import {
   OPTIONS, attributeName, optionsFor, resolveOption,
-  type BackendName, type CommandName, type DecodeOptions, type Dtype, type EngineName, type InputLayout, type NormalizeMode, type PoolMode,
+  type BackendName, type BoxFormat, type CommandName, type DecodeOptions, type Dtype, type EngineName, type InputLayout, type NormalizeMode, type PoolMode,
 } from './options.js';
 
 export interface ResolvedModelOptions {
@@ -23,7 +23,7 @@ export interface ResolvedModelOptions {
   cacheDir?: string;
 }
 
-export interface ResolvedSppOptions { levels: number[]; pool: PoolMode; normalize: NormalizeMode }
+export interface ResolvedSppOptions { levels: number[]; pool: PoolMode; gemP: number; normalize: NormalizeMode }
 
 export interface ResolvedExtractorOptions extends ResolvedModelOptions, ResolvedSppOptions {
   decode: DecodeOptions;
@@ -39,6 +39,10 @@ export interface CliRunOptions {
   resume?: boolean;
   force?: boolean;
   shard?: string;
+  boxes?: string;
+  boxFormat: BoxFormat;
+  grid?: string;
+  gridNoFull?: boolean;
   quiet?: boolean;
   verbose?: boolean;
   layers?: boolean;

@@ -1,5 +1,7 @@
-/** One input: its position in the full input list (the manifest's `index`) and its path. */
-export interface WorkItem { index: number; path: string }
+import type { RegionPlan } from './boxes.js';
+
+/** One image of the run: its position in the full input list, its path, and (region runs) what to describe in it. */
+export interface WorkItem { index: number; path: string; regions?: RegionPlan }
 
 /** k of n, 1-based. */
 export interface ShardSpec { index: number; count: number }

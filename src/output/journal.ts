@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import type { FailureRecord, RunHeader, RunSummary } from './records.js';
+import { regionFields, type FailureRecord, type RunHeader, type RunSummary } from './records.js';
 
 /**
  * The journal is JSONL, one event a line, in input order: a `header` with the run's options, then
@@ -9,8 +9,8 @@ import type { FailureRecord, RunHeader, RunSummary } from './records.js';
  */
 export type JournalLine =
   | ({ type: 'header' } & RunHeader)
-  | { type: 'row'; row?: number; index: number; path: string; width: number; height: number; descriptor?: number[] }
-  | ({ type: 'failure' } & FailureRecord)
+  | { type: 'row'; row?: number; index: number; path: string; box_index?: number; box?: number[]; label?: string; width: number; height: number; descriptor?: number[] }
+  | { type: 'failure'; index: number; path: string; box_index?: number; box?: number[]; label?: string; boxes?: number; reason: string; error: string }
   | ({ type: 'summary' } & RunSummary);
 
 /** Where one writer's lines go: a file sink, or stdout. */
@@ -22,8 +22,20 @@ export function headerLine(header: RunHeader): string {
   return JSON.stringify({ type: 'header', ...header }) + '\n';
 }
 
+/** A failure's fields in the order every output writes them. */
+export function failureFields(rec: FailureRecord): Record<string, unknown> {
+  const boxes = rec.boxes !== undefined ? { boxes: rec.boxes } : {};
+  return { index: rec.index, path: rec.path, ...regionFields(rec.region), ...boxes, reason: rec.reason, error: rec.error };
+}
+
 export function failureLine(rec: FailureRecord): string {
-  return JSON.stringify({ type: 'failure', index: rec.index, path: rec.path, reason: rec.reason, error: rec.error }) + '\n';
+  return JSON.stringify({ type: 'failure', ...failureFields(rec) }) + '\n';
+}
+
+/** A journal line's region, back as a RegionRef (merge copies it on). */
+export function regionOfLine(line: { box_index?: number; box?: number[]; label?: string }): FailureRecord['region'] {
+  if (line.box_index === undefined) return undefined;
+  return { boxIndex: line.box_index, box: line.box ?? [], ...(line.label !== undefined ? { label: line.label } : {}) };
 }
 
 export function summaryLine(summary: RunSummary): string {

@@ -1,9 +1,9 @@
 import { rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { FileSink, partialPath } from './file-sink.js';
-import { failureLine, headerLine, readJournal, summaryLine } from './journal.js';
+import { failureFields, failureLine, headerLine, readJournal, summaryLine } from './journal.js';
 import { rowLine } from './jsonl-writer.js';
-import type { FailureRecord, OutputWriter, RowRecord, RunHeader, RunSummary } from './records.js';
+import { regionFields, type FailureRecord, type OutputWriter, type RowRecord, type RunHeader, type RunSummary } from './records.js';
 
 /** feats.json's journal: `.feats.json.journal.partial` (never renamed; removed once feats.json is complete). */
 export function jsonJournalPath(outputPath: string): string {
@@ -12,7 +12,7 @@ export function jsonJournalPath(outputPath: string): string {
 
 const journalName = (outputPath: string) => join(dirname(outputPath), `${basename(outputPath)}.journal`);
 
-type Item = { index: number; path: string; width: number; height: number; descriptor: number[] };
+type Item = { index: number; path: string; width: number; height: number; descriptor: number[] } & Record<string, unknown>;
 
 /** The one JSON object's pieces, so streaming and assembling from a journal give the same bytes. */
 const jsonText = {
@@ -20,7 +20,7 @@ const jsonText = {
   item: (item: Item, first: boolean) => `${first ? '\n' : ',\n'}${JSON.stringify(item)}`,
   tail: (failures: string[], summary: RunSummary) =>
     `\n],"failures":[${failures.length ? `\n${failures.join(',\n')}\n` : ''}],"summary":${JSON.stringify(summary)}}\n`,
-  failure: (f: FailureRecord) => JSON.stringify({ index: f.index, path: f.path, reason: f.reason, error: f.error }),
+  failure: (f: FailureRecord) => JSON.stringify(failureFields(f)),
 };
 
 /**
@@ -65,7 +65,7 @@ export class JsonWriter implements OutputWriter {
 
   async row(rec: RowRecord): Promise<void> {
     if (this.journal) return this.journal.append(rowLine(rec));
-    const item = { index: rec.index, path: rec.path, width: rec.width, height: rec.height, descriptor: Array.from(rec.descriptor) };
+    const item = { index: rec.index, path: rec.path, ...regionFields(rec.region), width: rec.width, height: rec.height, descriptor: Array.from(rec.descriptor) };
     await this.direct!.append(jsonText.item(item, this.count++ === 0));
   }
 
@@ -112,7 +112,10 @@ async function assemble(journalPath: string, header: RunHeader, summary: RunSumm
   });
   const failures: string[] = [];
   await readJournal(journalPath, ({ line }) => {
-    if (line.type === 'failure') failures.push(jsonText.failure(line));
+    if (line.type === 'failure') {
+      const { type: _t, ...fields } = line;
+      failures.push(JSON.stringify(fields));
+    }
   });
   await out.append(jsonText.tail(failures, summary));
 }

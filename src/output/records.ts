@@ -22,6 +22,28 @@ export interface RunHeader {
   inputs: number;
   /** Only in a `--shard k/n` run's output; a merge drops it. */
   shard?: { index: number; count: number };
+  /** Only with --pool gem. */
+  gemP?: number;
+  /** Only in a region run: `boxes` (--boxes) or `grid` (--grid); what the rows are. */
+  regions?: 'boxes' | 'grid';
+  /** --boxes runs: the box format the file's coordinates are in. */
+  boxFormat?: 'xyxy' | 'xywh';
+  /** --grid runs: `RxC`, and whether window 0 is the whole image. */
+  grid?: string;
+  gridFull?: boolean;
+}
+
+/** Which box of its image a record is (region runs): its position, the box as given, its label. */
+export interface RegionRef {
+  boxIndex: number;
+  box: readonly number[];
+  label?: string;
+}
+
+/** A region record's fields as the journal and the outputs spell them (snake_case, as numpy users read them). */
+export function regionFields(region: RegionRef | undefined): Record<string, unknown> {
+  if (!region) return {};
+  return { box_index: region.boxIndex, box: region.box, ...(region.label !== undefined ? { label: region.label } : {}) };
 }
 
 export interface RowRecord {
@@ -31,6 +53,8 @@ export interface RowRecord {
   width: number;
   height: number;
   descriptor: Float32Array;
+  /** Region runs: the box this row describes. */
+  region?: RegionRef;
 }
 
 export interface FailureRecord {
@@ -38,6 +62,10 @@ export interface FailureRecord {
   path: string;
   reason: string;
   error: string;
+  /** Region runs: the box that failed (an empty or inverted box), … */
+  region?: RegionRef;
+  /** … or, for an image that failed as a whole, how many boxes it takes with it. */
+  boxes?: number;
 }
 
 export interface RunSummary { rows: number; failures: number; complete: boolean }

@@ -10,8 +10,11 @@ import { manifestPathFor } from './manifest.js';
 import type { OutputFormat, RunHeader } from './records.js';
 import { flagOfHeaderField } from '../core/options.js';
 
-/** One input as the run sees it: its position in the full input list and its path. */
-export interface ResumeItem { index: number; path: string }
+/**
+ * One input as the run sees it: its position in the full input list and its path; in a region run,
+ * how many records (rows and box failures) it makes when it does not fail as a whole (default 1).
+ */
+export interface ResumeItem { index: number; path: string; records?: number }
 
 export type ResumeOutcome =
   | { kind: 'fresh' }
@@ -56,14 +59,23 @@ const foreign = (target: string, path: string, why: string) =>
 /** What the journal says, checked line by line against the options and the input list. */
 interface JournalState { startAt: number; rows: number; failures: number; journalBytes: number; complete: boolean; sawHeader: boolean }
 
+/** The records of the input being read: committed to the state once all of them are there. */
+interface OpenItem { lines: number; rows: number; failures: number }
+
+/**
+ * Reads the journal up to the last input whose records are all there (a region run writes several
+ * per image; a kill can leave an image half written, which is then done again) and, for .npy, whose
+ * rows all reached the data file (`rowsOnDisk`).
+ */
 async function walkJournal(
   path: string, target: string, header: RunHeader, items: readonly ResumeItem[], rowsOnDisk = Infinity,
 ): Promise<JournalState> {
   const s: JournalState = { startAt: 0, rows: 0, failures: 0, journalBytes: 0, complete: false, sawHeader: false };
+  let open: OpenItem = { lines: 0, rows: 0, failures: 0 };
   await readJournal(path, ({ line, end }: JournalEntry) => {
     if (!s.sawHeader) return checkHeader(line, path, target, header, s, end);
     if (line.type === 'summary') {
-      s.complete = line.complete === true && s.startAt === items.length;
+      s.complete = line.complete === true && s.startAt === items.length && open.lines === 0;
       return false;
     }
     if (line.type !== 'row' && line.type !== 'failure') return false;
@@ -73,13 +85,21 @@ async function walkJournal(
         'the input list changed; use --force to start over');
     }
     if (line.type === 'row') {
-      if (s.rows >= rowsOnDisk) return false; // journalled, but its bytes never reached the disk
-      s.rows++;
+      if (s.rows + open.rows >= rowsOnDisk) return false; // journalled, but its bytes never reached the disk
+      open.rows++;
     } else {
-      s.failures++;
+      open.failures++;
     }
-    s.startAt++;
-    s.journalBytes = end;
+    open.lines++;
+    // An image that failed as a whole is one record, however many boxes it had.
+    const whole = line.type === 'failure' && line.box_index === undefined;
+    if (whole || open.lines === (expected.records ?? 1)) {
+      s.rows += open.rows;
+      s.failures += open.failures;
+      s.startAt++;
+      s.journalBytes = end;
+      open = { lines: 0, rows: 0, failures: 0 };
+    }
   });
   return s;
 }

@@ -1,10 +1,13 @@
 import { readFile } from 'node:fs/promises';
+import { invalidParameterError } from '../core/invalid.js';
 import { decodeResolved, type DecodeOptions } from '../decode/decode.js';
 import { loadEngine, type EngineOptions } from '../backbone/load.js';
 import type { Backbone, BackboneInfo, RgbPixels } from '../backbone/contract.js';
 import { DEFAULT_LEVELS, NORMALIZE_MODES, POOL_MODES, findOption, optionName, type NameStyle, type NormalizeMode, type PoolMode } from '../core/options.js';
 import { resolveExtractorOptions, type ResolvedExtractorOptions, type ResolvedSppOptions } from '../core/resolve.js';
 import { descriptorLength, normalizeDescriptor, pyramidPool } from '../spp/spp.js';
+import { regionDescriptors, type Box, type RegionResult } from '../spp/regions.js';
+import type { DecodedImage } from '../decode/decode.js';
 
 /** @deprecated import them from the package root; kept for code that imported them from here. */
 export { DEFAULT_LEVELS, NORMALIZE_MODES, POOL_MODES };
@@ -13,6 +16,8 @@ export interface SppOptions {
   /** Pyramid levels, n×n bins each; default [1, 2, 4]. The paper uses e.g. [6, 3, 2, 1]. */
   levels?: readonly number[];
   pool?: PoolMode;
+  /** Exponent of pool 'gem' (default 3). */
+  gemP?: number;
   normalize?: NormalizeMode;
 }
 
@@ -59,6 +64,16 @@ export interface Extractor {
   extractDetailed(input: string | Buffer, label?: string): Promise<Extraction>;
   /** Descriptor of already decoded 8-bit RGB pixels (HWC). */
   extractPixels(image: RgbPixels): Promise<Float32Array>;
+  /**
+   * One descriptor per box ([x0, y0, x1, y1], pixels of the image as displayed: EXIF orientation
+   * applied), all from one forward pass: each box is mapped onto the feature map and pooled with
+   * the pyramid's levels inside it (see mapBoxToCells, poolWindow). Boxes are clipped to the image;
+   * a box that is empty, inverted, outside the image or not four finite numbers throws a RangeError
+   * naming it (regionsOfImage reports each box instead).
+   */
+  extractRegions(input: string | Buffer, boxes: readonly Box[]): Promise<Float32Array[]>;
+  /** Per box: its descriptor, or why it has none; for a decoded image (decodeImage's result). */
+  regionsOfImage(image: DecodedImage, boxes: readonly Box[]): Promise<RegionResult[]>;
   readonly backbone: Backbone;
   dispose(): Promise<void>;
 }
@@ -73,20 +88,35 @@ export async function createExtractor(options: ExtractorOptions = {}): Promise<E
 export async function openExtractor(
   o: ResolvedExtractorOptions, extra: Pick<EngineOptions, 'onWarning' | 'worker'> = {},
 ): Promise<Extractor> {
-  const { levels, pool, normalize, decode, ...model } = o;
+  const { levels, pool, gemP, normalize, decode, ...model } = o;
   const engineOptions: EngineOptions = { ...model, ...definedOnly(extra) };
   const { backbone, engine, fallbackReason, warnings = [] } = await loadEngine(engineOptions);
   const [mapSize, inputRangeHint] = await Promise.all([probeMapSize(backbone, decode), guessInputRangeHint(backbone.info)]);
   const info: ExtractorInfo = {
-    ...backbone.info, levels, pool, normalize, engine, ...(fallbackReason ? { engineFallback: fallbackReason } : {}), warnings,
+    ...backbone.info, levels, pool, gemP, normalize, engine, ...(fallbackReason ? { engineFallback: fallbackReason } : {}), warnings,
     dim: descriptorLength(backbone.info.channels, levels), decode,
     ...(mapSize ? { mapSize } : {}), ...(inputRangeHint ? { inputRangeHint } : {}),
   };
 
   const describe = async (image: RgbPixels) => {
     const map = await backbone.featureMap(image);
-    const descriptor = normalizeDescriptor(pyramidPool(map, levels, pool), normalize);
+    const descriptor = normalizeDescriptor(pyramidPool(map, levels, pool, gemP), normalize);
     return { descriptor, map };
+  };
+
+  const regionsOfImage = async (img: DecodedImage, boxes: readonly Box[]): Promise<RegionResult[]> => {
+    const map = await backbone.featureMap(img);
+    const image = { width: img.originalWidth, height: img.originalHeight };
+    return regionDescriptors(map, boxes, image, { width: img.width, height: img.height }, { levels, pool, gemP, normalize });
+  };
+
+  const extractRegions = async (input: string | Buffer, boxes: readonly Box[]): Promise<Float32Array[]> => {
+    if (!Array.isArray(boxes)) throw invalidParameterError('boxes', 'an array of [x0, y0, x1, y1] boxes', boxes);
+    const results = await regionsOfImage(await decodeResolved(input, decode, typeof input === 'string' ? input : undefined), boxes);
+    return results.map((r, k) => {
+      if (!r.ok) throw new RangeError(`boxes[${k}]: ${r.message}`);
+      return r.descriptor;
+    });
   };
 
   const extractDetailed = async (input: string | Buffer, label?: string): Promise<Extraction> => {
@@ -109,6 +139,8 @@ export async function openExtractor(
     extractDetailed,
     extract: async (input) => (await extractDetailed(input)).descriptor,
     extractPixels: async (image) => (await describe(image)).descriptor,
+    extractRegions,
+    regionsOfImage,
     dispose: async () => {
       await backbone.dispose();
     },

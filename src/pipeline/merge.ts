@@ -1,11 +1,12 @@
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { NPY_HEADER_BYTES } from '../output/npy.js';
-import { readJournalLines } from '../output/journal.js';
+import { readJournalLines, regionOfLine } from '../output/journal.js';
 import { headerDifferences, manifestPathFor, NpyWriter, type RunHeader, type RunSummary } from '../output/index.js';
 
 type Line = { type: string; [k: string]: unknown };
-type RowLine = { type: 'row'; row: number; index: number; path: string; width: number; height: number };
-type FailureLine = { type: 'failure'; index: number; path: string; reason: string; error: string };
+type RegionLine = { box_index?: number; box?: number[]; label?: string };
+type RowLine = { type: 'row'; row: number; index: number; path: string; width: number; height: number } & RegionLine;
+type FailureLine = { type: 'failure'; index: number; path: string; reason: string; error: string; boxes?: number } & RegionLine;
 
 interface ShardFile { path: string; header: RunHeader; records: (RowLine | FailureLine)[] }
 
@@ -47,16 +48,19 @@ export async function mergeShards(shardPaths: readonly string[], output: string,
 
   const header = base as RunHeader;
   const total = header.inputs;
-  const slots: { shard: number; rec: RowLine | FailureLine }[] = new Array(total);
+  // One slot per input: its records (several in a region run), all from one shard, in their order.
+  const slots: Slot[] = new Array(total);
   shards.forEach((s, shard) => {
     for (const rec of s.records) {
-      if (!(rec.index >= 0 && rec.index < total) || slots[rec.index]) {
+      const slot = slots[rec.index];
+      if (!(rec.index >= 0 && rec.index < total) || (slot && slot.shard !== shard)) {
         throw new Error(`merge: input ${rec.index} (${rec.path}) appears twice or out of range`);
       }
-      slots[rec.index] = { shard, rec };
+      if (slot) slot.recs.push(rec);
+      else slots[rec.index] = { shard, recs: [rec] };
     }
   });
-  const gap = slots.findIndex((s) => s === undefined);
+  const gap = Array.from(slots, (s) => s === undefined).indexOf(true);
   if (gap >= 0 || slots.length !== total) throw new Error(`merge: input ${gap} is in no shard`);
 
   const rowBytes = header.dim * (header.dtype === 'float16' ? 2 : 4);
@@ -81,22 +85,26 @@ export async function mergeShards(shardPaths: readonly string[], output: string,
   }
 }
 
+interface Slot { shard: number; recs: (RowLine | FailureLine)[] }
+
 /** Rows are copied as bytes from their shard, failures re-journalled, all in input order. */
-async function copyRecords(
-  writer: NpyWriter, slots: { shard: number; rec: RowLine | FailureLine }[], handles: FileHandle[], rowBytes: number,
-): Promise<RunSummary> {
+async function copyRecords(writer: NpyWriter, slots: Slot[], handles: FileHandle[], rowBytes: number): Promise<RunSummary> {
   let rows = 0;
   let failures = 0;
   const buf = Buffer.alloc(rowBytes);
-  for (const { shard, rec } of slots) {
-    if (rec.type === 'failure') {
-      await writer.failure({ index: rec.index, path: rec.path, reason: rec.reason, error: rec.error });
-      failures++;
-      continue;
+  for (const { shard, recs } of slots) {
+    for (const rec of recs) {
+      const region = regionOfLine(rec);
+      if (rec.type === 'failure') {
+        const boxes = rec.boxes !== undefined ? { boxes: rec.boxes } : {};
+        await writer.failure({ index: rec.index, path: rec.path, reason: rec.reason, error: rec.error, ...(region ? { region } : {}), ...boxes });
+        failures++;
+        continue;
+      }
+      await handles[shard].read(buf, 0, rowBytes, NPY_HEADER_BYTES + rec.row * rowBytes);
+      await writer.rawRow({ index: rec.index, path: rec.path, width: rec.width, height: rec.height, ...(region ? { region } : {}) }, buf);
+      rows++;
     }
-    await handles[shard].read(buf, 0, rowBytes, NPY_HEADER_BYTES + rec.row * rowBytes);
-    await writer.rawRow({ index: rec.index, path: rec.path, width: rec.width, height: rec.height }, buf);
-    rows++;
   }
   return { rows, failures, complete: true };
 }

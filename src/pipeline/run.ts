@@ -2,6 +2,8 @@ import { DecodeError, decodeResolved, type DecodedImage, type DecodeOptions } fr
 import type { WorkItem } from '../inputs/shard.js';
 import type { Extractor } from './extractor.js';
 import type { OutputWriter, RunSummary } from '../output/records.js';
+import { recordsOf } from '../inputs/boxes.js';
+import { plannedBoxes, regionRecords, tooSmallWindow, type RunRecord } from './regions.js';
 
 export interface RunProgress {
   /** Inputs finished by this run (rows and failures), of `total` this run has to do. */
@@ -25,6 +27,8 @@ export interface RunOptions {
   rowsBefore?: number;
   failuresBefore?: number;
   onFailure?: (path: string, reason: string, message: string) => void;
+  /** Region runs: said once, when a box's window has fewer cells than the finest level has bins. */
+  onWarning?: (message: string) => void;
   onProgress?: (p: RunProgress) => void;
   signal?: AbortSignal;
   /** A decode started before the model was loaded (prefetchDecode), for the item at `at`. */
@@ -53,9 +57,34 @@ async function decodeSafely(path: string, decode: DecodeOptions): Promise<Decode
   }
 }
 
-type Outcome =
-  | { ok: true; item: WorkItem; width: number; height: number; descriptor: Float32Array }
-  | { ok: false; item: WorkItem; reason: string; message: string };
+/** An item's records: one row, its box rows and failures, or one failure of the whole image. */
+type Outcome = { item: WorkItem; records: RunRecord[] };
+
+/** The image failed as a whole (decode, backbone): one record, which in a region run counts its boxes. */
+function failed(item: WorkItem, reason: string, message: string): Outcome {
+  const boxes = item.regions ? { boxes: recordsOf(item.regions) } : {};
+  return { item, records: [{ kind: 'failure', rec: { index: item.index, path: item.path, ...boxes, reason, error: message } }] };
+}
+
+/** One pass of the backbone: the image's row, or (region runs) a record per box. */
+async function describe(item: WorkItem, image: DecodedImage, extractor: Extractor, warnSmall: (m: string) => void): Promise<Outcome> {
+  const { index, path } = item;
+  const size = { width: image.originalWidth, height: image.originalHeight };
+  if (!item.regions) {
+    const descriptor = await extractor.extractPixels(image);
+    return { item, records: [{ kind: 'row', rec: { index, path, ...size, descriptor } }] };
+  }
+  const planned = plannedBoxes(item.regions, size.width, size.height);
+  const results = await extractor.regionsOfImage(image, planned.map((p) => p.xyxy));
+  const finest = Math.max(...extractor.info.levels);
+  const small = tooSmallWindow(results, finest);
+  if (small) {
+    const w = small.window;
+    warnSmall(`${path}: box ${small.box} spans ${w.x1 - w.x0}×${w.y1 - w.y0} cells of the feature map, fewer than the finest level's ` +
+      `${finest}×${finest} bins, so its bins repeat cells; small objects want a larger --size or --no-resize (said once)`);
+  }
+  return { item, records: regionRecords(item, image, planned, results) };
+}
 
 /**
  * Runs every item through the extractor into the writer. Not batching: decodes up to
@@ -84,19 +113,28 @@ export async function runExtraction(
     scheduled = first + 1;
   }
 
+  let imagesDone = 0;
+  let warned = false;
+  const warnSmall = (message: string) => {
+    if (!warned) opts.onWarning?.(message);
+    warned = true;
+  };
   const writeNext = async () => {
-    const outcome = await inFlight.shift()!;
-    const { item } = outcome;
-    if (outcome.ok) {
-      await writer.row({ index: item.index, path: item.path, width: outcome.width, height: outcome.height, descriptor: outcome.descriptor });
-      rows++;
-    } else {
-      failures++;
-      opts.onFailure?.(item.path, outcome.reason, outcome.message);
-      await writer.failure({ index: item.index, path: item.path, reason: outcome.reason, error: outcome.message });
+    const { records } = await inFlight.shift()!;
+    for (const r of records) {
+      if (r.kind === 'row') {
+        await writer.row(r.rec);
+        rows++;
+      } else {
+        failures++;
+        opts.onFailure?.(r.rec.path, r.rec.reason, r.rec.error);
+        await writer.failure(r.rec);
+      }
     }
+    // An image counts as done (img/s) unless it failed as a whole.
+    if (records.some((r) => r.kind === 'row' || r.rec.region)) imagesDone++;
     written++;
-    opts.onProgress?.({ done: written - first, total: items.length - first, imagesDone: rows - rowsBefore, rows, failures, elapsedMs: Date.now() - started });
+    opts.onProgress?.({ done: written - first, total: items.length - first, imagesDone, rows, failures, elapsedMs: Date.now() - started });
   };
 
   for (let next = first; next < items.length; next++) {
@@ -115,15 +153,11 @@ export async function runExtraction(
       decoded = await safeDecode(extractor, item.path);
     }
     if (decoded.ok) {
-      const { originalWidth: width, originalHeight: height } = decoded.image;
       inFlight.push(
-        extractor.extractPixels(decoded.image).then(
-          (descriptor): Outcome => ({ ok: true, item, width, height, descriptor }),
-          (err: Error): Outcome => ({ ok: false, item, reason: 'backbone', message: `${item.path}: backbone failed: ${err.message}` }),
-        ),
+        describe(item, decoded.image, extractor, warnSmall).catch((err: Error) => failed(item, 'backbone', `${item.path}: backbone failed: ${err.message}`)),
       );
     } else {
-      inFlight.push(Promise.resolve({ ok: false, item, reason: decoded.reason, message: decoded.message }));
+      inFlight.push(Promise.resolve(failed(item, decoded.reason, decoded.message)));
     }
     // Keep one image in the backbone while the one before it is pooled and written.
     while (inFlight.length > 1) await writeNext();

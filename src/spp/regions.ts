@@ -16,7 +16,8 @@
  * Checked against torchvision 0.14's roi_pool (fixtures/roi-golden.json, scripts/roi_golden.py).
  */
 
-import { avgPoolBin, binRange, descriptorLength, maxPoolBin, validateLevels, type FeatureMap } from './spp.js';
+import { checkOption, findOption, POOL_MODES, type NormalizeMode, type PoolMode } from '../core/options.js';
+import { binPooler, binRange, DEFAULT_GEM_P, descriptorLength, GEM_EPS, normalizeDescriptor, validateLevels, type FeatureMap } from './spp.js';
 
 /** [x0, y0, x1, y1] in image pixels (as displayed). */
 export type Box = readonly [x0: number, y0: number, x1: number, y1: number];
@@ -34,14 +35,10 @@ export interface CellWindow {
   y1: number;
 }
 
-/** Pooling inside a window's bins: the SPP modes plus generalized mean. */
-export const REGION_POOL_MODES = ['max', 'avg', 'gem'] as const;
-export type RegionPoolMode = (typeof REGION_POOL_MODES)[number];
-
-/** GeM's default exponent (Radenović et al. 2018 use p = 3). */
-export const DEFAULT_GEM_P = 3;
-/** GeM clamps each value to at least this before the power (as the paper's code does). */
-export const GEM_EPS = 1e-6;
+/** Pooling inside a window's bins: the SPP modes (max, avg, gem). */
+export const REGION_POOL_MODES = POOL_MODES;
+export type RegionPoolMode = PoolMode;
+export { DEFAULT_GEM_P, GEM_EPS };
 
 export type ClipFailure = 'not-finite' | 'inverted' | 'empty' | 'outside';
 
@@ -178,62 +175,31 @@ export function poolWindow(
   gemP: number = DEFAULT_GEM_P,
 ): Float32Array {
   validateLevels(levels);
-  if (!(REGION_POOL_MODES as readonly string[]).includes(pool)) {
-    throw new Error(`pool must be one of ${REGION_POOL_MODES.join(', ')}, got '${String(pool)}'`);
-  }
-  if (pool === 'gem' && !(typeof gemP === 'number' && Number.isFinite(gemP) && gemP > 0)) {
-    throw new Error(`gemP must be a finite number > 0, got '${String(gemP)}'`);
-  }
+  checkOption(findOption('pool'), pool, 'library');
+  if (pool === 'gem') checkOption(findOption('gemP'), gemP, 'library');
   checkWindow(map, window);
-  const { data, width: W, channels: C } = map;
-  const rowStride = W * C;
+  return windowPool(map, window, levels, pool, gemP);
+}
+
+/** poolWindow with levels, pool and gemP already checked (the pipeline checks them once per run). */
+export function windowPool(map: FeatureMap, window: CellWindow, levels: readonly number[], pool: PoolMode, gemP: number): Float32Array {
+  const C = map.channels;
+  const bin = binPooler(map, pool, gemP);
   const Lx = window.x1 - window.x0;
   const Ly = window.y1 - window.y0;
   const out = new Float32Array(descriptorLength(C, levels));
-  const acc = pool === 'max' ? null : new Float64Array(C);
-  const top = pool === 'gem' ? new Float64Array(C) : null;
   let o = 0;
   for (const n of levels) {
     for (let by = 0; by < n; by++) {
       const [ya, yb] = binRange(by, n, Ly);
-      const y0 = window.y0 + ya, y1 = window.y0 + yb;
       for (let bx = 0; bx < n; bx++) {
         const [xa, xb] = binRange(bx, n, Lx);
-        const x0 = window.x0 + xa, x1 = window.x0 + xb;
-        if (acc === null) maxPoolBin(data, rowStride, C, y0, y1, x0, x1, out, o);
-        else if (top === null) avgPoolBin(data, rowStride, C, y0, y1, x0, x1, acc, out, o);
-        else gemBin(data, rowStride, C, x0, x1, y0, y1, gemP, acc, top, out, o);
+        bin(window.y0 + ya, window.y0 + yb, window.x0 + xa, window.x0 + xb, out, o);
         o += C;
       }
     }
   }
   return out;
-}
-
-/** One GeM bin: two passes, the largest clamped value m first, then m · (mean (x'/m)^p)^(1/p). */
-function gemBin(
-  data: Float32Array, rowStride: number, C: number, x0: number, x1: number, y0: number, y1: number,
-  p: number, acc: Float64Array, top: Float64Array, out: Float32Array, o: number,
-): void {
-  top.fill(GEM_EPS);
-  for (let y = y0; y < y1; y++) {
-    for (let x = x0; x < x1; x++) {
-      const q = y * rowStride + x * C;
-      for (let c = 0; c < C; c++) top[c] = Math.max(top[c], data[q + c]); // NaN sticks
-    }
-  }
-  acc.fill(0);
-  for (let y = y0; y < y1; y++) {
-    for (let x = x0; x < x1; x++) {
-      const q = y * rowStride + x * C;
-      for (let c = 0; c < C; c++) acc[c] += Math.pow(Math.max(data[q + c], GEM_EPS) / top[c], p);
-    }
-  }
-  const count = (y1 - y0) * (x1 - x0);
-  for (let c = 0; c < C; c++) {
-    const m = top[c];
-    out[o + c] = m === Infinity ? Infinity : m * Math.pow(acc[c] / count, 1 / p);
-  }
 }
 
 /** Integer floor(j·L/k), exact for any sizes a JS number holds as an integer. */
@@ -247,14 +213,13 @@ function split(j: number, k: number, L: number): number {
  * then column — the order of their descriptors). Edge j of k over a side of L pixels is at
  * floor(j·L/k): whole pixels, the first at 0 and the last at L, so tiles share edges with no gap
  * or overlap and their sizes differ by at most one pixel (10 px in 3 → 3, 3, 4).
- * Needs rows ≤ height and cols ≤ width, so that every tile holds at least one pixel.
+ * With more rows than the image has pixels (or columns), some tiles are empty: clipBox reports them.
  * (Their windows on the map may share a cell: see mapBoxToCells.)
  */
 export function gridBoxes(width: number, height: number, rows: number, cols: number): Box[] {
   checkSize('image', { width, height });
-  for (const [k, v, max, side] of [['rows', rows, height, 'height'], ['cols', cols, width, 'width']] as const) {
+  for (const [k, v] of [['rows', rows], ['cols', cols]] as const) {
     if (!Number.isInteger(v) || v < 1) throw new Error(`grid ${k} must be a positive integer, got ${String(v)}`);
-    if (v > max) throw new Error(`grid ${k} (${v}) must not exceed the image ${side} (${max} px)`);
   }
   const boxes: Box[] = [];
   for (let r = 0; r < rows; r++) {
@@ -262,4 +227,31 @@ export function gridBoxes(width: number, height: number, rows: number, cols: num
     for (let c = 0; c < cols; c++) boxes.push([split(c, cols, width), y0, split(c + 1, cols, width), y1]);
   }
   return boxes;
+}
+
+/** One box's outcome: its descriptor and window, or why it has none (its failure record's reason). */
+export type RegionResult =
+  | { ok: true; descriptor: Float32Array; window: CellWindow }
+  | { ok: false; reason: ClipFailure; message: string };
+
+export interface RegionSpp {
+  levels: readonly number[];
+  pool: PoolMode;
+  gemP: number;
+  normalize: NormalizeMode;
+}
+
+/**
+ * Descriptors of `boxes` ([x0, y0, x1, y1] in pixels of the image as displayed, `image` its size)
+ * from the one feature map of that image fed at `input`'s size: clip, map to cells, pool, normalise.
+ * Options already checked. A box covering the whole image gives the image's own descriptor.
+ */
+export function regionDescriptors(map: FeatureMap, boxes: readonly Box[], image: Size, input: Size, spp: RegionSpp): RegionResult[] {
+  return boxes.map((box) => {
+    const clipped = clipBox(box, image);
+    if (!clipped.ok) return clipped;
+    const window = mapBoxToCells(clipped.box, image, input, map);
+    const descriptor = normalizeDescriptor(windowPool(map, window, spp.levels, spp.pool, spp.gemP), spp.normalize);
+    return { ok: true, descriptor, window };
+  });
 }

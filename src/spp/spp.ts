@@ -69,17 +69,23 @@ function edges(n: number, a: number): { starts: Int32Array; ends: Int32Array } {
  * Pools `map` into a fixed-length descriptor (layout in the file comment). Max pooling propagates
  * NaN like numpy/PyTorch; average pooling sums in float64 so large bins lose no precision.
  */
-export function spatialPyramidPool(map: FeatureMap, levels: readonly number[], pool: PoolMode): Float32Array {
+export function spatialPyramidPool(map: FeatureMap, levels: readonly number[], pool: PoolMode, gemP: number = DEFAULT_GEM_P): Float32Array {
   validateLevels(levels);
   checkOption(findOption('pool'), pool, 'library');
-  return pyramidPool(map, levels, pool);
+  if (pool === 'gem') checkOption(findOption('gemP'), gemP, 'library');
+  return pyramidPool(map, levels, pool, gemP);
 }
+
+/** GeM's default exponent (Radenović et al. 2018 use p = 3). */
+export const DEFAULT_GEM_P = 3;
+/** GeM clamps each value to at least this before the power (as the paper's code does). */
+export const GEM_EPS = 1e-6;
 
 /**
  * spatialPyramidPool with levels and pool already checked (the pipeline checks them once per run);
  * the map, which comes from the backbone, is still checked against its shape.
  */
-export function pyramidPool(map: FeatureMap, levels: readonly number[], pool: PoolMode): Float32Array {
+export function pyramidPool(map: FeatureMap, levels: readonly number[], pool: PoolMode, gemP: number = DEFAULT_GEM_P): Float32Array {
   validateMap(map);
   const C = map.channels;
   const out = new Float32Array(descriptorLength(C, levels));
@@ -99,29 +105,39 @@ export function pyramidPool(map: FeatureMap, levels: readonly number[], pool: Po
     }
     const finer = pool === 'max' ? [...done.keys()].find((f) => f % n === 0) : undefined;
     if (finer !== undefined) maxFromFiner(out, done.get(finer)!, finer, offsets[i], n, C);
-    else poolLevel(map, n, pool, out, offsets[i]);
+    else poolLevel(map, n, pool, gemP, out, offsets[i]);
     done.set(n, offsets[i]);
   }
   return out;
 }
 
 /** One level straight from the map. */
-function poolLevel(map: FeatureMap, n: number, pool: PoolMode, out: Float32Array, offset: number): void {
-  const { data, height: H, width: W, channels: C } = map;
-  const acc = pool === 'avg' ? new Float64Array(C) : null;
-  const rowStride = W * C;
+function poolLevel(map: FeatureMap, n: number, pool: PoolMode, gemP: number, out: Float32Array, offset: number): void {
+  const { height: H, width: W } = map;
+  const bin = binPooler(map, pool, gemP);
   const ys = edges(n, H);
   const xs = edges(n, W);
   let o = offset;
   for (let by = 0; by < n; by++) {
-    const y0 = ys.starts[by], y1 = ys.ends[by];
     for (let bx = 0; bx < n; bx++) {
-      const x0 = xs.starts[bx], x1 = xs.ends[bx];
-      if (acc === null) maxPoolBin(data, rowStride, C, y0, y1, x0, x1, out, o);
-      else avgPoolBin(data, rowStride, C, y0, y1, x0, x1, acc, out, o);
-      o += C;
+      bin(ys.starts[by], ys.ends[by], xs.starts[bx], xs.ends[bx], out, o);
+      o += map.channels;
     }
   }
+}
+
+/** Pools the cells [y0, y1) × [x0, x1) of an HWC map into out[o, o + C). */
+export type BinPooler = (y0: number, y1: number, x0: number, x1: number, out: Float32Array, o: number) => void;
+
+/** The bin pooler of a mode over one map, with its scratch buffers (shared with region pooling). */
+export function binPooler(map: FeatureMap, pool: PoolMode, gemP: number = DEFAULT_GEM_P): BinPooler {
+  const { data, width: W, channels: C } = map;
+  const rowStride = W * C;
+  if (pool === 'max') return (y0, y1, x0, x1, out, o) => maxPoolBin(data, rowStride, C, y0, y1, x0, x1, out, o);
+  const acc = new Float64Array(C);
+  if (pool === 'avg') return (y0, y1, x0, x1, out, o) => avgPoolBin(data, rowStride, C, y0, y1, x0, x1, acc, out, o);
+  const top = new Float64Array(C);
+  return (y0, y1, x0, x1, out, o) => gemPoolBin(data, rowStride, C, y0, y1, x0, x1, gemP, acc, top, out, o);
 }
 
 /**
@@ -159,6 +175,37 @@ export function avgPoolBin(
   }
   const count = (y1 - y0) * (x1 - x0);
   for (let c = 0; c < C; c++) out[o + c] = acc[c] / count;
+}
+
+/**
+ * Generalized mean (Radenović et al. 2018) over the same cells: (mean of max(x, 1e-6)^p)^(1/p), in
+ * float64. p = 1 is the average (of values ≥ 1e-6), p → ∞ the max; negative values count as 1e-6,
+ * so it suits non-negative (post-ReLU) maps. Computed as m · (mean (x'/m)^p)^(1/p) with m the bin's
+ * largest x' = max(x, 1e-6): the same number, without overflow for large p. NaN propagates.
+ */
+export function gemPoolBin(
+  data: Float32Array, rowStride: number, C: number, y0: number, y1: number, x0: number, x1: number,
+  p: number, acc: Float64Array, top: Float64Array, out: Float32Array, o: number,
+): void {
+  top.fill(GEM_EPS);
+  for (let y = y0; y < y1; y++) {
+    for (let x = x0; x < x1; x++) {
+      const q = y * rowStride + x * C;
+      for (let c = 0; c < C; c++) top[c] = Math.max(top[c], data[q + c]); // NaN sticks
+    }
+  }
+  acc.fill(0);
+  for (let y = y0; y < y1; y++) {
+    for (let x = x0; x < x1; x++) {
+      const q = y * rowStride + x * C;
+      for (let c = 0; c < C; c++) acc[c] += Math.pow(Math.max(data[q + c], GEM_EPS) / top[c], p);
+    }
+  }
+  const count = (y1 - y0) * (x1 - x0);
+  for (let c = 0; c < C; c++) {
+    const m = top[c];
+    out[o + c] = m === Infinity ? Infinity : m * Math.pow(acc[c] / count, 1 / p);
+  }
 }
 
 /** Max-pooled level n from the finer max-pooled level f = k·n already in `out`. */

@@ -12,7 +12,8 @@ import { createExtractor } from '../../src/pipeline/extractor.js';
 
 test('library errors name the property; each checked once where it enters (before any model loads)', async () => {
   await assert.rejects(createExtractor({ levels: [0] }), /^InvalidParameterError: levels must be a non-empty array of positive integers, got '0'$/m);
-  await assert.rejects(createExtractor({ pool: 'median' as never }), /Error: pool must be one of max, avg, got 'median'/);
+  await assert.rejects(createExtractor({ pool: 'median' as never }), /Error: pool must be one of max, avg, gem, got 'median'/);
+  await assert.rejects(createExtractor({ pool: 'gem', gemP: 0 }), /Error: gemP must be a finite number > 0, got '0'/);
   await assert.rejects(createExtractor({ decode: { size: 0 } }), /Error: decode\.size must be a positive integer, got '0'/);
   await assert.rejects(createExtractor({ decode: { background: 'teal' as never } }), /Error: decode\.background must be/);
   await assert.rejects(createExtractor({ inputRange: [1, 0] }), /Error: inputRange must be two numbers \[low, high\] with low < high, got '1,0'/);

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import {
-  clipBox, gridBoxes, mapBoxToCells, poolWindow, type Box, type CellWindow, type RegionPoolMode,
+  clipBox, gridBoxes, mapBoxToCells, poolWindow, regionDescriptors, type Box, type CellWindow, type RegionPoolMode,
 } from '../../src/spp/regions.js';
-import { descriptorLength, spatialPyramidPool, type FeatureMap } from '../../src/spp/spp.js';
+import { descriptorLength, normalizeDescriptor, spatialPyramidPool, type FeatureMap } from '../../src/spp/spp.js';
 import { fixture } from '../helpers/shared.js';
 
 interface GoldenBox {
@@ -252,8 +252,10 @@ describe('gridBoxes', () => {
     assert.deepEqual(gridBoxes(10, 4, 2, 3), [[0, 0, 3, 2], [3, 0, 6, 2], [6, 0, 10, 2], [0, 2, 3, 4], [3, 2, 6, 4], [6, 2, 10, 4]]);
   });
 
-  it('rejects more tiles than pixels and non-integers', () => {
-    assert.throws(() => gridBoxes(3, 10, 1, 4), /cols \(4\) must not exceed the image width \(3 px\)/);
+  it('gives empty tiles (failures of those boxes) when there are more tiles than pixels; rejects non-integers', () => {
+    const boxes = gridBoxes(3, 10, 1, 4);
+    assert.deepEqual(boxes, [[0, 0, 0, 10], [0, 0, 1, 10], [1, 0, 2, 10], [2, 0, 3, 10]]);
+    assert.deepEqual(boxes.map((b) => clipBox(b, { width: 3, height: 10 }).ok), [false, true, true, true]);
     assert.throws(() => gridBoxes(10, 10, 0, 1), /rows must be a positive integer/);
     assert.throws(() => gridBoxes(10, 10, 1.5, 1), /rows/);
   });
@@ -280,5 +282,40 @@ describe('clipBox', () => {
     assert.equal(reason([0, 0, 10] as unknown as Box), 'not-finite');
     const r = clipBox([20, 10, 10, 20], image);
     assert.ok(!r.ok && /\[20, 10, 10, 20\] is inverted/.test(r.message));
+  });
+});
+
+describe('whole-map pooling and regionDescriptors', () => {
+  it('spatialPyramidPool gem equals poolWindow over the whole map, bit for bit', () => {
+    for (const [h, w, c] of [[7, 7, 4], [3, 5, 2], [10, 7, 3]]) {
+      const map = randomMap(h, w, c, 31 * h + w, true);
+      for (const p of [1, 3, 7.5]) {
+        const whole = poolWindow(map, { x0: 0, y0: 0, x1: w, y1: h }, [1, 2, 4], 'gem', p);
+        assert.deepEqual(spatialPyramidPool(map, [1, 2, 4], 'gem', p), whole, `${h}x${w} p=${p}`);
+      }
+    }
+  });
+
+  it('a box covering the image gives the image descriptor (normalised too); bad boxes are failures with their reason', () => {
+    const map = randomMap(7, 10, 5, 3, false);
+    const image = { width: 640, height: 480 };
+    const input = { width: 299, height: 224 };
+    for (const pool of ['max', 'avg', 'gem'] as const) {
+      for (const normalize of ['none', 'l2', 'sqrt'] as const) {
+        const spp = { levels: [1, 2, 4], pool, gemP: 3, normalize };
+        const [whole, bigger, empty, inverted, outside, nan] = regionDescriptors(
+          map, [[0, 0, 640, 480], [-50, -50, 900, 900], [5, 5, 5, 9], [9, 9, 5, 5], [700, 0, 800, 10], [NaN, 0, 1, 1]], image, input, spp,
+        );
+        const expected = normalizeDescriptor(spatialPyramidPool(map, spp.levels, pool, 3), normalize);
+        assert.ok(whole.ok && bigger.ok);
+        assert.deepEqual(whole.descriptor, expected, `${pool}/${normalize}`);
+        assert.deepEqual(bigger.descriptor, expected, 'clipped to the image');
+        assert.deepEqual([empty, inverted, outside, nan].map((r) => (r.ok ? 'ok' : r.reason)), ['empty', 'inverted', 'outside', 'not-finite']);
+      }
+    }
+  });
+
+  it('the README\'s worked example: 640×480 → 299×224 → 10×7 cells; box [100, 50, 400, 300] → x [2, 7), y [1, 5)', () => {
+    assert.deepEqual(mapBoxToCells([100, 50, 400, 300], { width: 640, height: 480 }, { width: 299, height: 224 }, { width: 10, height: 7 }), { x0: 2, y0: 1, x1: 7, y1: 5 });
   });
 });

@@ -1,0 +1,186 @@
+/**
+ * `--boxes FILE`: which images to read and which boxes of each to describe. Two formats, told apart
+ * by the first non-blank line:
+ *
+ *   JSONL  {"path": "a.jpg", "boxes": [[x0, y0, x1, y1], ...], "labels": ["cat", ...]}   one image a line
+ *   CSV    path,x0,y0,x1,y1[,label]   (that header first; then one box a line; RFC 4180 quotes)
+ *
+ * Lines naming the same path are grouped, in order of first appearance. Relative paths resolve
+ * against the file's folder (the working directory for stdin). Coordinates are kept as given (the
+ * output records them so); a box that is not four finite numbers, or is empty or inverted, is that
+ * box's failure at run time, not an error here. A file that cannot be read as either format is an
+ * error naming the file and line. Parsing is pure (parseBoxes); readBoxesFile adds the I/O.
+ */
+import { readFile } from 'node:fs/promises';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import type { BoxFormat } from '../core/options.js';
+
+/** One box as the file gives it: numbers in the file's box format, and an optional label. */
+export interface GivenBox {
+  readonly values: readonly number[];
+  readonly label?: string;
+}
+
+export interface BoxedImage {
+  /** As resolved (absolute when the file named it relative to its folder). */
+  readonly path: string;
+  readonly boxes: readonly GivenBox[];
+}
+
+/** A boxes file that cannot be read: names the file and line. */
+export class BoxesFileError extends Error {
+  constructor(file: string, line: number | undefined, why: string) {
+    super(`--boxes ${file}${line === undefined ? '' : `:${line}`}: ${why}`);
+    this.name = 'BoxesFileError';
+  }
+}
+
+/** Box values as the file has them: numbers (JSON) or numeric text (CSV); anything else becomes NaN. */
+function toNumbers(v: unknown): number[] {
+  if (!Array.isArray(v)) return [NaN];
+  return v.map((x) => (typeof x === 'number' ? x : typeof x === 'string' && x.trim() !== '' ? Number(x) : NaN));
+}
+
+class Collector {
+  private readonly byPath = new Map<string, GivenBox[]>();
+  constructor(private readonly base: string | undefined) {}
+
+  add(path: string, box: GivenBox): void {
+    const resolved = this.base === undefined || isAbsolute(path) ? path : resolve(this.base, path);
+    let list = this.byPath.get(resolved);
+    if (!list) this.byPath.set(resolved, (list = []));
+    list.push(box);
+  }
+
+  /** An image line with no boxes still names the image (it becomes no rows, and no failures). */
+  touch(path: string): void {
+    const resolved = this.base === undefined || isAbsolute(path) ? path : resolve(this.base, path);
+    if (!this.byPath.has(resolved)) this.byPath.set(resolved, []);
+  }
+
+  images(): BoxedImage[] {
+    return [...this.byPath].map(([path, boxes]) => ({ path, boxes }));
+  }
+}
+
+function parseJsonl(text: string, file: string, into: Collector): void {
+  const lines = text.split('\n');
+  for (const [i, raw] of lines.entries()) {
+    const line = raw.trim();
+    if (line === '') continue;
+    const at = i + 1;
+    let rec: { path?: unknown; boxes?: unknown; labels?: unknown };
+    try {
+      rec = JSON.parse(line) as typeof rec;
+    } catch {
+      throw new BoxesFileError(file, at, 'not a JSON object (JSONL: one {"path", "boxes"} object a line)');
+    }
+    if (rec === null || typeof rec !== 'object' || Array.isArray(rec)) throw new BoxesFileError(file, at, 'not a JSON object');
+    if (typeof rec.path !== 'string' || rec.path === '') throw new BoxesFileError(file, at, '"path" must be a non-empty string');
+    if (!Array.isArray(rec.boxes)) throw new BoxesFileError(file, at, '"boxes" must be an array of [x0, y0, x1, y1] arrays');
+    const labels = rec.labels;
+    if (labels !== undefined && !(Array.isArray(labels) && labels.length === rec.boxes.length && labels.every((l) => typeof l === 'string'))) {
+      throw new BoxesFileError(file, at, `"labels" must be an array of ${rec.boxes.length} strings, one per box`);
+    }
+    into.touch(rec.path);
+    rec.boxes.forEach((b, k) => into.add(rec.path as string, { values: toNumbers(b), ...(labels ? { label: labels[k] as string } : {}) }));
+  }
+}
+
+/** One CSV record's fields (RFC 4180: quotes around fields holding commas or quotes, "" for a quote). */
+export function csvFields(line: string): string[] | undefined {
+  const fields: string[] = [];
+  let i = 0;
+  for (;;) {
+    if (line[i] === '"') {
+      let value = '';
+      i++;
+      for (;;) {
+        const q = line.indexOf('"', i);
+        if (q < 0) return undefined; // unterminated quote
+        value += line.slice(i, q);
+        if (line[q + 1] === '"') {
+          value += '"';
+          i = q + 2;
+          continue;
+        }
+        i = q + 1;
+        break;
+      }
+      fields.push(value);
+      if (i === line.length) return fields;
+      if (line[i] !== ',') return undefined;
+      i++;
+    } else {
+      const comma = line.indexOf(',', i);
+      if (comma < 0) return [...fields, line.slice(i)];
+      fields.push(line.slice(i, comma));
+      i = comma + 1;
+    }
+  }
+}
+
+const CSV_HEADER = ['path', 'x0', 'y0', 'x1', 'y1'];
+
+function parseCsv(text: string, file: string, into: Collector): void {
+  const lines = text.split('\n').map((l) => l.replace(/\r$/, ''));
+  const first = lines.findIndex((l) => l.trim() !== '');
+  const header = csvFields(lines[first])?.map((f) => f.trim().toLowerCase());
+  const labelled = header?.length === 6 && header[5] === 'label';
+  if (!header || !(header.length === 5 || labelled) || !CSV_HEADER.every((h, k) => header[k] === h)) {
+    throw new BoxesFileError(file, first + 1, 'a CSV boxes file starts with the header path,x0,y0,x1,y1[,label] (or use JSONL)');
+  }
+  for (let i = first + 1; i < lines.length; i++) {
+    if (lines[i].trim() === '') continue;
+    const f = csvFields(lines[i]);
+    if (!f || f.length !== header.length) throw new BoxesFileError(file, i + 1, `expected ${header.length} comma-separated fields (${header.join(',')})`);
+    if (f[0] === '') throw new BoxesFileError(file, i + 1, 'empty path');
+    into.add(f[0], { values: toNumbers(f.slice(1, 5)), ...(labelled ? { label: f[5] } : {}) });
+  }
+}
+
+/**
+ * The images and boxes a boxes file names, in order of first appearance. `base`: the folder relative
+ * paths resolve against (undefined keeps them as written). `file` names the source in errors.
+ */
+export function parseBoxes(text: string, file: string, base?: string): BoxedImage[] {
+  const into = new Collector(base);
+  const first = text.replace(/^\uFEFF/, '').trimStart();
+  if (first === '') return [];
+  if (first.startsWith('{')) parseJsonl(text.replace(/^\uFEFF/, ''), file, into);
+  else parseCsv(text.replace(/^\uFEFF/, ''), file, into);
+  return into.images();
+}
+
+/** Reads `--boxes FILE` (or `-`, stdin): relative paths against the file's folder, or the working directory for stdin. */
+export async function readBoxesFile(file: string, stdin: NodeJS.ReadableStream = process.stdin): Promise<BoxedImage[]> {
+  if (file === '-') {
+    const chunks: Buffer[] = [];
+    for await (const c of stdin as AsyncIterable<Buffer | string>) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c));
+    return parseBoxes(Buffer.concat(chunks).toString('utf8'), '-', process.cwd());
+  }
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new BoxesFileError(file, undefined, `cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  return parseBoxes(text, file, dirname(resolve(file)));
+}
+
+/** Box values in the file's format → [x0, y0, x1, y1]; xywh adds width and height. Other lengths pass through (a failure later). */
+export function toXyxy(values: readonly number[], format: BoxFormat): number[] {
+  if (format === 'xyxy' || values.length !== 4) return [...values];
+  const [x, y, w, h] = values;
+  return [x, y, x + w, y + h];
+}
+
+/** What a region run describes in each image: the boxes a file gives, or an even grid. */
+export type RegionPlan =
+  | { readonly kind: 'boxes'; readonly boxes: readonly GivenBox[]; readonly format: BoxFormat }
+  | { readonly kind: 'grid'; readonly rows: number; readonly cols: number; readonly full: boolean };
+
+/** How many records (rows or box failures) an image makes under `plan`, unless it fails as a whole. */
+export function recordsOf(plan: RegionPlan): number {
+  return plan.kind === 'boxes' ? plan.boxes.length : plan.rows * plan.cols + (plan.full ? 1 : 0);
+}

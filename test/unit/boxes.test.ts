@@ -1,0 +1,90 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { BoxesFileError, csvFields, parseBoxes, recordsOf, toXyxy } from '../../src/inputs/boxes.js';
+import { parseGrid } from '../../src/core/options.js';
+
+describe('parseBoxes: JSONL', () => {
+  it('groups lines of one path in order of first appearance; labels ride along; relative paths resolve against the base', () => {
+    const text = [
+      '{"path": "a.jpg", "boxes": [[0, 0, 10, 10], [1.5, 2, 3, 4]], "labels": ["cat", "dog"]}',
+      '',
+      '{"path": "/abs/b.png", "boxes": [[5, 5, 6, 6]]}',
+      '{"path": "a.jpg", "boxes": [[7, 7, 8, 8]], "labels": ["owl"]}',
+    ].join('\n');
+    assert.deepEqual(parseBoxes(text, 'f.jsonl', '/data'), [
+      { path: '/data/a.jpg', boxes: [{ values: [0, 0, 10, 10], label: 'cat' }, { values: [1.5, 2, 3, 4], label: 'dog' }, { values: [7, 7, 8, 8], label: 'owl' }] },
+      { path: '/abs/b.png', boxes: [{ values: [5, 5, 6, 6] }] },
+    ]);
+  });
+
+  it('keeps odd box values for the run to record as that box\'s failure; an image with no boxes is listed with none', () => {
+    const [img, empty] = parseBoxes('{"path":"a","boxes":[[1,2,3],["4","5","x","7"],null]}\n{"path":"b","boxes":[]}\n', 'f');
+    assert.equal(img.boxes[0].values.length, 3);
+    assert.deepEqual(img.boxes[1].values.slice(0, 2), [4, 5]);
+    assert.ok(Number.isNaN(img.boxes[1].values[2]));
+    assert.ok(img.boxes[2].values.every(Number.isNaN));
+    assert.deepEqual(empty, { path: 'b', boxes: [] });
+  });
+
+  it('refuses a line that is not an object with a path and a boxes array, naming the file and line', () => {
+    const cases: [string, RegExp][] = [
+      ['{"path":"a","boxes":[]}\n{not json', /^--boxes f\.jsonl:2: not a JSON object/],
+      ['{"boxes":[]}', /^--boxes f\.jsonl:1: "path" must be a non-empty string/],
+      ['{"path":"a","boxes":{}}', /:1: "boxes" must be an array/],
+      ['{"path":"a","boxes":[[0,0,1,1]],"labels":["x","y"]}', /:1: "labels" must be an array of 1 strings/],
+      ['{"path":"a","boxes":[[0,0,1,1]]}\n[1,2]', /:2: not a JSON object/],
+    ];
+    for (const [text, message] of cases) {
+      assert.throws(() => parseBoxes(text, 'f.jsonl'), (err: Error) => err instanceof BoxesFileError && message.test(err.message), text);
+    }
+  });
+});
+
+describe('parseBoxes: CSV', () => {
+  it('one box a line with the header path,x0,y0,x1,y1[,label]; quoted fields; CRLF; a BOM', () => {
+    const text = '\uFEFFpath,x0,y0,x1,y1,label\r\n"dir, with comma/a.jpg",0,0,10,10,"say ""hi"""\r\nb.jpg,1,2,3,4,\r\n"dir, with comma/a.jpg",5,5,9,9,cat\r\n';
+    assert.deepEqual(parseBoxes(text, 'f.csv', '/base'), [
+      { path: '/base/dir, with comma/a.jpg', boxes: [{ values: [0, 0, 10, 10], label: 'say "hi"' }, { values: [5, 5, 9, 9], label: 'cat' }] },
+      { path: '/base/b.jpg', boxes: [{ values: [1, 2, 3, 4], label: '' }] },
+    ]);
+    assert.deepEqual(parseBoxes('path,x0,y0,x1,y1\na.jpg,1,2,3,4\n', 'f.csv'), [{ path: 'a.jpg', boxes: [{ values: [1, 2, 3, 4] }] }]);
+  });
+
+  it('refuses a missing header, a wrong field count, an unterminated quote, an empty path', () => {
+    const cases: [string, RegExp][] = [
+      ['a.jpg,1,2,3,4', /^--boxes f\.csv:1: a CSV boxes file starts with the header path,x0,y0,x1,y1\[,label\]/],
+      ['path,x0,y0,x1,y1\na.jpg,1,2,3', /^--boxes f\.csv:2: expected 5 comma-separated fields/],
+      ['path,x0,y0,x1,y1\n"a.jpg,1,2,3,4', /:2: expected 5/],
+      ['path,x0,y0,x1,y1\n,1,2,3,4', /:2: empty path/],
+    ];
+    for (const [text, message] of cases) {
+      assert.throws(() => parseBoxes(text, 'f.csv'), (err: Error) => err instanceof BoxesFileError && message.test(err.message), text);
+    }
+    assert.deepEqual(csvFields('a,"b""c",,d'), ['a', 'b"c', '', 'd']);
+    assert.equal(csvFields('"a'), undefined);
+    assert.equal(csvFields('"a"b'), undefined);
+  });
+
+  it('an empty file names no images', () => {
+    assert.deepEqual(parseBoxes('', 'f'), []);
+    assert.deepEqual(parseBoxes('\n  \n', 'f'), []);
+  });
+});
+
+describe('box formats, grids and record counts', () => {
+  it('xywh adds width and height; xyxy and odd lengths pass through', () => {
+    assert.deepEqual(toXyxy([10, 20, 30, 40], 'xywh'), [10, 20, 40, 60]);
+    assert.deepEqual(toXyxy([10, 20, 30, 40], 'xyxy'), [10, 20, 30, 40]);
+    assert.deepEqual(toXyxy([10, 20, -5, 40], 'xywh'), [10, 20, 5, 60], 'negative width: an inverted box, recorded as its failure');
+    assert.deepEqual(toXyxy([1, 2, 3], 'xywh'), [1, 2, 3]);
+  });
+
+  it('--grid RxC parses rows and columns; the grid makes R·C records, plus one for the whole image', () => {
+    assert.deepEqual(parseGrid('2x3'), { rows: 2, cols: 3 });
+    assert.deepEqual(parseGrid(' 4 × 4 '), { rows: 4, cols: 4 });
+    for (const bad of ['0x2', '2', '2x', 'ax2', '2x2x2', '-1x2', '1.5x2', '200x200']) assert.equal(parseGrid(bad), undefined, bad);
+    assert.equal(recordsOf({ kind: 'grid', rows: 2, cols: 3, full: true }), 7);
+    assert.equal(recordsOf({ kind: 'grid', rows: 2, cols: 3, full: false }), 6);
+    assert.equal(recordsOf({ kind: 'boxes', boxes: [{ values: [0, 0, 1, 1] }, { values: [] }], format: 'xyxy' }), 2);
+  });
+});
