@@ -10,3 +10,8 @@ export { expandInputs } from './inputs/expand.js';
 export { MODEL_REGISTRY, DEFAULT_MODEL_ID, type RegistryEntry } from './backbone/registry.js';
 export { loadBackbone, type Backbone, type BackboneInfo, type BackboneOptions } from './backbone/tfjs/backbone.js';
 export { runExtraction, runBatch, type RunOptions, type RunProgress, type WorkItem } from './pipeline/run.js';
+export {
+  mapBoxToCells, poolWindow, clipBox, gridBoxes, regionDescriptors, DEFAULT_GEM_P,
+  type Box, type CellWindow, type ClipResult, type RegionResult, type Size,
+} from './spp/regions.js';
+export { parseBoxes, readBoxesFile, BoxesFileError, type BoxedImage, type GivenBox } from './inputs/boxes.js';
