@@ -11,6 +11,8 @@ const EXAMPLES: Record<CommandName, readonly (readonly [string, string])[]> = {
     ["spp-extract 'data/**/*.jpg' --levels 6,3,2,1 -o feats.npy", "a quoted glob; the paper's pyramid"],
     ['spp-extract images/ -o feats.npy --resume', 'finish an interrupted run'],
     ['spp-extract images/ --shard auto/8 -o feats-{shard}.npy', 'one shard of an array job'],
+    ['spp-extract --boxes boxes.jsonl --size 448 -o regions.npy', 'one row per box, one forward pass per image'],
+    ['spp-extract images/ --grid 2x2 -o quadrants.npy', 'the whole image, then its 4 quadrants'],
     ['spp-extract help info', 'help for a command (info, merge)'],
   ],
   info: [
