@@ -36,6 +36,10 @@ export interface BackboneInfo {
   readonly channels: number;
   readonly inputRange: InputRange;
   readonly inputRangeSource: InputRangeSource;
+  /** A user's .onnx model only: its input layout and per-channel normalisation (they change every descriptor). */
+  readonly inputLayout?: 'nhwc' | 'nchw';
+  readonly mean?: readonly number[];
+  readonly std?: readonly number[];
 }
 
 /** One entry of `info --layers`: a layer / node / graph output that could be the feature map. */

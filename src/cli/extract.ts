@@ -38,6 +38,9 @@ function runHeader(info: Extractor['info'], o: Options, inputs: number, shard: S
   };
   // Only where they apply, so the header of a plain run reads as it always has.
   if (info.pool === 'gem') header.gemP = info.gemP;
+  if ((info as { onnxSource?: string }).onnxSource === 'user') {
+    Object.assign(header, { inputLayout: info.inputLayout, ...(info.mean ? { mean: info.mean } : {}), ...(info.std ? { std: info.std } : {}) });
+  }
   if (o.boxes !== undefined) Object.assign(header, { regions: 'boxes', boxFormat: o.boxFormat });
   if (o.grid !== undefined) Object.assign(header, { regions: 'grid', grid: o.grid, gridFull: o.gridNoFull !== true });
   return header;

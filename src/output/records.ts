@@ -24,6 +24,10 @@ export interface RunHeader {
   shard?: { index: number; count: number };
   /** Only with --pool gem. */
   gemP?: number;
+  /** Only for a user's .onnx model: how its input is laid out and normalised. */
+  inputLayout?: 'nhwc' | 'nchw';
+  mean?: readonly number[];
+  std?: readonly number[];
   /** Only in a region run: `boxes` (--boxes) or `grid` (--grid); what the rows are. */
   regions?: 'boxes' | 'grid';
   /** --boxes runs: the box format the file's coordinates are in. */

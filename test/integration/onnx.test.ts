@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { readArtifacts } from '../../src/backbone/artifacts.js';
@@ -356,6 +356,18 @@ test('onnx: a user .onnx runs with nchw/nhwc layout and mean/std normalisation',
     }
   }
   await assert.rejects(loadOnnxBackbone({ model: write('x.onnx', false), threads: 1, layer: 'nope' }), /'nope' is not an output .*outputs: feat/);
+
+  // The run header records what changes every descriptor of a user .onnx, so --resume compares it.
+  const out = join(dir, 'u.npy');
+  const image = fixture('images', 'red-64x48.png');
+  const model = join(dir, 'nhwc.onnx');
+  const first = await runCli([image, '-o', out, '--model', model, '--mean', mean.join(','), '--std', std.join(','), '-q']);
+  assert.equal(first.code, 0, first.stderr);
+  const header = JSON.parse(readFileSync(out.replace('.npy', '.manifest.jsonl'), 'utf8').split('\n')[0]);
+  assert.deepEqual([header.inputLayout, header.mean, header.std], ['nhwc', mean, std]);
+  const other = await runCli([image, '-o', out, '--model', model, '--mean', '0.5', '--std', std.join(','), '--resume']);
+  assert.equal(other.code, 1);
+  assert.match(other.stderr, /--resume: .* different options \(--mean: \[0\.485,0\.456,0\.406\] before, \[0\.5,0\.5,0\.5\] now\)/);
 });
 
 test('engine auto: ONNX Runtime when the model converts, else tfjs with the reason; --engine onnx fails clearly', async () => {
