@@ -72,8 +72,9 @@ export function removeDir(dir: string): void {
   rmSync(dir, { recursive: true, force: true });
 }
 
-// GNU time writes the child's ru_maxrss (KiB); present on most Linux machines. Without it we fall
-// back to what the child reports itself (the CLI's `-v` summary, or a bench child's JSON line).
+// GNU time writes the child's ru_maxrss (KiB) and its user and system CPU seconds; present on most
+// Linux machines. Without it we fall back to what the child reports itself (the CLI's `-v` summary,
+// or a bench child's JSON line), and the child's CPU time is unknown.
 const GNU_TIME = '/usr/bin/time';
 export const HAVE_GNU_TIME = existsSync(GNU_TIME);
 
@@ -82,18 +83,34 @@ export interface ChildRun {
   wallMs: number;
   /** Peak RSS in KiB from GNU time; undefined without it (use the child's own report). */
   timeMaxRssKiB?: number;
+  /** User + system CPU ms of the child (every thread), from GNU time (10 ms resolution); undefined without it. */
+  cpuMs?: number;
   stdout: string;
   stderr: string;
 }
 
+/** GNU time's `%M %U %S` line (the file is removed); fields it lacks stay undefined. */
+function readGnuTime(file: string): Pick<ChildRun, 'timeMaxRssKiB' | 'cpuMs'> {
+  try {
+    // GNU time may prefix "Command exited with non-zero status N"; the numbers are the last line.
+    const last = readFileSync(file, 'utf8').trim().split('\n').at(-1) ?? '';
+    const m = /^(\d+) ([\d.]+) ([\d.]+)$/.exec(last);
+    return m ? { timeMaxRssKiB: Number(m[1]), cpuMs: 1000 * (Number(m[2]) + Number(m[3])) } : {};
+  } catch {
+    return {}; // no file: fall back to the child's report
+  } finally {
+    rmSync(file, { force: true });
+  }
+}
+
 /**
  * Runs `node args…` as a child, with stdin from `input`, and measures its wall time (spawn to
- * exit, so process start-up and model loading count, as a user would see them) and peak RSS.
+ * exit, so process start-up and model loading count, as a user would see them), peak RSS and CPU time.
  */
 export function runNode(args: string[], opts: { input?: string; cwd?: string; tmp: string } ): Promise<ChildRun> {
   const rssFile = join(opts.tmp, `rss-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}.txt`);
   const [cmd, argv] = HAVE_GNU_TIME
-    ? [GNU_TIME, ['-f', '%M', '-o', rssFile, process.execPath, ...args]]
+    ? [GNU_TIME, ['-f', '%M %U %S', '-o', rssFile, process.execPath, ...args]]
     : [process.execPath, args];
   return new Promise((resolvePromise, reject) => {
     const t0 = performance.now();
@@ -105,18 +122,8 @@ export function runNode(args: string[], opts: { input?: string; cwd?: string; tm
     child.on('error', reject);
     child.on('close', (code) => {
       const wallMs = performance.now() - t0;
-      let timeMaxRssKiB: number | undefined;
-      if (HAVE_GNU_TIME) {
-        try {
-          // GNU time may prefix "Command exited with non-zero status N"; the number is the last line.
-          const last = readFileSync(rssFile, 'utf8').trim().split('\n').at(-1) ?? '';
-          if (/^\d+$/.test(last)) timeMaxRssKiB = Number(last);
-        } catch {
-          /* no file: fall back to the child's report */
-        }
-        rmSync(rssFile, { force: true });
-      }
-      resolvePromise({ code, wallMs, timeMaxRssKiB, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
+      const timed = HAVE_GNU_TIME ? readGnuTime(rssFile) : {};
+      resolvePromise({ code, wallMs, ...timed, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
     });
     child.stdin.on('error', () => undefined); // a child that exits early must not crash the bench
     child.stdin.end(opts.input ?? '');
