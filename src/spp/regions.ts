@@ -17,7 +17,7 @@
  */
 
 import { checkOption, findOption, POOL_MODES, type NormalizeMode, type PoolMode } from '../core/options.js';
-import { binPooler, binRange, DEFAULT_GEM_P, descriptorLength, GEM_EPS, normalizeDescriptor, validateLevels, type FeatureMap } from './spp.js';
+import { DEFAULT_GEM_P, GEM_EPS, normalizeDescriptor, pyramidPoolWindow, validateLevels, type CellWindow, type FeatureMap } from './spp.js';
 
 /** [x0, y0, x1, y1] in image pixels (as displayed). */
 export type Box = readonly [x0: number, y0: number, x1: number, y1: number];
@@ -27,13 +27,7 @@ export interface Size {
   height: number;
 }
 
-/** Cells of the feature map, ends exclusive: columns [x0, x1), rows [y0, y1). */
-export interface CellWindow {
-  x0: number;
-  y0: number;
-  x1: number;
-  y1: number;
-}
+export type { CellWindow };
 
 /** Pooling inside a window's bins: the SPP modes (max, avg, gem). */
 export const REGION_POOL_MODES = POOL_MODES;
@@ -183,23 +177,7 @@ export function poolWindow(
 
 /** poolWindow with levels, pool and gemP already checked (the pipeline checks them once per run). */
 export function windowPool(map: FeatureMap, window: CellWindow, levels: readonly number[], pool: PoolMode, gemP: number): Float32Array {
-  const C = map.channels;
-  const bin = binPooler(map, pool, gemP);
-  const Lx = window.x1 - window.x0;
-  const Ly = window.y1 - window.y0;
-  const out = new Float32Array(descriptorLength(C, levels));
-  let o = 0;
-  for (const n of levels) {
-    for (let by = 0; by < n; by++) {
-      const [ya, yb] = binRange(by, n, Ly);
-      for (let bx = 0; bx < n; bx++) {
-        const [xa, xb] = binRange(bx, n, Lx);
-        bin(window.y0 + ya, window.y0 + yb, window.x0 + xa, window.x0 + xb, out, o);
-        o += C;
-      }
-    }
-  }
-  return out;
+  return pyramidPoolWindow(map, window, levels, pool, gemP);
 }
 
 /** Integer floor(j·L/k), exact for any sizes a JS number holds as an integer. */

@@ -87,10 +87,28 @@ export const GEM_EPS = 1e-6;
  */
 export function pyramidPool(map: FeatureMap, levels: readonly number[], pool: PoolMode, gemP: number = DEFAULT_GEM_P): Float32Array {
   validateMap(map);
+  return pyramidPoolWindow(map, { x0: 0, y0: 0, x1: map.width, y1: map.height }, levels, pool, gemP);
+}
+
+/** Cells of a feature map, ends exclusive: columns [x0, x1), rows [y0, y1). */
+export interface CellWindow {
+  x0: number;
+  y0: number;
+  x1: number;
+  y1: number;
+}
+
+/**
+ * The pyramid over a window of the map (the whole map for spatialPyramidPool, a box's cells for
+ * region pooling): level n's bins split the window's width and height as binRange does. Window
+ * and options already checked.
+ */
+export function pyramidPoolWindow(map: FeatureMap, window: CellWindow, levels: readonly number[], pool: PoolMode, gemP: number): Float32Array {
   const C = map.channels;
   const out = new Float32Array(descriptorLength(C, levels));
   const offsets: number[] = [];
   levels.reduce((o, n) => (offsets.push(o), o + n * n * C), 0);
+  const bin = binPooler(map, pool, gemP);
 
   // Max pooling: bin i of level m is exactly the union of bins i·k … i·k+k−1 of level n = k·m
   // (their edges telescope), so a coarse level is the max over k×k blocks of a finer one already
@@ -105,23 +123,21 @@ export function pyramidPool(map: FeatureMap, levels: readonly number[], pool: Po
     }
     const finer = pool === 'max' ? [...done.keys()].find((f) => f % n === 0) : undefined;
     if (finer !== undefined) maxFromFiner(out, done.get(finer)!, finer, offsets[i], n, C);
-    else poolLevel(map, n, pool, gemP, out, offsets[i]);
+    else poolLevel(bin, window, n, C, out, offsets[i]);
     done.set(n, offsets[i]);
   }
   return out;
 }
 
-/** One level straight from the map. */
-function poolLevel(map: FeatureMap, n: number, pool: PoolMode, gemP: number, out: Float32Array, offset: number): void {
-  const { height: H, width: W } = map;
-  const bin = binPooler(map, pool, gemP);
-  const ys = edges(n, H);
-  const xs = edges(n, W);
+/** One level straight from the map's cells in `window`. */
+function poolLevel(bin: BinPooler, window: CellWindow, n: number, C: number, out: Float32Array, offset: number): void {
+  const ys = edges(n, window.y1 - window.y0);
+  const xs = edges(n, window.x1 - window.x0);
   let o = offset;
   for (let by = 0; by < n; by++) {
     for (let bx = 0; bx < n; bx++) {
-      bin(ys.starts[by], ys.ends[by], xs.starts[bx], xs.ends[bx], out, o);
-      o += map.channels;
+      bin(window.y0 + ys.starts[by], window.y0 + ys.ends[by], window.x0 + xs.starts[bx], window.x0 + xs.ends[bx], out, o);
+      o += C;
     }
   }
 }
