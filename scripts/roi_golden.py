@@ -8,18 +8,22 @@ What is independent of src/spp/regions.ts and what is not:
   * The window of each box (which map cells it covers) is read off torchvision itself: a probe map
     whose cells hold their own column (row) index is max-pooled to 1x1 with roi_pool over the box,
     once with spatial_scale = map.width / input.width for the columns and once with
-    map.height / input.height for the rows (roi_pool takes one scale; ours is per axis). The probe
-    gives roi_pool's RoI as clipped to the map: [round(x0*s), round(x1*s) + 1) with C's round
-    (half away from zero), the RoI's end being inclusive as in Fast R-CNN.
-    When that RoI lies wholly past the map (a box in the last half cell of the right or bottom
-    edge), roi_pool pools nothing and returns zeros; our rule keeps the nearest cell instead, and
-    the case says torchvisionEmpty. The script asserts that the probe equals the formula above.
+    map.height / input.height for the rows (roi_pool takes one scale; ours is per axis).
+    Our window's end is exclusive, [round(x0*s), round(x1*s)): a box edge snaps to the nearest
+    cell boundary, so tiles of a grid do not share cells. roi_pool's RoI end is inclusive (Fast
+    R-CNN), so the probe is given the box with its right / bottom edge moved in by one cell
+    (x1 - 1/s): roi_pool then covers [round(x0*s), round(x1*s - 1) + 1) = our window, with C's
+    round (half away from zero). When that RoI lies wholly past the map (a box in the last half
+    cell of the right or bottom edge), roi_pool pools nothing and returns zeros; our rule keeps the
+    nearest cell instead, and the case says torchvisionEmpty. The script asserts that the probe
+    equals the formula.
   * Max pooling: roi_pool(output_size=(n, n), spatial_scale=1) over the window given as an RoI in
     cells, [x0, y0, x1 - 1, y1 - 1] — so torchvision's own float32 bin arithmetic
     (hstart = floor(ph * L/n), hend = ceil((ph+1) * L/n), plus the RoI start, clipped) picks the
     cells. We clip the window to the map *before* binning (so a whole-image box gives the image's
-    own SPP descriptor); roi_pool on the raw box bins the unclipped RoI and clips each bin. Where
-    the raw RoI lies inside the map the two agree, and the script checks that (sameAsRawRoiPool).
+    own SPP descriptor); roi_pool on the (one-cell-in) box bins the unclipped RoI and clips each
+    bin. Where that RoI lies inside the map the two agree, and the script checks that
+    (sameAsRawRoiPool).
   * torchvision has no average or GeM RoI pooling, so avg and GeM are numpy over the same bins
     (the integer form [s + floor(i*L/n), s + ceil((i+1)*L/n)), which the script checks equals
     roi_pool's float32 bins for the golden levels).
@@ -67,12 +71,14 @@ def check_bins_match_roi_pool():
 
 
 def formula_window(b0, b1, scale, cells):
-    """Our rule, in float64 as the TS code computes it: [round(b0*s), round(b1*s) + 1) clipped, >= 1 cell."""
+    """Our rule, in float64 as the TS code computes it: [round(b0*s), round(b1*s)) clipped, >= 1 cell.
+    Also whether roi_pool, given the end moved in by one cell, pools nothing: its RoI
+    [s0, max(s1 - 1, s0)] (a malformed RoI is one cell at its start) misses the map."""
     s0 = int(c_round(b0 * 1.0 * scale))
     s1 = int(c_round(b1 * 1.0 * scale))
     lo = min(max(s0, 0), cells - 1)
-    hi = min(max(s1 + 1, lo + 1), cells)
-    return lo, hi, (s0 >= cells or s1 < 0 or s1 < s0)
+    hi = min(max(s1, lo + 1), cells)
+    return lo, hi, (s0 > cells - 1 or max(s1 - 1, s0) < 0)
 
 
 def probe_axis(b0, b1, scale, cells):
@@ -201,8 +207,10 @@ def main():
 
         results = []
         for kind, b in boxes_for(rng, in_w, in_h, w, h, exact):
-            px = probe_axis(b[0], b[2], sx, w)
-            py = probe_axis(b[1], b[3], sy, h)
+            # The right / bottom edge moved in by one cell: roi_pool's inclusive end is then ours, exclusive.
+            inner = [b[0], b[1], b[2] - 1.0 / sx, b[3] - 1.0 / sy]
+            px = probe_axis(inner[0], inner[2], sx, w)
+            py = probe_axis(inner[1], inner[3], sy, h)
             fx0, fx1, ex = formula_window(b[0], b[2], sx, w)
             fy0, fy1, ey = formula_window(b[1], b[3], sy, h)
             tv_empty = px is None or py is None
@@ -225,10 +233,11 @@ def main():
 
             same_raw = None
             if sx == sy and not tv_empty:
-                raw = np.concatenate([roi_pool_ours_layout(mt, [0] + b, n, sx) for n in levels])
+                raw = np.concatenate([roi_pool_ours_layout(mt, [0] + inner, n, sx) for n in levels])
                 same_raw = bool(np.array_equal(raw, mx))
                 raw_inside = (c_round(b[0] * sx) >= 0 and c_round(b[1] * sy) >= 0
-                              and c_round(b[2] * sx) + 1 <= w and c_round(b[3] * sy) + 1 <= h)
+                              and c_round(b[2] * sx) <= w and c_round(b[3] * sy) <= h
+                              and c_round(b[2] * sx) > c_round(b[0] * sx) and c_round(b[3] * sy) > c_round(b[1] * sy))
                 if raw_inside:
                     assert same_raw, (k, kind, b)
                 stats["sameAsRawRoiPool" if same_raw else "differsFromRawRoiPool"] += 1

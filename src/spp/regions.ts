@@ -4,7 +4,7 @@
  * inside that window. Pure functions, no I/O.
  *
  *   clipBox       box → clipped to the image, or why it cannot be pooled (the failure record's reason)
- *   mapBoxToCells box in image pixels → window of map cells (torchvision.ops.roi_pool's rounding)
+ *   mapBoxToCells box in image pixels → window of map cells (edges snapped to cell boundaries; roi_pool's rounding, end exclusive)
  *   poolWindow    window → descriptor, same layout as spatialPyramidPool, RoIPool's bins; max/avg/GeM
  *   gridBoxes     --grid RxC → boxes tiling the image
  *
@@ -72,33 +72,37 @@ export function clipBox(box: Box, image: Size): ClipResult {
 }
 
 /**
- * The window of map cells a box covers, as torchvision.ops.roi_pool computes its RoI (Fast R-CNN's
- * RoIPool), then clipped to the map and never less than one cell. `image` is the original's size
- * as displayed (EXIF orientation applied: a 90°-rotated 4000×3000 JPEG is 3000×4000), `input` the
- * size fed to the backbone (after the size policy), `map` the backbone's feature map. Per axis (x):
+ * The window of map cells a box covers: each edge snaps to the nearest cell boundary, then the
+ * window is clipped to the map and never less than one cell. `image` is the original's size as
+ * displayed (EXIF orientation applied: a 90°-rotated 4000×3000 JPEG is 3000×4000), `input` the size
+ * fed to the backbone (after the size policy), `map` the backbone's feature map. Per axis (x):
  *
  *   f  = input.width / image.width       the resize factor: original pixels → pixels fed to the backbone
  *   s  = map.width / input.width         map cells per input pixel (1 / the map's effective stride);
  *                                        roi_pool's spatial_scale, here one per axis
  *   a  = round(box.x0 · f · s)           float64, left to right; halves round up (see axis())
- *   b  = round(box.x1 · f · s)           roi_pool's RoI end, *inclusive* (roi_width = b − a + 1)
+ *   b  = round(box.x1 · f · s)           the end, exclusive
  *   x0 = clamp(a, 0, W − 1)
- *   x1 = clamp(b + 1, x0 + 1, W)         end exclusive; ≥ 1 cell
+ *   x1 = clamp(b, x0 + 1, W)             ≥ 1 cell
  *
- * torchvision's CPU kernel (torchvision/csrc/ops/cpu/roi_pool_kernel.cpp) does
- * roi_start = round(x1·scale), roi_end = round(x2·scale), roi_width = max(roi_end − roi_start + 1, 1)
- * in float32 with std::round, and clips each bin to the map afterwards. Differences, all deliberate:
- *   - we clip the window first and bin inside it, so a box reaching the right/bottom edge (whose
- *     RoI runs one cell past the map, e.g. the whole image: round(W_in · W/W_in) + 1 = W + 1) bins
- *     over the map's own cells and the whole-image box gives spatialPyramidPool's descriptor;
+ * This is torchvision.ops.roi_pool's RoI (Fast R-CNN's RoIPool) with an exclusive end: roi_pool
+ * (torchvision/csrc/ops/cpu/roi_pool_kernel.cpp) takes roi_start = round(x1·scale),
+ * roi_end = round(x2·scale) and pools [roi_start, roi_end] *inclusive*, so its windows grow by one
+ * cell: the left quadrant of a 2×2 mosaic would take in a column of its neighbour, and the tiles of
+ * a grid would share a cell. Measured on 2×2 mosaics of photos of four classes (npm run
+ * bench:regions), the inclusive end cost 4.4 points of 1-NN accuracy, the exclusive one 0.8. The
+ * golden values (scripts/roi_golden.py) give roi_pool the box with its end moved in by one cell,
+ * which is our window. Other differences, all deliberate:
+ *   - we clip the window first and bin inside it, so the whole-image box (round(W_in · W/W_in) = W)
+ *     bins over the map's own cells and gives spatialPyramidPool's descriptor;
  *   - where roi_pool pools nothing (the RoI lies wholly past the map: a box within the last half
  *     cell of the right or bottom edge, or wholly outside) and returns zeros, we keep the nearest
- *     cell; an inverted RoI (b < a) is one cell at a, as roi_pool's "malformed RoI" rule;
+ *     cell; a box within one half cell (b = a) is one cell at a, as roi_pool's "malformed RoI" rule;
  *   - float64 instead of float32, which can only differ where box·f·s lies within float32 rounding
  *     (~1e-7 relative) of a .5 tie.
  * Because rounding is monotone, clipping the box to the image first (clipBox) gives the same window.
- * The inclusive end means a box grows by up to one cell: the left half of a 224-px input on a
- * 7-cell map, x ∈ [0, 112], is a = 0, b = round(3.5) = 4 → cells [0, 5).
+ * Example: the left half of a 224-px input on a 7-cell map, x ∈ [0, 112], is a = 0, b = round(3.5)
+ * = 4 → cells [0, 4); the right half, x ∈ [112, 224], is [4, 7): no cell shared.
  */
 export function mapBoxToCells(box: Box, image: Size, input: Size, map: Size): CellWindow {
   checkSize('image', image);
@@ -118,12 +122,12 @@ export function mapBoxToCells(box: Box, image: Size, input: Size, map: Size): Ce
 
 /**
  * roi_pool rounds with C's round (halves away from zero); Math.round rounds halves up. They agree
- * on values ≥ 0, and a negative value ends up clamped the same either way (start → 0; end + 1 ≤ 0
+ * on values ≥ 0, and a negative value ends up clamped the same either way (start → 0; end ≤ 0
  * → lo + 1), so the window is the same.
  */
 function axis(start: number, end: number, cells: number): [number, number] {
   const lo = Math.min(Math.max(Math.round(start), 0), cells - 1);
-  const hi = Math.min(Math.max(Math.round(end) + 1, lo + 1), cells);
+  const hi = Math.min(Math.max(Math.round(end), lo + 1), cells);
   return [lo, hi];
 }
 
@@ -192,7 +196,7 @@ function split(j: number, k: number, L: number): number {
  * floor(j·L/k): whole pixels, the first at 0 and the last at L, so tiles share edges with no gap
  * or overlap and their sizes differ by at most one pixel (10 px in 3 → 3, 3, 4).
  * With more rows than the image has pixels (or columns), some tiles are empty: clipBox reports them.
- * (Their windows on the map may share a cell: see mapBoxToCells.)
+ * (Their windows on the map snap to cell boundaries and do not overlap: see mapBoxToCells.)
  */
 export function gridBoxes(width: number, height: number, rows: number, cols: number): Box[] {
   checkSize('image', { width, height });

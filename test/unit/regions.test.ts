@@ -96,9 +96,9 @@ describe('mapBoxToCells', () => {
   const map = { width: 10, height: 7 };
 
   it('maps the worked example of the docs (640×480 photo → 299×224 input → 10×7 map)', () => {
-    // x: 100·299/640 = 46.72 px → ·10/299 = 1.5625 → 2;  400 → 186.875 px → 6.25 → 6, +1 → 7
-    // y:  50·224/480 = 23.33 px → · 7/224 = 0.729  → 1;  300 → 140 px     → 4.375 → 4, +1 → 5
-    assert.deepEqual(mapBoxToCells([100, 50, 400, 300], image, input, map), { x0: 2, y0: 1, x1: 7, y1: 5 });
+    // x: 100·299/640 = 46.72 px → ·10/299 = 1.5625 → 2;  400 → 186.875 px → 6.25 → 6 (end, exclusive)
+    // y:  50·224/480 = 23.33 px → · 7/224 = 0.729  → 1;  300 → 140 px     → 4.375 → 4
+    assert.deepEqual(mapBoxToCells([100, 50, 400, 300], image, input, map), { x0: 2, y0: 1, x1: 6, y1: 4 });
   });
 
   it('the whole image is the whole map; the box is scaled by input/image per axis', () => {
@@ -114,12 +114,23 @@ describe('mapBoxToCells', () => {
     }
   });
 
-  it('rounds halfway away from zero, the RoI end inclusive (as roi_pool)', () => {
+  it('rounds halfway away from zero, the end exclusive: edges snap to the nearest cell boundary', () => {
     const sq = { width: 224, height: 224 };
     const m7 = { width: 7, height: 7 };
-    // 16 px = 0.5 cell → 1; the left half [0, 112] → end round(3.5) = 4, inclusive → [0, 5)
-    assert.deepEqual(mapBoxToCells([16, 0, 112, 16], sq, sq, m7), { x0: 1, y0: 0, x1: 5, y1: 2 });
-    assert.deepEqual(mapBoxToCells([15.99, 0, 111.99, 15.99], sq, sq, m7), { x0: 0, y0: 0, x1: 4, y1: 1 });
+    // 16 px = 0.5 cell → 1; the left half [0, 112] → end round(3.5) = 4 → [0, 4)
+    assert.deepEqual(mapBoxToCells([16, 0, 112, 16], sq, sq, m7), { x0: 1, y0: 0, x1: 4, y1: 1 });
+    assert.deepEqual(mapBoxToCells([15.99, 0, 111.99, 15.99], sq, sq, m7), { x0: 0, y0: 0, x1: 3, y1: 1 });
+  });
+
+  it('the tiles of a grid get windows that share no cell and cover the map (cells ≥ tiles)', () => {
+    for (const [W, H, R, C, input, map] of [[640, 480, 2, 2, [299, 224], [10, 7]], [224, 224, 3, 3, [224, 224], [7, 7]], [1000, 333, 2, 4, [673, 224], [21, 7]]] as const) {
+      const seen = new Uint8Array(map[0] * map[1]);
+      for (const b of gridBoxes(W, H, R, C)) {
+        const w = mapBoxToCells(b, { width: W, height: H }, { width: input[0], height: input[1] }, { width: map[0], height: map[1] });
+        for (let y = w.y0; y < w.y1; y++) for (let x = w.x0; x < w.x1; x++) seen[y * map[0] + x]++;
+      }
+      assert.ok(seen.every((v) => v === 1), `${W}x${H} ${R}x${C}: every cell in exactly one window`);
+    }
   });
 
   it('a box smaller than a cell covers exactly one cell, wherever it is', () => {
@@ -315,7 +326,7 @@ describe('whole-map pooling and regionDescriptors', () => {
     }
   });
 
-  it('the README\'s worked example: 640×480 → 299×224 → 10×7 cells; box [100, 50, 400, 300] → x [2, 7), y [1, 5)', () => {
-    assert.deepEqual(mapBoxToCells([100, 50, 400, 300], { width: 640, height: 480 }, { width: 299, height: 224 }, { width: 10, height: 7 }), { x0: 2, y0: 1, x1: 7, y1: 5 });
+  it('the README\'s worked example: 640×480 → 299×224 → 10×7 cells; box [100, 50, 400, 300] → x [2, 6), y [1, 4)', () => {
+    assert.deepEqual(mapBoxToCells([100, 50, 400, 300], { width: 640, height: 480 }, { width: 299, height: 224 }, { width: 10, height: 7 }), { x0: 2, y0: 1, x1: 6, y1: 4 });
   });
 });
