@@ -29,6 +29,14 @@ export function requirePaths(paths: string[], what: string): void {
   process.exit(0);
 }
 
+/** The 500 labelled photos (../shared/images/labelled, as MANIFEST.tsv lists them); exits 0 when missing. */
+export function labelledPhotos(): string[] {
+  const dir = join(sharedDir(), 'images', 'labelled');
+  requirePaths([join(dir, 'MANIFEST.tsv')], 'labelled photos');
+  const lines = readFileSync(join(dir, 'MANIFEST.tsv'), 'utf8').split('\n').slice(1).filter(Boolean);
+  return lines.map((line) => join(dir, line.split('\t')[0]!));
+}
+
 export function median(xs: readonly number[]): number {
   if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);
@@ -57,11 +65,13 @@ export function machineLine(): string {
 }
 
 /** The command to reproduce this run, as typed from the repository root. */
-export function reproduceLine(script: string, npmScript: string): string {
+export function reproduceLine(script: string, npmScript?: string): string {
   const args = process.argv.slice(2).map((a) => (/^[\w.,:/=@%+-]+$/.test(a) ? a : `'${a.replaceAll("'", "'\\''")}'`));
   const envPart = process.env.SPP_SHARED_DIR ? `SPP_SHARED_DIR=${process.env.SPP_SHARED_DIR} ` : '';
-  return `${envPart}npm run ${npmScript}${args.length ? ` -- ${args.join(' ')}` : ''}   ` +
-    `(= ${envPart}npx tsc -p tsconfig.json && node ${script}${args.length ? ` ${args.join(' ')}` : ''})`;
+  const direct = `${envPart}npx tsc -p tsconfig.json && node ${script}${args.length ? ` ${args.join(' ')}` : ''}`;
+  // Scripts without an npm alias print the direct command only.
+  if (npmScript === undefined) return direct;
+  return `${envPart}npm run ${npmScript}${args.length ? ` -- ${args.join(' ')}` : ''}   (= ${direct})`;
 }
 
 export function makeTempDir(prefix: string): string {

@@ -139,13 +139,44 @@ function fail(file: string, reason: DecodeFailureReason, detail: string): never 
   throw new DecodeError(file, reason, oneLine(detail));
 }
 
-function failFromError(file: string, err: unknown): never {
-  const msg = cleanMessage(err instanceof Error ? err.message : String(err));
-  fail(file, classify(msg), msg);
+/** What sharp reads: a path, the caller's bytes, or the bytes read from the caller's `path`. */
+interface Source {
+  readonly input: string | Buffer;
+  readonly file: string;
+  readonly path?: string;
 }
 
-/** missing / unreadable / empty, checked with the file system before sharp sees the path. */
-async function checkFile(path: string, label: string): Promise<void> {
+/**
+ * sharp and libvips word an error on bytes differently from the same error on a file ("Input
+ * buffer …", "gifload_buffer: …", "source: …"): for bytes read from the user's file, it is said as
+ * it would be for that file.
+ */
+function asForFile(raw: string, path: string): string {
+  return raw
+    .replace(/^Input buffer /, 'Input file ')
+    .replace(/\b([a-z0-9]+load)_buffer: /g, '$1: ')
+    .replace(/^source: /gm, () => `${path}: `);
+}
+
+function failFromError(src: Source, err: unknown): never {
+  const raw = err instanceof Error ? err.message : String(err);
+  const msg = cleanMessage(src.path === undefined ? raw : asForFile(raw, src.path));
+  fail(src.file, classify(msg), msg);
+}
+
+/**
+ * Files up to this size are read into memory once and handed to sharp as bytes; larger ones (rare,
+ * and where the saved open is noise beside the decode) stream from disk, so decode-ahead never
+ * holds more than a few of these in memory.
+ */
+export const READ_WHOLE_MAX_BYTES = 8 * 2 ** 20;
+
+/**
+ * missing / unreadable / empty, checked with the file system before sharp sees the file; then its
+ * bytes, read once (header and pixels both come from them: one open, no second read by libvips),
+ * or the path itself for a file too large to hold in memory.
+ */
+async function readInput(path: string, label: string): Promise<Buffer | string> {
   let st;
   try {
     st = await fsp.stat(path);
@@ -157,14 +188,20 @@ async function checkFile(path: string, label: string): Promise<void> {
   if (st.isDirectory()) fail(label, 'unreadable', 'is a directory');
   // FIFOs, sockets, devices: opening one could block forever.
   if (!st.isFile()) fail(label, 'unreadable', 'not a regular file');
+  let bytes: Buffer | undefined;
   try {
     const fh = await fsp.open(path, 'r');
-    await fh.close();
+    try {
+      if (st.size > 0 && st.size <= READ_WHOLE_MAX_BYTES) bytes = await fh.readFile();
+    } finally {
+      await fh.close();
+    }
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     fail(label, 'unreadable', `${code ?? ''} ${(err as Error).message}`.trim());
   }
-  if (st.size === 0) fail(label, 'empty', '0 bytes');
+  if (st.size === 0 || bytes?.length === 0) fail(label, 'empty', '0 bytes');
+  return bytes ?? path;
 }
 
 /** Defensive: libvips should already give 3 bands after toColourspace('srgb') and flatten. */
@@ -199,11 +236,11 @@ export async function decodeImage(
 /** decodeImage with options already checked (the pipeline: once per run, not once per image). */
 export async function decodeResolved(input: string | Buffer, o: DecodeOptions, label?: string): Promise<DecodedImage> {
   const file = label ?? (typeof input === 'string' ? input : '<buffer>');
-  if (typeof input === 'string') await checkFile(input, file);
-  else if (input.length === 0) fail(file, 'empty', '0 bytes');
-  const { meta, originalWidth, originalHeight } = await readHeader(input, file, o);
+  if (typeof input !== 'string' && input.length === 0) fail(file, 'empty', '0 bytes');
+  const src: Source = typeof input === 'string' ? { input: await readInput(input, file), file, path: input } : { input, file };
+  const { meta, originalWidth, originalHeight } = await readHeader(src, o);
   const target = workingSize(originalWidth, originalHeight, o);
-  const { data, info } = await decodePixels(input, file, o, meta, { width: originalWidth, height: originalHeight }, target);
+  const { data, info } = await decodePixels(src, o, meta, { width: originalWidth, height: originalHeight }, target);
   const pixels = info.width * info.height;
   const rgb = data.length === pixels * info.channels ? toRgb(data, pixels, info.channels) : undefined;
   if (!rgb || info.width !== target.width || info.height !== target.height) {
@@ -225,14 +262,13 @@ export async function decodeResolved(input: string | Buffer, o: DecodeOptions, l
 }
 
 /** Header only, no pixel limit, so a too-large image is reported with its dimensions. */
-async function readHeader(
-  input: string | Buffer, file: string, o: DecodeOptions,
-): Promise<{ meta: Metadata; originalWidth: number; originalHeight: number }> {
+async function readHeader(src: Source, o: DecodeOptions): Promise<{ meta: Metadata; originalWidth: number; originalHeight: number }> {
+  const { file } = src;
   let meta: Metadata;
   try {
-    meta = await sharp(input, { failOn: o.failOn, limitInputPixels: false }).metadata();
+    meta = await sharp(src.input, { failOn: o.failOn, limitInputPixels: false }).metadata();
   } catch (err) {
-    failFromError(file, err);
+    failFromError(src, err);
   }
   const w = meta.width;
   const h = meta.height;
@@ -249,9 +285,14 @@ async function readHeader(
 
 type Size = { width: number; height: number };
 
-/** Oriented, flattened, resized while streaming (never at full size in memory), 8-bit sRGB. */
+/**
+ * Oriented, flattened, resized while streaming (never at full size in memory), 8-bit sRGB. sharp
+ * already skips the flatten for an image without alpha, and shrinks a JPEG on load (in the DCT)
+ * when the resize follows in the same pipeline and reduces by 3x or more; forcing it for smaller
+ * reductions would change the pixels.
+ */
 async function decodePixels(
-  input: string | Buffer, file: string, o: DecodeOptions, meta: Metadata, original: Size, target: Size,
+  src: Source, o: DecodeOptions, meta: Metadata, original: Size, target: Size,
 ): Promise<{ data: Buffer; info: OutputInfo }> {
   const loadOpts: SharpOptions = {
     failOn: o.failOn,
@@ -267,13 +308,13 @@ async function decodePixels(
     loadOpts.density = Math.min(100000, Math.max(1, (meta.density ?? 72) * scale));
   }
   try {
-    return await sharp(input, loadOpts)
+    return await sharp(src.input, loadOpts)
       .flatten({ background: o.background })
       .resize({ width: target.width, height: target.height, fit: 'fill', kernel: 'lanczos3' })
       .toColourspace('srgb')
       .raw({ depth: 'uchar' })
       .toBuffer({ resolveWithObject: true });
   } catch (err) {
-    failFromError(file, err);
+    failFromError(src, err);
   }
 }

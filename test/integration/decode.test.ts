@@ -8,6 +8,7 @@ import {
   DecodeError,
   type DecodeFailureReason,
   type DecodedImage,
+  READ_WHOLE_MAX_BYTES,
   decodeImage,
 } from '../../src/decode/decode.js';
 import { missingShared, sharedPath } from '../helpers/shared.js';
@@ -192,6 +193,31 @@ test('file-system failures: missing, directory, empty; message stays one line', 
       await fsp.chmod(path.join(dir, 'ok.png'), 0o000);
       await expectFailure(decodeImage(path.join(dir, 'ok.png')), 'unreadable');
     }
+  } finally {
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('a file is read once into memory, a larger one streams from disk: same pixels; errors worded for the file', async () => {
+  const dir = tempDir('spp-decode-');
+  try {
+    const jpeg = await sharp({ create: { width: 300, height: 200, channels: 3, background: { r: 10, g: 120, b: 240 } } })
+      .composite([{ input: await rgbPng(100, 60, { r: 250, g: 250, b: 0 }), left: 30, top: 40 }]).jpeg().toBuffer();
+    const small = path.join(dir, 'small.jpg');
+    const large = path.join(dir, 'large.jpg');
+    await fsp.writeFile(small, jpeg);
+    // Bytes after the end-of-image marker are never decoded: the same picture in a file over the limit.
+    await fsp.writeFile(large, Buffer.concat([jpeg, Buffer.alloc(READ_WHOLE_MAX_BYTES + 1 - jpeg.length)]));
+    const [a, b, c] = [await decodeImage(small), await decodeImage(large), await decodeImage(jpeg)];
+    assert.deepEqual([a.width, a.height, a.originalWidth, a.originalHeight], [336, 224, 300, 200]);
+    assert.ok(Buffer.from(a.data).equals(Buffer.from(b.data)) && Buffer.from(a.data).equals(Buffer.from(c.data)), 'same pixels by any route');
+
+    const text = path.join(dir, 'notes.jpg');
+    await fsp.writeFile(text, 'not an image at all\n');
+    const fromFile = await expectFailure(decodeImage(text), 'unsupported-format', text);
+    assert.equal(fromFile.detail, 'Input file contains unsupported image format');
+    const fromBytes = await expectFailure(decodeImage(Buffer.from('not an image at all\n'), {}, 'bytes'), 'unsupported-format', 'bytes');
+    assert.equal(fromBytes.detail, 'Input buffer contains unsupported image format');
   } finally {
     await fsp.rm(dir, { recursive: true, force: true });
   }
