@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 
 /** Repository root: this file runs as dist/scripts/bench/*.js. */
 export const REPO = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
-export const CLI = join(REPO, 'bin', 'spp-extract.js');
+export const CLI = join(REPO, 'bin', 'spp-extract.cjs');
 
 export function sharedDir(): string {
   return resolve(process.env.SPP_SHARED_DIR ?? join(REPO, '..', 'shared'));

@@ -67,10 +67,10 @@ readme_block() {
   ' "$REPO/README.md"
 }
 
-# Puts spp-extract on PATH the way `npm link` / `npm install -g` would: a link to bin/spp-extract.js.
+# Puts spp-extract on PATH the way `npm link` / `npm install -g` would: a link to bin/spp-extract.cjs.
 tool_on_path() {
   mkdir -p "$1/bin"
-  ln -sfn "$REPO/bin/spp-extract.js" "$1/bin/spp-extract"
+  ln -sfn "$REPO/bin/spp-extract.cjs" "$1/bin/spp-extract"
   export PATH="$1/bin:$PATH"
 }
 

@@ -1,7 +1,7 @@
 /**
- * The inference worker's head start. bin/spp-extract.js calls prestartForArgv before the CLI's own
- * code loads, so the worker boots ONNX Runtime (~70 ms) while commander, sharp and the model are
- * loaded on this thread. Only a cheap look at argv, before any parsing: a wrong guess costs an
+ * The inference worker's head start. bin/spp-extract.js (which bin/spp-extract.cjs loads) calls
+ * prestartForArgv before the CLI's own code loads, so the worker boots ONNX Runtime (~70 ms) while
+ * commander, sharp and the model are loaded on this thread. Only a cheap look at argv, before any parsing: a wrong guess costs an
  * idle worker, which main closes at exit. The precise choice is still loadEngine's.
  */
 let started = false;

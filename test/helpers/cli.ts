@@ -3,11 +3,11 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT } from './shared.js';
 
-export const BIN = join(REPO_ROOT, 'bin', 'spp-extract.js');
+export const BIN = join(REPO_ROOT, 'bin', 'spp-extract.cjs');
 
 export interface CliResult { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
 
-/** Runs bin/spp-extract.js as a user would (separate process, stdout/stderr captured). */
+/** Runs bin/spp-extract.cjs (the installed command) as a user would (separate process, stdout/stderr captured). */
 export function runCli(args: string[], opts: { stdin?: string | Buffer; cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
