@@ -114,7 +114,7 @@ async function main(): Promise<void> {
   const { model, image, what } = inputs();
   const tmp = makeTempDir('spp-bench-startup-');
   try {
-    console.log(`# spp-extract start-up benchmark\n# reproduce: ${reproduceLine(SCRIPT, 'bench')}`);
+    console.log(`# spp-extract start-up benchmark\n# reproduce: ${reproduceLine(SCRIPT, 'bench:startup')}`);
     console.log(`# ${machineLine()}`);
     console.log(`# model and photo: ${what}; ONNX conversion cached in a private cache dir before timing`);
     console.log(`# ${rounds} rounds, commands alternating (order rotated each round), one untimed warm-up round; medians`);

@@ -292,7 +292,7 @@ async function parentMain(): Promise<void> {
   const tmp = makeTempDir('spp-bench-');
   try {
     const s = await setup(labelled, tmp);
-    console.log(`# spp-extract throughput benchmark\n# reproduce: ${reproduceLine(SCRIPT, 'bench')}`);
+    console.log(`# spp-extract throughput benchmark\n# reproduce: ${reproduceLine(SCRIPT, 'bench:throughput')}`);
     console.log(`# ${machineLine()}`);
     console.log(`# data: ${s.all.length} photos under ${labelled}${opt.quick ? ` (--quick: every ${QUICK_EVERY}th)` : ''}; shorter side 224, ` +
       `levels ${LEVELS.join(',')}, max pooling, .npy output; b and e (tfjs wasm, α0.75) on ${s.slow.length}`);
