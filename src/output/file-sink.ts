@@ -22,8 +22,9 @@ export interface SinkLabel {
  * (journal vs data length) handles.
  */
 export class FileSink {
-  private chunks: Uint8Array[] = [];
-  private buffered = 0;
+  /** Appended bytes not yet written: `used` bytes of `chunk` (a fresh chunk after each flush). */
+  private chunk: Buffer | undefined;
+  private used = 0;
   private lastFlush = Date.now();
   private failure: OutputError | undefined;
   private closed = false;
@@ -73,21 +74,38 @@ export class FileSink {
     }
   }
 
+  /**
+   * Copies `data` into the pending chunk (callers may reuse or transfer their buffers once we
+   * return): one copy per row, the chunk written whole — a region run appends ~60 KiB rows by the
+   * thousand. Data larger than a chunk is written at once, after what is pending.
+   */
   async append(data: Uint8Array | string): Promise<void> {
     if (this.failure) throw this.failure;
-    // Copy: callers may reuse or transfer their buffers once we return.
-    const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.from(data);
-    this.chunks.push(buf);
-    this.buffered += buf.byteLength;
-    if (this.buffered >= sinkTuning.flushBytes || Date.now() - this.lastFlush >= sinkTuning.flushMs) await this.flush();
+    const size = typeof data === 'string' ? Buffer.byteLength(data, 'utf8') : data.byteLength;
+    const capacity = sinkTuning.flushBytes;
+    if (this.used + size > capacity) {
+      await this.flush();
+      if (size > capacity) {
+        const buf = typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.from(data);
+        await this.writeFully(buf, this.position);
+        if (this.position >= 0) this.position += buf.byteLength;
+        return;
+      }
+    }
+    this.chunk ??= Buffer.allocUnsafe(capacity);
+    if (typeof data === 'string') this.chunk.write(data, this.used, 'utf8');
+    else this.chunk.set(data, this.used);
+    this.used += size;
+    if (this.used >= capacity || Date.now() - this.lastFlush >= sinkTuning.flushMs) await this.flush();
   }
 
   async flush(): Promise<void> {
     this.lastFlush = Date.now();
-    if (this.buffered === 0) return;
-    const buf = Buffer.concat(this.chunks, this.buffered);
-    this.chunks = [];
-    this.buffered = 0;
+    if (this.used === 0) return;
+    // A new chunk for later appends: this one is being written.
+    const buf = this.chunk!.subarray(0, this.used);
+    this.chunk = undefined;
+    this.used = 0;
     await this.writeFully(buf, this.position);
     if (this.position >= 0) this.position += buf.byteLength;
   }
@@ -155,8 +173,8 @@ export class FileSink {
   async abandon(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    this.chunks = [];
-    this.buffered = 0;
+    this.chunk = undefined;
+    this.used = 0;
     await outputIo().close(this.fh).catch(() => undefined);
   }
 }
