@@ -34,7 +34,8 @@ export interface CliRunOptions {
   output?: string;
   format?: string;
   null?: boolean;
-  decodeAhead: number;
+  /** Undefined: the default of core/cores.ts. */
+  decodeAhead?: number;
   dtype: Dtype;
   resume?: boolean;
   force?: boolean;

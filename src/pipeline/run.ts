@@ -1,4 +1,5 @@
 import { DecodeError, decodeResolved, type DecodedImage, type DecodeOptions } from '../decode/decode.js';
+import { coreSplit } from '../core/cores.js';
 import type { WorkItem } from '../inputs/shard.js';
 import type { Extractor } from './extractor.js';
 import type { OutputWriter, RunSummary } from '../output/records.js';
@@ -20,7 +21,7 @@ export interface RunProgress {
 export type { WorkItem };
 
 export interface RunOptions {
-  /** Images decoded ahead of the backbone (sharp runs on libuv's pool); bounds memory. */
+  /** Images decoded ahead of the backbone (sharp runs on libuv's pool); bounds memory. Default: core/cores.ts. */
   decodeAhead?: number;
   /** Resume: items before this position are already written, with these counts. */
   startAt?: number;
@@ -98,7 +99,7 @@ export async function runExtraction(
   writer: OutputWriter,
   opts: RunOptions = {},
 ): Promise<RunSummary> {
-  const ahead = Math.max(1, opts.decodeAhead ?? 4);
+  const ahead = Math.max(1, opts.decodeAhead ?? coreSplit().decodeAhead);
   const started = Date.now();
   const pending = new Map<number, Promise<Decoded>>();
   const first = opts.startAt ?? 0;

@@ -9,7 +9,7 @@
  * imported only when the cache has no usable copy.
  */
 import { stat } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
+import { coreSplit } from '../../core/cores.js';
 import { basename, dirname, join } from 'node:path';
 import { InvalidParameterError } from '../../core/invalid.js';
 import { readModelFile, readWeights, type LoadedArtifacts, type ModelFile } from '../artifacts.js';
@@ -29,7 +29,7 @@ export { isSealedOnnx, sealOnnx } from './cache.js';
 export interface OnnxBackboneOptions extends BackboneOptions {
   /** Run inference in a worker thread (default true) so decoding, SPP and writing overlap it. */
   worker?: boolean;
-  /** ONNX Runtime intra-op threads; default cores - 1. */
+  /** ONNX Runtime intra-op threads; default half the cores (core/cores.ts). */
   threads?: number;
   /**
    * Only for a user's own `.onnx` model: layout of its image input and of the feature output.
@@ -74,9 +74,9 @@ async function isFile(p: string): Promise<boolean> {
   return stat(p).then((s) => s.isFile(), () => false);
 }
 
-/** Default: leave one core to the sharp decoders that run ahead of the model (1 thread on 2 cores). */
+/** Default: half the cores, the rest to the sharp decoders that run ahead of the model (1 thread on 2 cores; see core/cores.ts). */
 export function defaultThreads(): number {
-  return Math.max(1, availableParallelism() - 1);
+  return coreSplit().threads;
 }
 
 function checkThreads(threads: number | undefined): number {
