@@ -121,8 +121,9 @@ export function pyramidPoolWindow(map: FeatureMap, window: CellWindow, levels: r
       out.copyWithin(offsets[i], done.get(n)!, done.get(n)! + n * n * C);
       continue;
     }
-    const finer = pool === 'max' ? [...done.keys()].find((f) => f % n === 0) : undefined;
-    if (finer !== undefined) maxFromFiner(out, done.get(finer)!, finer, offsets[i], n, C);
+    // The coarsest finer level already done: the fewest fine bins per coarse bin.
+    const finer = pool === 'max' ? Math.min(...[...done.keys()].filter((f) => f % n === 0)) : Infinity;
+    if (finer !== Infinity) maxFromFiner(out, done.get(finer)!, finer, offsets[i], n, C);
     else poolLevel(bin, window, n, C, out, offsets[i]);
     done.set(n, offsets[i]);
   }
