@@ -54,11 +54,17 @@ export interface ProbeResult {
   readonly channels: number;
 }
 
+export interface BackboneHint { waitedOn?: boolean }
+
 export interface Backbone {
   readonly info: BackboneInfo;
   /** The load's probe (224x224 for TF.js models), so callers need not run another at that size. */
   readonly probe?: ProbeResult;
-  featureMap(image: RgbPixels): Promise<FeatureMap>;
+  /**
+   * The feature map of one image. `hint.waitedOn`: the caller's decoders were ahead, so the run is
+   * waiting on the backbone; an engine may use that to give itself more threads. Same result either way.
+   */
+  featureMap(image: RgbPixels, hint?: BackboneHint): Promise<FeatureMap>;
   candidateLayers(): LayerCandidate[];
   /** Frees the model; ONNX backbones resolve once their worker thread has exited. */
   dispose(): void | Promise<void>;

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { invalidParameterError } from '../core/invalid.js';
 import { decodeResolved, type DecodeOptions } from '../decode/decode.js';
 import { loadEngine, type EngineOptions } from '../backbone/load.js';
-import type { Backbone, BackboneInfo, RgbPixels } from '../backbone/contract.js';
+import type { Backbone, BackboneHint, BackboneInfo, RgbPixels } from '../backbone/contract.js';
 import { DEFAULT_LEVELS, NORMALIZE_MODES, POOL_MODES, findOption, optionName, type NameStyle, type NormalizeMode, type PoolMode } from '../core/options.js';
 import { resolveExtractorOptions, type ResolvedExtractorOptions, type ResolvedSppOptions } from '../core/resolve.js';
 import { descriptorLength, normalizeDescriptor, pyramidPool } from '../spp/spp.js';
@@ -63,7 +63,7 @@ export interface Extractor {
   extract(input: string | Buffer): Promise<Float32Array>;
   extractDetailed(input: string | Buffer, label?: string): Promise<Extraction>;
   /** Descriptor of already decoded 8-bit RGB pixels (HWC). */
-  extractPixels(image: RgbPixels): Promise<Float32Array>;
+  extractPixels(image: RgbPixels, hint?: BackboneHint): Promise<Float32Array>;
   /**
    * One descriptor per box ([x0, y0, x1, y1], pixels of the image as displayed: EXIF orientation
    * applied), all from one forward pass: each box is mapped onto the feature map and pooled with
@@ -73,7 +73,7 @@ export interface Extractor {
    */
   extractRegions(input: string | Buffer, boxes: readonly Box[]): Promise<Float32Array[]>;
   /** Per box: its descriptor, or why it has none; for a decoded image (decodeImage's result). */
-  regionsOfImage(image: DecodedImage, boxes: readonly Box[]): Promise<RegionResult[]>;
+  regionsOfImage(image: DecodedImage, boxes: readonly Box[], hint?: BackboneHint): Promise<RegionResult[]>;
   readonly backbone: Backbone;
   dispose(): Promise<void>;
 }
@@ -98,14 +98,14 @@ export async function openExtractor(
     ...(mapSize ? { mapSize } : {}), ...(inputRangeHint ? { inputRangeHint } : {}),
   };
 
-  const describe = async (image: RgbPixels) => {
-    const map = await backbone.featureMap(image);
+  const describe = async (image: RgbPixels, hint?: BackboneHint) => {
+    const map = await backbone.featureMap(image, hint);
     const descriptor = normalizeDescriptor(pyramidPool(map, levels, pool, gemP), normalize);
     return { descriptor, map };
   };
 
-  const regionsOfImage = async (img: DecodedImage, boxes: readonly Box[]): Promise<RegionResult[]> => {
-    const map = await backbone.featureMap(img);
+  const regionsOfImage = async (img: DecodedImage, boxes: readonly Box[], hint?: BackboneHint): Promise<RegionResult[]> => {
+    const map = await backbone.featureMap(img, hint);
     const image = { width: img.originalWidth, height: img.originalHeight };
     return regionDescriptors(map, boxes, image, { width: img.width, height: img.height }, { levels, pool, gemP, normalize });
   };
@@ -138,7 +138,7 @@ export async function openExtractor(
     backbone,
     extractDetailed,
     extract: async (input) => (await extractDetailed(input)).descriptor,
-    extractPixels: async (image) => (await describe(image)).descriptor,
+    extractPixels: async (image, hint) => (await describe(image, hint)).descriptor,
     extractRegions,
     regionsOfImage,
     dispose: async () => {

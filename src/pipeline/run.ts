@@ -2,6 +2,7 @@ import { DecodeError, decodeResolved, type DecodedImage, type DecodeOptions } fr
 import { coreSplit } from '../core/cores.js';
 import type { WorkItem } from '../inputs/shard.js';
 import type { Extractor } from './extractor.js';
+import type { BackboneHint } from '../backbone/contract.js';
 import type { OutputWriter, RunSummary } from '../output/records.js';
 import { recordsOf } from '../inputs/boxes.js';
 import { plannedBoxes, regionRecords, tooSmallWindow, type RunRecord } from './regions.js';
@@ -68,15 +69,17 @@ function failed(item: WorkItem, reason: string, message: string): Outcome {
 }
 
 /** One pass of the backbone: the image's row, or (region runs) a record per box. */
-async function describe(item: WorkItem, image: DecodedImage, extractor: Extractor, warnSmall: (m: string) => void): Promise<Outcome> {
+async function describe(
+  item: WorkItem, image: DecodedImage, extractor: Extractor, warnSmall: (m: string) => void, hint: BackboneHint,
+): Promise<Outcome> {
   const { index, path } = item;
   const size = { width: image.originalWidth, height: image.originalHeight };
   if (!item.regions) {
-    const descriptor = await extractor.extractPixels(image);
+    const descriptor = await extractor.extractPixels(image, hint);
     return { item, records: [{ kind: 'row', rec: { index, path, ...size, descriptor } }] };
   }
   const planned = plannedBoxes(item.regions, size.width, size.height);
-  const results = await extractor.regionsOfImage(image, planned.map((p) => p.xyxy));
+  const results = await extractor.regionsOfImage(image, planned.map((p) => p.xyxy), hint);
   const finest = Math.max(...extractor.info.levels);
   const small = tooSmallWindow(results, finest);
   if (small) {
@@ -109,10 +112,7 @@ export async function runExtraction(
   let failures = opts.failuresBefore ?? 0;
   let written = first;
   const inFlight: Promise<Outcome>[] = [];
-  if (opts.prefetched && opts.prefetched.at === first && first < items.length) {
-    pending.set(first, opts.prefetched.decoded);
-    scheduled = first + 1;
-  }
+
 
   let imagesDone = 0;
   let warned = false;
@@ -138,14 +138,24 @@ export async function runExtraction(
     opts.onProgress?.({ done: written - first, total: items.length - first, imagesDone, rows, failures, elapsedMs: Date.now() - started });
   };
 
+  // Images decoded and waiting: with the decoders this far ahead, the run waits on the backbone
+  // (the hint lets the engine give itself more threads; see BackboneHint).
+  let ready = 0;
+  const waitedOnWhenReady = Math.max(1, ahead - 2);
+  const track = (p: Promise<Decoded>) => p.finally(() => ready++);
+  if (opts.prefetched && opts.prefetched.at === first && first < items.length) {
+    pending.set(first, track(opts.prefetched.decoded));
+    scheduled = first + 1;
+  }
   for (let next = first; next < items.length; next++) {
     if (opts.signal?.aborted) break;
     while (scheduled < items.length && scheduled < next + ahead) {
-      pending.set(scheduled, safeDecode(extractor, items[scheduled].path));
+      pending.set(scheduled, track(safeDecode(extractor, items[scheduled].path)));
       scheduled++;
     }
     let decoded = await pending.get(next)!;
     pending.delete(next);
+    ready--;
     const item = items[next];
     if (!decoded.ok) {
       // libvips keeps one error buffer for all threads: with decodes in flight the message (even
@@ -155,7 +165,8 @@ export async function runExtraction(
     }
     if (decoded.ok) {
       inFlight.push(
-        describe(item, decoded.image, extractor, warnSmall).catch((err: Error) => failed(item, 'backbone', `${item.path}: backbone failed: ${err.message}`)),
+        describe(item, decoded.image, extractor, warnSmall, { waitedOn: ready >= waitedOnWhenReady })
+          .catch((err: Error) => failed(item, 'backbone', `${item.path}: backbone failed: ${err.message}`)),
       );
     } else {
       inFlight.push(Promise.resolve(failed(item, decoded.reason, decoded.message)));

@@ -9,6 +9,7 @@
  * imported only when the cache has no usable copy.
  */
 import { stat } from 'node:fs/promises';
+import { availableParallelism } from 'node:os';
 import { coreSplit } from '../../core/cores.js';
 import { basename, dirname, join } from 'node:path';
 import { InvalidParameterError } from '../../core/invalid.js';
@@ -93,8 +94,15 @@ function channelTriple(name: string, v: readonly number[] | undefined): [number,
   return v.length === 1 ? [v[0], v[0], v[0]] : [v[0], v[1], v[2]];
 }
 
-function backendName(threads: number): string {
-  return `onnxruntime-node (cpu, ${threads} thread${threads === 1 ? '' : 's'})`;
+function backendName(threads: number, wideThreads?: number): string {
+  const wide = wideThreads ? `; ${wideThreads} if the run waits on it` : '';
+  return `onnxruntime-node (cpu, ${threads} thread${threads === 1 ? '' : 's'}${wide})`;
+}
+
+/** All cores, once the run is found waiting on the backbone (worker.ts) — unless the user fixed --threads. */
+function wideThreadsFor(opts: OnnxBackboneOptions, threads: number): number | undefined {
+  const cores = availableParallelism();
+  return opts.threads === undefined && opts.worker !== false && cores > threads ? cores : undefined;
 }
 
 /** Inference on this thread (worker: false): the same open / featureMap / close as the worker. */
@@ -194,9 +202,9 @@ async function convert(plan: WeighedPlan): Promise<Uint8Array> {
 
 type Stored = Pick<StoredOnnx, 'path' | 'cacheHit' | 'cacheFallback'>;
 
-function convertedInfo(plan: ConvertedPlan, store: Stored, opened: OpenedModel, threads: number): OnnxBackboneInfo {
+function convertedInfo(plan: ConvertedPlan, store: Stored, opened: OpenedModel, threads: number, wideThreads?: number): OnnxBackboneInfo {
   return {
-    backend: backendName(threads),
+    backend: backendName(threads, wideThreads),
     model: plan.source.spec,
     modelJsonPath: plan.source.modelJsonPath,
     format: plan.model.format,
@@ -274,14 +282,15 @@ async function loadConverted(spec: string, opts: OnnxBackboneOptions, threads: n
   return withEngine(opts, async (engine) => {
     const plan = await planConverted(spec, opts, engine, threads);
     // Converted models are NHWC in and out; their one output is the feature map.
-    const request: OpenRequest = { threads, range: plan.range.inputRange, layout: 'nhwc', label: plan.source.spec };
+    const wideThreads = wideThreadsFor(opts, threads);
+    const request: OpenRequest = { threads, range: plan.range.inputRange, layout: 'nhwc', label: plan.source.spec, ...(wideThreads ? { wideThreads } : {}) };
     const indexed = await openIndexed(engine, plan, request, opts);
     const { store, opened } = indexed?.opened
       ? { store: { path: indexed.path, cacheHit: true }, opened: indexed.opened }
       : await openWeighed(engine, plan, request, opts);
     const inCache = store.path !== undefined && dirname(store.path) === join(plan.cacheDir, 'onnx');
     if (inCache && store.path !== plan.guess) await writeGuess(plan.cacheDir, plan.source.modelJsonPath, opts.layer, basename(store.path!, '.onnx'));
-    const info = convertedInfo(plan, store, opened, threads);
+    const info = convertedInfo(plan, store, opened, threads, wideThreads);
     return { info, probe: opened.probe, featureMap: engine.featureMap, candidateLayers: plan.choice.candidates, dispose: engine.close };
   });
 }
@@ -299,10 +308,11 @@ async function loadUserOnnx(spec: string, opts: OnnxBackboneOptions, threads: nu
   }
   const range = pickOnnxInputRange(opts);
   return withEngine(opts, async (engine) => {
-    const request = { threads, range: range.inputRange, mean, std, layout: opts.inputLayout, output: opts.layer, label: spec };
+    const wideThreads = wideThreadsFor(opts, threads);
+    const request = { threads, range: range.inputRange, mean, std, layout: opts.inputLayout, output: opts.layer, label: spec, ...(wideThreads ? { wideThreads } : {}) };
     const opened = await engine.open(path, request);
     const info: OnnxBackboneInfo = {
-      backend: backendName(threads),
+      backend: backendName(threads, wideThreads),
       model: spec,
       modelJsonPath: path,
       // An ONNX file is a graph; BackboneInfo has no 'onnx' format.

@@ -67,6 +67,11 @@ export interface OpenRequest {
   label: string;
   /** This very file's probe, from an earlier load: the probe is skipped (the first image proves the session). */
   knownProbe?: ProbeResult;
+  /**
+   * More threads the session may switch to, once, when the run is found waiting on the backbone
+   * (see worker.ts). Undefined or ≤ threads: never.
+   */
+  wideThreads?: number;
 }
 
 /** What the session turned out to be (plain data, sent back from the worker). */
@@ -83,6 +88,8 @@ export interface OpenedModel {
 
 export interface Runner {
   session: ort.InferenceSession;
+  /** Its intra-op threads. */
+  threads: number;
   inputName: string;
   outputName: string;
   layout: TensorLayout;
@@ -148,7 +155,7 @@ export async function openSession(
     if (!session.outputNames.includes(outputName)) {
       throw new ModelOptionError('--layer', `--layer: '${outputName}' is not an output of ${req.label} (outputs: ${session.outputNames.join(', ')})`);
     }
-    const runner: Runner = { session, inputName: session.inputNames[0], outputName, layout, range: req.range, mean: req.mean, std: req.std };
+    const runner: Runner = { session, threads: req.threads, inputName: session.inputNames[0], outputName, layout, range: req.range, mean: req.mean, std: req.std };
     const probe = req.knownProbe ?? (await runProbe(runner, inShape));
     return { runner, opened: { inputName: runner.inputName, outputName, layout, channels: probe.channels, probe, outputs: outputsOf(session) } };
   } catch (err) {

@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import type { FeatureMap, RgbPixels } from '../contract.js';
+import type { BackboneHint, FeatureMap, RgbPixels } from '../contract.js';
 import { ModelOptionError } from '../errors.js';
 import type { OpenedModel, OpenRequest } from './session.js';
 import type { WorkerReply, WorkerRequest } from './worker.js';
@@ -10,7 +10,8 @@ export interface InferenceEngine {
   open(source: string | Uint8Array, request: OpenRequest): Promise<OpenedModel>;
   /** A hint: start creating a session from this file now; an `open` of the same file and threads takes it. */
   preload(path: string, threads: number): void;
-  featureMap(image: RgbPixels): Promise<FeatureMap>;
+  /** The map, and (the worker) how many threads the session that made it has. */
+  featureMap(image: RgbPixels, hint?: BackboneHint): Promise<FeatureMap & { threads?: number }>;
   /** Releases the session; for the worker, resolves once it has exited. */
   close(): Promise<void>;
 }
@@ -68,11 +69,12 @@ export function spawnInferenceWorker(): InferenceEngine {
     preload: (path, threads) => {
       if (!failure && !closing) worker.postMessage({ type: 'preload', path, threads } satisfies WorkerRequest);
     },
-    featureMap: async (image) => {
+    featureMap: async (image, hint) => {
       // Copied, not transferred: the caller may still use its pixels (a copy is ~0.05 ms).
-      const reply = await request({ type: 'run', id: nextId++, data: image.data, width: image.width, height: image.height });
-      const { data, height, width, channels } = reply as Extract<WorkerReply, { data: Float32Array }>;
-      return { data, height, width, channels };
+      const waitedOn = hint?.waitedOn === true ? { waitedOn: true } : {};
+      const reply = await request({ type: 'run', id: nextId++, data: image.data, width: image.width, height: image.height, ...waitedOn });
+      const { data, height, width, channels, threads } = reply as Extract<WorkerReply, { data: Float32Array }>;
+      return { data, height, width, channels, threads };
     },
     close: () => {
       if (failure) return Promise.resolve();
