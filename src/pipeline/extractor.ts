@@ -6,7 +6,7 @@ import type { Backbone, BackboneHint, BackboneInfo, RgbPixels } from '../backbon
 import { DEFAULT_LEVELS, NORMALIZE_MODES, POOL_MODES, findOption, optionName, type NameStyle, type NormalizeMode, type PoolMode } from '../core/options.js';
 import { resolveExtractorOptions, type ResolvedExtractorOptions, type ResolvedSppOptions } from '../core/resolve.js';
 import { descriptorLength, normalizeDescriptor, pyramidPool } from '../spp/spp.js';
-import { regionDescriptors, type Box, type RegionResult } from '../spp/regions.js';
+import { regionDescriber, type Box, type RegionResult } from '../spp/regions.js';
 import type { DecodedImage } from '../decode/decode.js';
 
 /** @deprecated import them from the package root; kept for code that imported them from here. */
@@ -74,6 +74,8 @@ export interface Extractor {
   extractRegions(input: string | Buffer, boxes: readonly Box[]): Promise<Float32Array[]>;
   /** Per box: its descriptor, or why it has none; for a decoded image (decodeImage's result). */
   regionsOfImage(image: DecodedImage, boxes: readonly Box[], hint?: BackboneHint): Promise<RegionResult[]>;
+  /** regionsOfImage one box at a time: runs the backbone once, then pools each box when asked. */
+  regionDescriber(image: DecodedImage, hint?: BackboneHint): Promise<(box: Box) => RegionResult>;
   readonly backbone: Backbone;
   dispose(): Promise<void>;
 }
@@ -104,11 +106,13 @@ export async function openExtractor(
     return { descriptor, map };
   };
 
-  const regionsOfImage = async (img: DecodedImage, boxes: readonly Box[], hint?: BackboneHint): Promise<RegionResult[]> => {
+  const describer = async (img: DecodedImage, hint?: BackboneHint) => {
     const map = await backbone.featureMap(img, hint);
     const image = { width: img.originalWidth, height: img.originalHeight };
-    return regionDescriptors(map, boxes, image, { width: img.width, height: img.height }, { levels, pool, gemP, normalize });
+    return regionDescriber(map, image, { width: img.width, height: img.height }, { levels, pool, gemP, normalize });
   };
+  const regionsOfImage = async (img: DecodedImage, boxes: readonly Box[], hint?: BackboneHint): Promise<RegionResult[]> =>
+    boxes.map(await describer(img, hint));
 
   const extractRegions = async (input: string | Buffer, boxes: readonly Box[]): Promise<Float32Array[]> => {
     if (!Array.isArray(boxes)) throw invalidParameterError('boxes', 'an array of [x0, y0, x1, y1] boxes', boxes);
@@ -141,6 +145,7 @@ export async function openExtractor(
     extractPixels: async (image, hint) => (await describe(image, hint)).descriptor,
     extractRegions,
     regionsOfImage,
+    regionDescriber: describer,
     dispose: async () => {
       await backbone.dispose();
     },

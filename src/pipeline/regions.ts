@@ -27,21 +27,36 @@ export function plannedBoxes(plan: RegionPlan, width: number, height: number): P
   return boxes.map((xyxy, boxIndex) => ({ region: { boxIndex, box: xyxy }, xyxy }));
 }
 
-/** Rows and box failures, in box order. */
-export function regionRecords(item: WorkItem, image: DecodedImage, planned: readonly PlannedBox[], results: readonly RegionResult[]): RunRecord[] {
+/**
+ * Rows and box failures, in box order, each box pooled when its record is asked for (so a run
+ * holds one region descriptor at a time, however many boxes an image has). `onSmall` hears of the
+ * first window narrower or shorter, in cells, than the finest level has bins.
+ */
+export function* regionRecords(
+  item: WorkItem, image: DecodedImage, planned: readonly PlannedBox[], describe: (box: Box) => RegionResult,
+  finest: number, onSmall: (box: number, window: CellWindow) => void,
+): Generator<RunRecord> {
   const { index, path } = item;
   const size = { width: image.originalWidth, height: image.originalHeight };
-  return results.map((r, k): RunRecord => {
-    const region = planned[k].region;
-    if (r.ok) return { kind: 'row', rec: { index, path, ...size, descriptor: r.descriptor, region } };
-    return { kind: 'failure', rec: { index, path, region, reason: `box-${r.reason}`, error: `${path}: box ${k}: ${r.message}` } };
-  });
-}
-
-/** The first window (if any) narrower or shorter, in cells, than the finest level has bins. */
-export function tooSmallWindow(results: readonly RegionResult[], finest: number): { box: number; window: CellWindow } | undefined {
-  for (const [box, r] of results.entries()) {
-    if (r.ok && (r.window.x1 - r.window.x0 < finest || r.window.y1 - r.window.y0 < finest)) return { box, window: r.window };
+  let small = false;
+  for (const [k, p] of planned.entries()) {
+    const region = p.region;
+    let r: RegionResult;
+    try {
+      r = describe(p.xyxy);
+    } catch (err) {
+      // Never expected (the map was checked): still one record for this box, so the image's count holds.
+      yield { kind: 'failure', rec: { index, path, region, reason: 'box-error', error: `${path}: box ${k}: ${(err as Error).message}` } };
+      continue;
+    }
+    if (!r.ok) {
+      yield { kind: 'failure', rec: { index, path, region, reason: `box-${r.reason}`, error: `${path}: box ${k}: ${r.message}` } };
+      continue;
+    }
+    if (!small && (r.window.x1 - r.window.x0 < finest || r.window.y1 - r.window.y0 < finest)) {
+      small = true;
+      onSmall(k, r.window);
+    }
+    yield { kind: 'row', rec: { index, path, ...size, descriptor: r.descriptor, region } };
   }
-  return undefined;
 }

@@ -5,7 +5,8 @@ import type { Extractor } from './extractor.js';
 import type { BackboneHint } from '../backbone/contract.js';
 import type { OutputWriter, RunSummary } from '../output/records.js';
 import { recordsOf } from '../inputs/boxes.js';
-import { plannedBoxes, regionRecords, tooSmallWindow, type RunRecord } from './regions.js';
+import { plannedBoxes, regionRecords, type RunRecord } from './regions.js';
+import type { CellWindow } from '../spp/regions.js';
 
 export interface RunProgress {
   /** Inputs finished by this run (rows and failures), of `total` this run has to do. */
@@ -59,8 +60,8 @@ async function decodeSafely(path: string, decode: DecodeOptions): Promise<Decode
   }
 }
 
-/** An item's records: one row, its box rows and failures, or one failure of the whole image. */
-type Outcome = { item: WorkItem; records: RunRecord[] };
+/** An item's records: one row, its box rows and failures (made as they are written), or one failure of the whole image. */
+type Outcome = { item: WorkItem; records: Iterable<RunRecord> };
 
 /** The image failed as a whole (decode, backbone): one record, which in a region run counts its boxes. */
 function failed(item: WorkItem, reason: string, message: string): Outcome {
@@ -79,15 +80,12 @@ async function describe(
     return { item, records: [{ kind: 'row', rec: { index, path, ...size, descriptor } }] };
   }
   const planned = plannedBoxes(item.regions, size.width, size.height);
-  const results = await extractor.regionsOfImage(image, planned.map((p) => p.xyxy), hint);
+  const describe = await extractor.regionDescriber(image, hint);
   const finest = Math.max(...extractor.info.levels);
-  const small = tooSmallWindow(results, finest);
-  if (small) {
-    const w = small.window;
-    warnSmall(`${path}: box ${small.box} spans ${w.x1 - w.x0}×${w.y1 - w.y0} cells of the feature map, fewer than the finest level's ` +
+  const onSmall = (box: number, w: CellWindow) =>
+    warnSmall(`${path}: box ${box} spans ${w.x1 - w.x0}×${w.y1 - w.y0} cells of the feature map, fewer than the finest level's ` +
       `${finest}×${finest} bins, so its bins repeat cells; small objects want a larger --size or --no-resize (said once)`);
-  }
-  return { item, records: regionRecords(item, image, planned, results) };
+  return { item, records: regionRecords(item, image, planned, describe, finest, onSmall) };
 }
 
 /**
@@ -122,7 +120,9 @@ export async function runExtraction(
   };
   const writeNext = async () => {
     const { records } = await inFlight.shift()!;
+    let described = false;
     for (const r of records) {
+      described ||= r.kind === 'row' || r.rec.region !== undefined;
       if (r.kind === 'row') {
         await writer.row(r.rec);
         rows++;
@@ -133,7 +133,7 @@ export async function runExtraction(
       }
     }
     // An image counts as done (img/s) unless it failed as a whole.
-    if (records.some((r) => r.kind === 'row' || r.rec.region)) imagesDone++;
+    if (described) imagesDone++;
     written++;
     opts.onProgress?.({ done: written - first, total: items.length - first, imagesDone, rows, failures, elapsedMs: Date.now() - started });
   };

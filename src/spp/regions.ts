@@ -229,11 +229,17 @@ export interface RegionSpp {
  * Options already checked. A box covering the whole image gives the image's own descriptor.
  */
 export function regionDescriptors(map: FeatureMap, boxes: readonly Box[], image: Size, input: Size, spp: RegionSpp): RegionResult[] {
-  return boxes.map((box) => {
+  const describe = regionDescriber(map, image, input, spp);
+  return boxes.map(describe);
+}
+
+/** regionDescriptors one box at a time (a run with many boxes holds one descriptor, not all of them). */
+export function regionDescriber(map: FeatureMap, image: Size, input: Size, spp: RegionSpp): (box: Box) => RegionResult {
+  return (box) => {
     const clipped = clipBox(box, image);
     if (!clipped.ok) return clipped;
     const window = mapBoxToCells(clipped.box, image, input, map);
     const descriptor = normalizeDescriptor(windowPool(map, window, spp.levels, spp.pool, spp.gemP), spp.normalize);
     return { ok: true, descriptor, window };
-  });
+  };
 }

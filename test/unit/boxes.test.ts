@@ -88,3 +88,28 @@ describe('box formats, grids and record counts', () => {
     assert.equal(recordsOf({ kind: 'boxes', boxes: [{ values: [0, 0, 1, 1] }, { values: [] }], format: 'xyxy' }), 2);
   });
 });
+
+describe('region records', () => {
+  it('pool each box only when its record is taken (one descriptor held at a time), failures keeping their place', async () => {
+    const { regionRecords, plannedBoxes } = await import('../../src/pipeline/regions.js');
+    const plan = { kind: 'boxes' as const, format: 'xyxy' as const, boxes: [{ values: [0, 0, 4, 4] }, { values: [5, 5, 5, 9], label: 'empty' }, { values: [1, 1, 8, 8] }] };
+    const image = { data: new Uint8Array(0), width: 10, height: 10, originalWidth: 10, originalHeight: 10 } as never;
+    let calls = 0;
+    const describe = (box: readonly number[]) => {
+      calls++;
+      return box[0] === box[2]
+        ? { ok: false as const, reason: 'empty' as const, message: 'empty' }
+        : { ok: true as const, descriptor: new Float32Array([box[2]]), window: { x0: 0, y0: 0, x1: 4, y1: 4 } };
+    };
+    const small: number[] = [];
+    const records = regionRecords({ index: 3, path: 'a.jpg' }, image, plannedBoxes(plan, 10, 10), describe, 2, (k) => small.push(k));
+    assert.equal(calls, 0, 'nothing pooled before the records are asked for');
+    const first = records.next();
+    assert.equal(calls, 1);
+    assert.ok(!first.done && first.value.kind === 'row');
+    const rest = [...records];
+    assert.equal(calls, 3);
+    assert.deepEqual(rest.map((r) => [r.kind, r.rec.region?.boxIndex, r.kind === 'failure' ? r.rec.reason : '']), [['failure', 1, 'box-empty'], ['row', 2, '']]);
+    assert.deepEqual(small, [], 'windows of 4 cells are not smaller than 2 bins');
+  });
+});
