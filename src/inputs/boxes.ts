@@ -152,11 +152,19 @@ export function parseBoxes(text: string, file: string, base?: string): BoxedImag
   return into.images();
 }
 
+const MAX_BOXES_BYTES = 2 ** 31 - 1;
+
 /** Reads `--boxes FILE` (or `-`, stdin): relative paths against the file's folder, or the working directory for stdin. */
 export async function readBoxesFile(file: string, stdin: NodeJS.ReadableStream = process.stdin): Promise<BoxedImage[]> {
   if (file === '-') {
     const chunks: Buffer[] = [];
-    for await (const c of stdin as AsyncIterable<Buffer | string>) chunks.push(Buffer.isBuffer(c) ? c : Buffer.from(c));
+    let size = 0;
+    for await (const c of stdin as AsyncIterable<Buffer | string>) {
+      const chunk = Buffer.isBuffer(c) ? c : Buffer.from(c);
+      // As for a file (Node reads at most 2 GiB at once): a bound, not a crash when memory runs out.
+      if ((size += chunk.byteLength) > MAX_BOXES_BYTES) throw new BoxesFileError('-', undefined, 'more than 2 GiB on stdin; split the boxes into several runs');
+      chunks.push(chunk);
+    }
     return parseBoxes(Buffer.concat(chunks).toString('utf8'), '-', process.cwd());
   }
   let text: string;
