@@ -132,6 +132,9 @@ test('info: backend, layer, channels, descriptor length; --layers lists candidat
   assert.deepEqual(info.layers.map((l: { name: string }) => l.name), ['input_1', 'conv1', 'dw2', 'pw3']);
   const text = await runCli(['info', ...TINY_WASM]);
   assert.match(text.stdout, /descriptor length\s+126 = 6 × \(1 \+ 4 \+ 16\)/);
+  assert.equal(info.gemP, undefined, 'the GeM exponent only with --pool gem');
+  const gem = await runCli(['info', ...TINY_WASM, '--pool', 'gem', '--gem-p', '2.5']);
+  assert.match(gem.stdout, /pool\s+gem \(p = 2\.5\)/);
 });
 
 /** One torture file per failure reason, and rows a naive decoder gets wrong (the whole set: test/integration/torture.test.ts). */
