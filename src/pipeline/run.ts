@@ -101,41 +101,16 @@ export async function runExtraction(
   opts: RunOptions = {},
 ): Promise<RunSummary> {
   const ahead = Math.max(1, opts.decodeAhead ?? coreSplit().decodeAhead);
-  const started = Date.now();
   const pending = new Map<number, Promise<Decoded>>();
   const first = opts.startAt ?? 0;
   let scheduled = first;
-  const rowsBefore = opts.rowsBefore ?? 0;
-  let rows = rowsBefore;
-  let failures = opts.failuresBefore ?? 0;
-  let written = first;
   const inFlight: Promise<Outcome>[] = [];
-
-
-  let imagesDone = 0;
+  const out = recordWriter(writer, opts, first, items.length);
+  const writeNext = async () => out.write(await inFlight.shift()!);
   let warned = false;
   const warnSmall = (message: string) => {
     if (!warned) opts.onWarning?.(message);
     warned = true;
-  };
-  const writeNext = async () => {
-    const { records } = await inFlight.shift()!;
-    let described = false;
-    for (const r of records) {
-      described ||= r.kind === 'row' || r.rec.region !== undefined;
-      if (r.kind === 'row') {
-        await writer.row(r.rec);
-        rows++;
-      } else {
-        failures++;
-        opts.onFailure?.(r.rec.path, r.rec.reason, r.rec.error);
-        await writer.failure(r.rec);
-      }
-    }
-    // An image counts as done (img/s) unless it failed as a whole.
-    if (described) imagesDone++;
-    written++;
-    opts.onProgress?.({ done: written - first, total: items.length - first, imagesDone, rows, failures, elapsedMs: Date.now() - started });
   };
 
   // Images decoded and waiting: with the decoders this far ahead, the run waits on the backbone
@@ -177,7 +152,38 @@ export async function runExtraction(
   while (inFlight.length > 0) await writeNext();
   // Let decodes already started settle so nothing runs after we return.
   await Promise.allSettled(pending.values());
-  return { rows, failures, complete: written === items.length };
+  return out.summary();
+}
+
+/** Writes each item's records in order, counting rows, failures and images, and reports progress. */
+function recordWriter(writer: OutputWriter, opts: RunOptions, first: number, total: number) {
+  const started = Date.now();
+  const rowsBefore = opts.rowsBefore ?? 0;
+  let rows = rowsBefore;
+  let failures = opts.failuresBefore ?? 0;
+  let written = first;
+  let imagesDone = 0;
+  return {
+    async write({ records }: Outcome): Promise<void> {
+      let described = false;
+      for (const r of records) {
+        described ||= r.kind === 'row' || r.rec.region !== undefined;
+        if (r.kind === 'row') {
+          await writer.row(r.rec);
+          rows++;
+        } else {
+          failures++;
+          opts.onFailure?.(r.rec.path, r.rec.reason, r.rec.error);
+          await writer.failure(r.rec);
+        }
+      }
+      // An image counts as done (img/s) unless it failed as a whole.
+      if (described) imagesDone++;
+      written++;
+      opts.onProgress?.({ done: written - first, total: total - first, imagesDone, rows, failures, elapsedMs: Date.now() - started });
+    },
+    summary: (): RunSummary => ({ rows, failures, complete: written === total }),
+  };
 }
 
 /** @deprecated the old name of runExtraction (it never batched). */
