@@ -10,18 +10,9 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { mulberry32 } from './prng.js';
 
-function prng(seed: number): () => number {
-  // mulberry32: tiny, deterministic, good enough for weights.
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const rand = prng(20261124);
+const rand = mulberry32(20261124);
 const weights = (n: number, scale: number) => Float32Array.from({ length: n }, () => (rand() * 2 - 1) * scale);
 
 interface Tensor { name: string; shape: number[]; data: Float32Array | Int32Array }

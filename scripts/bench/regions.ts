@@ -26,6 +26,7 @@
 import { readFile, writeFile, mkdir, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { mulberry32 } from '../prng.js';
 import {
   CLI, fmt, machineLine, makeTempDir, median, parseCliSummary, removeDir, reproduceLine, requirePaths,
   runNode, sharedDir, table, tail,
@@ -46,18 +47,6 @@ const ROUNDS = opt.rounds ?? (opt.quick ? '1' : '3');
 /** Photos per K: the crop-and-run side costs K × photos runs of the backbone, so larger K gets fewer. */
 const PHOTOS: Record<number, number> = opt.quick ? { 4: 20, 16: 8, 64: 4 } : { 4: 125, 16: 50, 64: 25 };
 const MOSAICS = opt.quick ? 25 : 125;
-
-/** mulberry32: a small seeded PRNG, so the boxes and mosaics are the same on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 function shuffle<T>(xs: T[], rand: () => number): T[] {
   for (let i = xs.length - 1; i > 0; i--) {
@@ -151,7 +140,7 @@ async function prepareSpeed(k: number, all: string[], tmp: string): Promise<Spee
   const n = Math.min(PHOTOS[k]!, all.length);
   const step = all.length / n;
   const subset = new Set(Array.from({ length: n }, (_, i) => Math.floor(i * step)));
-  const rand = prng(0x5eed + k);
+  const rand = mulberry32(0x5eed + k);
   const dir = join(tmp, `k${k}`);
   const cropDir = join(dir, 'crops');
   await mkdir(cropDir, { recursive: true });
@@ -270,7 +259,7 @@ interface QualitySet { groups: string[][]; boxesFile: string; quadrantDir: strin
 /** Mosaics as PNG, their --boxes file (the four quadrants) and each quadrant cut out as PNG. */
 async function prepareQuality(all: string[], tmp: string): Promise<QualitySet> {
   const sharp = await loadSharp();
-  const groups = mosaicGroups(all, MOSAICS, prng(MOSAIC_SEED));
+  const groups = mosaicGroups(all, MOSAICS, mulberry32(MOSAIC_SEED));
   const dir = join(tmp, 'quality');
   const quadrantDir = join(dir, 'quadrants');
   await mkdir(quadrantDir, { recursive: true });

@@ -13,6 +13,7 @@ import { loadEngine } from '../../src/backbone/load.js';
 import { runCli } from '../helpers/cli.js';
 import { diffStats, pixelsOfFile, unconvertibleModel } from '../helpers/models.js';
 import { tempDir } from '../helpers/tmp.js';
+import { mulberry32 } from '../../scripts/prng.js';
 
 const cacheDir = tempDir('spp-onnx-cache-');
 
@@ -24,7 +25,6 @@ const SIZES: [number, number, string][] = [
   [300, 200, 'eagle.jpg'],
   [173, 97, 'giraffe.jpg'],
 ];
-
 
 /** Exactly W×H RGB pixels of a shared photo (sharp resize, fill); synthetic noise when ../shared is absent. */
 async function pixelsOf(photo: string, width: number, height: number): Promise<RgbImage> {
@@ -96,17 +96,7 @@ for (const c of CASES) {
   });
 }
 
-
 // ---- Op zoos: ops the shared models do not use (fused convs, Pad, AddV2, Concat, pools, ...) ----
-
-function prng(seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface ZooTensor { name: string; shape: number[]; data: Float32Array | Int32Array }
 
@@ -121,7 +111,7 @@ function saveModel(modelTopology: object, tensors: ZooTensor[], format: string):
 
 /** A converter-style graph model with _FusedConv2D, FusedDepthwiseConv2dNative, Pad, Conv2D, FusedBatchNormV3, AddV2, Relu, MaxPool, AvgPool, ConcatV2, LeakyRelu, BiasAdd, Mean. */
 function graphZoo(): string {
-  const rand = prng(7);
+  const rand = mulberry32(7);
   const tensors: ZooTensor[] = [];
   const nodes: object[] = [];
   const b64 = (s: string) => Buffer.from(s).toString('base64');
@@ -163,7 +153,7 @@ function graphZoo(): string {
 
 /** A layers model with SeparableConv2D, BatchNormalization (not foldable: after an activation), AveragePooling2D, MaxPooling2D valid, ZeroPadding2D, Concatenate, ReLU, ELU. */
 function layersZoo(): string {
-  const rand = prng(11);
+  const rand = mulberry32(11);
   const tensors: ZooTensor[] = [];
   const w = (name: string, shape: number[], scale = 0.5, offset = 0) => {
     const n = shape.reduce((a, b) => a * b, 1);
