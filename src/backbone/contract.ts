@@ -36,7 +36,7 @@ export interface BackboneInfo {
   readonly channels: number;
   readonly inputRange: InputRange;
   readonly inputRangeSource: InputRangeSource;
-  /** A user's .onnx model only: its input layout and per-channel normalisation (they change every descriptor). */
+  /** ONNX engine: the image input's layout (converted models: nhwc) and, for a user's .onnx, its per-channel normalisation. */
   readonly inputLayout?: 'nhwc' | 'nchw';
   readonly mean?: readonly number[];
   readonly std?: readonly number[];

@@ -16,7 +16,7 @@
  * Checked against torchvision 0.14's roi_pool (fixtures/roi-golden.json, scripts/roi_golden.py).
  */
 
-import { checkOption, findOption, POOL_MODES, type NormalizeMode, type PoolMode } from '../core/options.js';
+import { checkOption, findOption, type NormalizeMode, type PoolMode } from '../core/options.js';
 import { DEFAULT_GEM_P, GEM_EPS, normalizeDescriptor, pyramidPoolWindow, validateLevels, type CellWindow, type FeatureMap } from './spp.js';
 
 /** [x0, y0, x1, y1] in image pixels (as displayed). */
@@ -29,9 +29,6 @@ export interface Size {
 
 export type { CellWindow };
 
-/** Pooling inside a window's bins: the SPP modes (max, avg, gem). */
-export const REGION_POOL_MODES = POOL_MODES;
-export type RegionPoolMode = PoolMode;
 export { DEFAULT_GEM_P, GEM_EPS };
 
 export type ClipFailure = 'not-finite' | 'inverted' | 'empty' | 'outside';
@@ -169,18 +166,13 @@ export function poolWindow(
   map: FeatureMap,
   window: CellWindow,
   levels: readonly number[],
-  pool: RegionPoolMode,
+  pool: PoolMode,
   gemP: number = DEFAULT_GEM_P,
 ): Float32Array {
   validateLevels(levels);
   checkOption(findOption('pool'), pool, 'library');
   if (pool === 'gem') checkOption(findOption('gemP'), gemP, 'library');
   checkWindow(map, window);
-  return windowPool(map, window, levels, pool, gemP);
-}
-
-/** poolWindow with levels, pool and gemP already checked (the pipeline checks them once per run). */
-export function windowPool(map: FeatureMap, window: CellWindow, levels: readonly number[], pool: PoolMode, gemP: number): Float32Array {
   return pyramidPoolWindow(map, window, levels, pool, gemP);
 }
 
@@ -239,7 +231,7 @@ export function regionDescriber(map: FeatureMap, image: Size, input: Size, spp: 
     const clipped = clipBox(box, image);
     if (!clipped.ok) return clipped;
     const window = mapBoxToCells(clipped.box, image, input, map);
-    const descriptor = normalizeDescriptor(windowPool(map, window, spp.levels, spp.pool, spp.gemP), spp.normalize);
+    const descriptor = normalizeDescriptor(pyramidPoolWindow(map, window, spp.levels, spp.pool, spp.gemP), spp.normalize);
     return { ok: true, descriptor, window };
   };
 }

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import {
-  clipBox, gridBoxes, mapBoxToCells, poolWindow, regionDescriptors, type Box, type CellWindow, type RegionPoolMode,
+  clipBox, gridBoxes, mapBoxToCells, poolWindow, regionDescriptors, type Box, type CellWindow,
 } from '../../src/spp/regions.js';
-import { descriptorLength, normalizeDescriptor, spatialPyramidPool, type FeatureMap } from '../../src/spp/spp.js';
+import { descriptorLength, normalizeDescriptor, spatialPyramidPool, type FeatureMap, type PoolMode } from '../../src/spp/spp.js';
 import { fixture } from '../helpers/shared.js';
 
 interface GoldenBox {
@@ -230,7 +230,7 @@ describe('poolWindow', () => {
     for (const bad of [{ x0: 0, y0: 0, x1: 5, y1: 3 }, { x0: 2, y0: 0, x1: 2, y1: 3 }, { x0: -1, y0: 0, x1: 2, y1: 3 }, { x0: 0.5, y0: 0, x1: 2, y1: 3 }]) {
       assert.throws(() => poolWindow(map, bad, [1], 'max'), /window/, JSON.stringify(bad));
     }
-    assert.throws(() => poolWindow(map, ok, [1], 'sum' as RegionPoolMode), /'sum'/);
+    assert.throws(() => poolWindow(map, ok, [1], 'sum' as PoolMode), /'sum'/);
     assert.throws(() => poolWindow(map, ok, [0], 'max'), /levels/);
     for (const p of [0, -1, NaN, Infinity]) assert.throws(() => poolWindow(map, ok, [1], 'gem', p), /gemP/, `p=${p}`);
     assert.throws(() => poolWindow({ ...map, data: new Float32Array(5) }, ok, [1], 'max'), /Float32Array of 3x4x2/);

@@ -11,7 +11,6 @@
 import { stat } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { coreSplit } from '../../core/cores.js';
-import { basename, dirname, join } from 'node:path';
 import { InvalidParameterError } from '../../core/invalid.js';
 import { readModelFile, readWeights, type LoadedArtifacts, type ModelFile } from '../artifacts.js';
 import type { Backbone, BackboneInfo, BackboneOptions, FeatureMap, RgbPixels } from '../contract.js';
@@ -20,7 +19,7 @@ import type { TensorLayout } from '../preprocess.js';
 import { DEFAULT_MODEL_ID } from '../registry.js';
 import { chooseLayer, graphNodes, pickInputRange, pickOnnxInputRange, validateInputRange, type LayerChoice, type RangeChoice } from '../rules.js';
 import { defaultCacheDir, isOnnxModelSpec, localOnnxPath, resolveModel, type ResolvedModel, type WarningSink } from '../source.js';
-import { cachedOnnx, fileIdentityKey, onnxCacheKey, readCached, readGuess, readIndexEntry, writeGuess, writeIndexEntry, type StoredOnnx } from './cache.js';
+import { cachedOnnx, cachedOnnxPath, fileIdentityKey, onnxCacheKey, readCached, readGuess, readIndexEntry, writeGuess, writeIndexEntry, type StoredOnnx } from './cache.js';
 import type { OpenedModel, OpenRequest, Runner } from './session.js';
 import { takeInferenceWorker, type InferenceEngine } from './worker-client.js';
 
@@ -168,24 +167,30 @@ interface ConvertedPlan {
   choice: LayerChoice;
   /** The model files' identity (fileIdentityKey), when they could all be stat'ed. */
   identity?: string;
-  /** The .onnx the worker was asked to preload (readGuess). */
+  /** The cache key of the .onnx the worker was asked to preload (readGuess). */
   guess?: string;
 }
 
 /** The weights read and hashed: the content-addressed .onnx this model converts to. */
 interface WeighedPlan extends ConvertedPlan {
   loaded: LoadedArtifacts;
+  key: string;
   onnxPath: string;
 }
 
-const onnxFile = (cacheDir: string, key: string) => join(cacheDir, 'onnx', `${key}.onnx`);
+/** What a load opened, and (when it is a file of the cache) its cache key. */
+interface Loaded {
+  store: Stored;
+  opened: OpenedModel;
+  key?: string;
+}
 
 async function planConverted(spec: string, opts: OnnxBackboneOptions, engine: InferenceEngine, threads: number): Promise<ConvertedPlan> {
   const cacheDir = opts.cacheDir ?? defaultCacheDir();
   const source = await resolveModel(spec, cacheDir, { onWarning: opts.onWarning });
   // The worker starts creating the session this model.json last opened while its files are read.
   const guess = opts.worker === false ? undefined : await readGuess(cacheDir, source.modelJsonPath, opts.layer);
-  if (guess) engine.preload(guess, threads);
+  if (guess) engine.preload(cachedOnnxPath(cacheDir, guess), threads);
   const model = await readModelFile(source.modelJsonPath);
   const range = pickInputRange(opts, model.format, graphNodes(model.format, model.topology), source.registry?.inputRange);
   const choice = chooseLayer(model.format, model.topology, opts.layer, { spec: source.spec, embeddingNode: source.registry?.embeddingNode });
@@ -196,7 +201,7 @@ async function planConverted(spec: string, opts: OnnxBackboneOptions, engine: In
 async function weigh(plan: ConvertedPlan): Promise<WeighedPlan> {
   const loaded = await readWeights(plan.model);
   const key = await onnxCacheKey(plan.source.modelJsonPath, loaded, plan.choice.layer);
-  return { ...plan, loaded, onnxPath: onnxFile(plan.cacheDir, key) };
+  return { ...plan, loaded, key, onnxPath: cachedOnnxPath(plan.cacheDir, key) };
 }
 
 async function convert(plan: WeighedPlan): Promise<Uint8Array> {
@@ -257,26 +262,26 @@ async function openConverted(engine: InferenceEngine, plan: WeighedPlan, request
  * (and the probe) a previous load recorded. The seal is still checked; anything amiss falls through
  * to the full path.
  */
-async function openIndexed(engine: InferenceEngine, plan: ConvertedPlan, request: OpenRequest, opts: OnnxBackboneOptions) {
+async function openIndexed(engine: InferenceEngine, plan: ConvertedPlan, request: OpenRequest, opts: OnnxBackboneOptions): Promise<Loaded | undefined> {
   const entry = plan.identity && (await readIndexEntry(plan.cacheDir, plan.identity));
   if (!entry) return undefined;
-  const path = onnxFile(plan.cacheDir, entry.key);
+  const path = cachedOnnxPath(plan.cacheDir, entry.key);
   const known = { ...request, knownProbe: entry.probe };
-  if (opts.worker !== false) return { path, opened: await openCached(engine, path, known) };
-  const bytes = await readCached(path);
-  return { path, opened: bytes && (await engine.open(bytes, known)) };
+  const bytes = opts.worker === false ? await readCached(path) : undefined;
+  const opened = opts.worker !== false ? await openCached(engine, path, known) : bytes && (await engine.open(bytes, known));
+  return opened && { store: { path, cacheHit: true }, opened, key: entry.key };
 }
 
 /** Weights read and hashed: the cached .onnx under its content key, else converted and stored. */
-async function openWeighed(engine: InferenceEngine, plan: ConvertedPlan, request: OpenRequest, opts: OnnxBackboneOptions) {
+async function openWeighed(engine: InferenceEngine, plan: ConvertedPlan, request: OpenRequest, opts: OnnxBackboneOptions): Promise<Loaded> {
   const weighed = await weigh(plan);
   // worker: false checks the seal first, then loads the checked bytes (one thread: nothing to overlap).
   const hit = opts.worker === false ? undefined : await openCached(engine, weighed.onnxPath, request);
-  const result = hit ? { store: { path: weighed.onnxPath, cacheHit: true }, opened: hit } : await openConverted(engine, weighed, request, opts);
-  if (plan.identity && result.store.path === weighed.onnxPath) {
-    await writeIndexEntry(plan.cacheDir, plan.identity, { key: basename(weighed.onnxPath, '.onnx'), probe: result.opened.probe });
-  }
-  return result;
+  const { store, opened } = hit ? { store: { path: weighed.onnxPath, cacheHit: true }, opened: hit } : await openConverted(engine, weighed, request, opts);
+  // Not in the cache (it could not be written): nothing to record.
+  if (store.path !== weighed.onnxPath) return { store, opened };
+  if (plan.identity) await writeIndexEntry(plan.cacheDir, plan.identity, { key: weighed.key, probe: opened.probe });
+  return { store, opened, key: weighed.key };
 }
 
 async function loadConverted(spec: string, opts: OnnxBackboneOptions, threads: number): Promise<OnnxBackbone> {
@@ -288,12 +293,8 @@ async function loadConverted(spec: string, opts: OnnxBackboneOptions, threads: n
     // Converted models are NHWC in and out; their one output is the feature map.
     const wideThreads = wideThreadsFor(opts, threads);
     const request: OpenRequest = { threads, range: plan.range.inputRange, layout: 'nhwc', label: plan.source.spec, ...(wideThreads ? { wideThreads } : {}) };
-    const indexed = await openIndexed(engine, plan, request, opts);
-    const { store, opened } = indexed?.opened
-      ? { store: { path: indexed.path, cacheHit: true }, opened: indexed.opened }
-      : await openWeighed(engine, plan, request, opts);
-    const inCache = store.path !== undefined && dirname(store.path) === join(plan.cacheDir, 'onnx');
-    if (inCache && store.path !== plan.guess) await writeGuess(plan.cacheDir, plan.source.modelJsonPath, opts.layer, basename(store.path!, '.onnx'));
+    const { store, opened, key } = (await openIndexed(engine, plan, request, opts)) ?? (await openWeighed(engine, plan, request, opts));
+    if (key && key !== plan.guess) await writeGuess(plan.cacheDir, plan.source.modelJsonPath, opts.layer, key);
     const info = convertedInfo(plan, store, opened, threads, wideThreads);
     return { info, probe: opened.probe, featureMap: engine.featureMap, candidateLayers: plan.choice.candidates, dispose: engine.close };
   });

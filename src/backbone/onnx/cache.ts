@@ -74,8 +74,11 @@ export async function writeIndexEntry(cacheDir: string, identity: string, entry:
 
 const guessPath = (cacheDir: string, identity: string) => join(cacheDir, 'onnx', 'by-model-json', identity);
 
+/** Where the cache keeps the .onnx of a cache key. */
+export const cachedOnnxPath = (cacheDir: string, key: string) => join(cacheDir, 'onnx', `${key}.onnx`);
+
 /**
- * A guess made before model.json is even parsed: the .onnx the last load of this model.json (same
+ * A guess made before model.json is even parsed: the cache key of the .onnx the last load of this model.json (same
  * file identity, same --layer) opened, for the worker to start creating its session early. Only a
  * hint: the load still finds the model by all its files and opens what that says.
  */
@@ -83,7 +86,7 @@ export async function readGuess(cacheDir: string, modelJsonPath: string, layerOp
   const identity = await fileIdentityKey([modelJsonPath], `guess:${layerOption ?? ''}`);
   if (!identity) return undefined;
   const key = await readFile(guessPath(cacheDir, identity), 'latin1').catch(() => undefined);
-  return key !== undefined && KEY_SHAPE.test(key) ? join(cacheDir, 'onnx', `${key}.onnx`) : undefined;
+  return key !== undefined && KEY_SHAPE.test(key) ? key : undefined;
 }
 
 /** Records the guess; best effort. */

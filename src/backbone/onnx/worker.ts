@@ -39,14 +39,19 @@ const WIDEN_WHEN_WAITED = 0.75;
 /** A session being created from the file the main thread expects to open (a hint, never trusted as the model). */
 let preloaded: { path: string; threads: number; session: ReturnType<typeof createSession> } | undefined;
 
+/** Releases a preloaded session nobody took (once it exists). */
+function releasePreloaded(): void {
+  const p = preloaded;
+  preloaded = undefined;
+  void p?.session.then((s) => s.release(), () => undefined);
+}
+
 /** The preloaded session when `open` asks for that very file and thread count; any other is released. */
 function takePreloaded(source: string | Uint8Array, threads: number): ReturnType<typeof createSession> | undefined {
   const p = preloaded;
+  if (!p || p.path !== source || p.threads !== threads) return void releasePreloaded();
   preloaded = undefined;
-  if (!p) return undefined;
-  if (p.path === source && p.threads === threads) return p.session;
-  void p.session.then((s) => s.release(), () => undefined);
-  return undefined;
+  return p.session;
 }
 
 function fail(id: number, err: unknown): void {
@@ -112,14 +117,14 @@ async function handle(msg: WorkerRequest | 'close'): Promise<void> {
     // End by emptying the event loop, not process.exit: tearing the thread down while ORT
     // releases its session can abort the whole process.
     await warm;
-    takePreloaded('', 0);
+    releasePreloaded();
     await runner?.session.release().catch(() => undefined);
     port.close();
     return;
   }
   if (msg.type === 'preload') {
     // Not awaited: the session is created while the main thread still reads the model.
-    takePreloaded('', 0);
+    releasePreloaded();
     const session = warm.then(() => createSession(msg.path, msg.threads));
     session.catch(() => undefined);
     preloaded = { path: msg.path, threads: msg.threads, session };
