@@ -28,6 +28,9 @@ export class NpyWriter implements OutputWriter {
     let manifest: ManifestWriter;
     try {
       await data.append(npyHeader(dtype, [0, header.dim]));
+      // On disk before the manifest exists: a resume reads the rows on disk from it, so a header lost
+      // with the first buffered rows (a failed write) would leave a run it refuses to continue.
+      await data.flush();
       manifest = await ManifestWriter.create(manifestPathFor(path), header, target);
     } catch (err) {
       await data.abandon();

@@ -134,3 +134,34 @@ for (const format of FORMATS) {
     t.diagnostic(`${format}: ${cases} injected faults, all resumable and byte-identical (${JSON.stringify(counts)})`);
   });
 }
+
+test('fault injection with rows sharing a write buffer (.npy, 700-byte chunks): every write failing ends resumable and byte-identical', async (t) => {
+  // The default tuning writes one record per write; here several rows and manifest lines are
+  // gathered in one chunk, so a failed write loses buffered records the journal must not vouch for.
+  const saved = sinkTuning.flushBytes;
+  sinkTuning.flushBytes = 700;
+  try {
+    const { io, counts } = faultyIo();
+    const dir0 = tempDir('spp-faults-chunk-');
+    const clean = await run(['-o', join(dir0, 'out.npy')], io);
+    assert.equal(clean.code, 2, clean.stderr);
+    assert.ok(counts.write >= 3 && counts.write < opCounts.npy.write, `rows share writes: ${counts.write} vs ${opCounts.npy.write}`);
+    for (let k = 1; k <= counts.write; k++) {
+      for (const fault of ['ENOSPC', 'short'] as const) {
+        const label = `chunked write #${k} ${fault}`;
+        const dir = tempDir('spp-faults-chunk-');
+        const out = join(dir, 'out.npy');
+        const failed = await run(['-o', out], faultyIo('write', k, fault).io);
+        assert.equal(failed.code, 1, `${label}: ${failed.stderr}`);
+        assert.equal(claimsComplete(dir, 'npy'), false, label);
+        const resumed = await run(['-o', out, '--resume']);
+        assert.equal(resumed.code, 2, `${label}: resume: ${resumed.stderr}`);
+        for (const [name, bytes] of Object.entries(reference.npy)) assert.ok(readFileSync(join(dir, name)).equals(bytes), `${label}: ${name}`);
+        assert.deepEqual(readdirSync(dir).sort(), finalNames('npy').sort(), `${label}: nothing left over`);
+      }
+    }
+    t.diagnostic(`${counts.write} chunked writes, each failed twice, all resumable and byte-identical`);
+  } finally {
+    sinkTuning.flushBytes = saved;
+  }
+});
