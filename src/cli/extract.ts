@@ -6,7 +6,7 @@ import { expandInputs } from '../inputs/expand.js';
 import { readBoxesFile, recordsOf } from '../inputs/boxes.js';
 import { openWriter, prepareOutput, type OpenedOutput, type PreparedOutput, type RunHeader, type RunSummary } from '../output/index.js';
 import { openExtractor, optionAdvice, type Extractor } from '../pipeline/extractor.js';
-import { prefetchDecode, runExtraction, type RunOptions, type WorkItem } from '../pipeline/run.js';
+import { defaultDecodeAhead, prefetchDecodes, runExtraction, type RunOptions, type WorkItem } from '../pipeline/run.js';
 import { parseShard, selectShard, type ShardSpec } from '../inputs/shard.js';
 import { EXIT } from './exit.js';
 import { createReporter, formatDuration, plural, type Reporter } from './progress.js';
@@ -93,8 +93,9 @@ async function extractInto(prepared: PreparedOutput, output: string, inputs: str
   if (entries.length === 0) reporter.line('spp-extract: warning: the inputs name no image files');
   const items = selectShard(entries, shard);
 
-  // The first image decodes while the model loads (a fresh run starts there).
-  const prefetched = !o.resume && items.length > 0 ? { at: 0, decoded: prefetchDecode(items[0].path, o.decode) } : undefined;
+  // The first images decode while the model loads (a fresh run starts there).
+  const ahead = o.decodeAhead ?? defaultDecodeAhead(o.decode);
+  const prefetched = o.resume ? undefined : { at: 0, decoded: prefetchDecodes(items.slice(0, ahead).map((i) => i.path), o.decode, ahead) };
   const extractor = await openExtractor(o);
   try {
     tellAboutRun(extractor, reporter, o, `${plural(items.length, 'input')}${shard ? ` (shard ${shard.index}/${shard.count} of ${entries.length})` : ''}`);

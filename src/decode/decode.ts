@@ -91,6 +91,17 @@ export function workingSize(
 }
 
 /**
+ * The most bytes one decoded image can take under the size policy (RGB, 8-bit): the shorter side is
+ * at most `size` and the longer at most `maxSide`. Infinity when the policy does not bound both
+ * (--no-resize without --max-side, or no cap).
+ */
+export function largestDecodedBytes(opts: Pick<DecodeOptions, 'size' | 'maxSide'>): number {
+  const { size, maxSide } = opts;
+  if (maxSide === null) return Infinity;
+  return Math.min(size ?? maxSide, maxSide) * maxSide * 3;
+}
+
+/**
  * Fills defaults and checks every option, once (decodeImage's public entry; the pipeline checks
  * once in createExtractor and then calls decodeResolved). Integer options also accept
  * decimal-digit strings; background accepts {r,g,b}, '#rgb', '#rrggbb', 'r,g,b', 'white', 'black'

@@ -1,4 +1,4 @@
-import { DecodeError, decodeResolved, type DecodedImage, type DecodeOptions } from '../decode/decode.js';
+import { DecodeError, decodeResolved, largestDecodedBytes, type DecodedImage, type DecodeOptions } from '../decode/decode.js';
 import { coreSplit } from '../core/cores.js';
 import type { WorkItem } from '../inputs/shard.js';
 import type { Extractor } from './extractor.js';
@@ -23,7 +23,7 @@ export interface RunProgress {
 export type { WorkItem };
 
 export interface RunOptions {
-  /** Images decoded ahead of the backbone (sharp runs on libuv's pool); bounds memory. Default: core/cores.ts. */
+  /** Images decoded ahead of the backbone (sharp runs on libuv's pool); bounds memory. Default: defaultDecodeAhead. */
   decodeAhead?: number;
   /** Resume: items before this position are already written, with these counts. */
   startAt?: number;
@@ -34,17 +34,26 @@ export interface RunOptions {
   onWarning?: (message: string) => void;
   onProgress?: (p: RunProgress) => void;
   signal?: AbortSignal;
-  /** A decode started before the model was loaded (prefetchDecode), for the item at `at`. */
-  prefetched?: { at: number; decoded: Prefetched };
+  /** Decodes started before the model was loaded (prefetchDecodes), for the items from `at` on. */
+  prefetched?: { at: number; decoded: readonly Prefetched[] };
 }
 
 type Decoded = { ok: true; image: DecodedImage } | { ok: false; reason: string; message: string };
 /** A decode in flight, started by prefetchDecode. */
 export type Prefetched = Promise<Decoded>;
 
-/** Starts decoding one image now (e.g. while the model loads); hand it to runExtraction as `prefetched`. */
-export function prefetchDecode(path: string, decode: DecodeOptions): Prefetched {
-  return decodeSafely(path, decode);
+/** The default --decode-ahead for this machine and size policy (core/cores.ts). */
+export function defaultDecodeAhead(decode: DecodeOptions): number {
+  return coreSplit(undefined, largestDecodedBytes(decode)).decodeAhead;
+}
+
+/**
+ * Starts decoding the first `count` of `paths` now, while the model loads (start-up leaves a core
+ * mostly idle); hand them to runExtraction as `prefetched`. At most the run's decode-ahead, so
+ * memory stays what the run itself holds.
+ */
+export function prefetchDecodes(paths: readonly string[], decode: DecodeOptions, count: number): Prefetched[] {
+  return paths.slice(0, count).map((path) => decodeSafely(path, decode));
 }
 
 function safeDecode(extractor: Extractor, path: string): Promise<Decoded> {
@@ -100,7 +109,7 @@ export async function runExtraction(
   writer: OutputWriter,
   opts: RunOptions = {},
 ): Promise<RunSummary> {
-  const ahead = Math.max(1, opts.decodeAhead ?? coreSplit().decodeAhead);
+  const ahead = Math.max(1, opts.decodeAhead ?? defaultDecodeAhead(extractor.info.decode));
   const pending = new Map<number, Promise<Decoded>>();
   const first = opts.startAt ?? 0;
   let scheduled = first;
@@ -118,9 +127,8 @@ export async function runExtraction(
   let ready = 0;
   const waitedOnWhenReady = Math.max(1, ahead - 2);
   const track = (p: Promise<Decoded>) => p.finally(() => ready++);
-  if (opts.prefetched && opts.prefetched.at === first && first < items.length) {
-    pending.set(first, track(opts.prefetched.decoded));
-    scheduled = first + 1;
+  if (opts.prefetched?.at === first) {
+    for (const decoded of opts.prefetched.decoded.slice(0, items.length - first)) pending.set(scheduled++, track(decoded));
   }
   for (let next = first; next < items.length; next++) {
     if (opts.signal?.aborted) break;

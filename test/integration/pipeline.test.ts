@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { DecodeError, decodeImage, validateDecodeOptions, workingSize, type DecodedImage } from '../../src/decode/decode.js';
 import type { FailureRecord, OutputWriter, RowRecord, RunSummary } from '../../src/output/records.js';
 import { createExtractor, type Extractor } from '../../src/pipeline/extractor.js';
-import { runExtraction, type RunProgress, type WorkItem } from '../../src/pipeline/run.js';
+import { prefetchDecodes, runExtraction, type RunProgress, type WorkItem } from '../../src/pipeline/run.js';
 import { normalizeDescriptor, spatialPyramidPool } from '../../src/spp/spp.js';
 import { fixture } from '../helpers/shared.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -143,6 +143,31 @@ describe('runExtraction with a stand-in extractor and a recording writer', () =>
     }
     assert.deepEqual(runs[0], simplifiedExpected(expected));
     assert.deepEqual(runs[1], runs[0]);
+  });
+
+  it('decodes started before the run (prefetchDecodes, at most the inputs) give the same records as a run without', async () => {
+    const paths = ITEMS.map((i) => i.path);
+    for (const count of [3, 8, ITEMS.length + 4]) {
+      const { writer, events } = recordingWriter();
+      const decoded = prefetchDecodes(paths, DECODE, count);
+      assert.equal(decoded.length, Math.min(count, ITEMS.length));
+      await runExtraction(ITEMS, fakeExtractor().extractor, writer, { decodeAhead: 4, prefetched: { at: 0, decoded } });
+      assert.deepEqual(simplified(events), simplifiedExpected(expected), `${count} prefetched`);
+    }
+  });
+
+  it('a prefetched decode is taken as the image of its slot, not decoded again', async () => {
+    // Slots 0-2 all hold the decode of item 2 (noise-100x70.jpg): rows 0 and 1 must carry its pixels.
+    const noise = ITEMS[2]!.path;
+    const decoded = prefetchDecodes([noise, noise, noise], DECODE, 3);
+    const { writer, events } = recordingWriter();
+    await runExtraction(ITEMS, fakeExtractor().extractor, writer, { decodeAhead: 2, prefetched: { at: 0, decoded } });
+    const got = simplified(events);
+    const want = simplifiedExpected(expected);
+    const content = (e: (typeof got)[number]) => ({ ...e, index: 0, path: '' });
+    for (const i of [0, 1]) assert.deepEqual(content(got[i]!), content(want[2]!), `row ${i} is the prefetched image`);
+    assert.deepEqual(got.slice(2), want.slice(2), 'the rest decode as usual');
+    assert.deepEqual(got.map((g) => (g as { path: string }).path), ITEMS.map((i) => i.path), 'paths and order are the items\'');
   });
 
   it('a backbone that throws on one image: that input is a "backbone" failure naming it, the rest go on', async () => {
