@@ -2,6 +2,7 @@ import { promises as fsp } from 'node:fs';
 import sharp, { type Metadata, type OutputInfo, type SharpOptions } from 'sharp';
 import type { DecodeOptions } from '../core/options.js';
 import { resolveDecodeOptions } from '../core/resolve.js';
+import { readJpegHeader } from './jpeg-header.js';
 
 // One-pass batch tool: every image is opened once, so libvips' operation cache never hits and
 // only grows memory over a 100k-image run.
@@ -249,18 +250,16 @@ export async function decodeResolved(input: string | Buffer, o: DecodeOptions, l
   const file = label ?? (typeof input === 'string' ? input : '<buffer>');
   if (typeof input !== 'string' && input.length === 0) fail(file, 'empty', '0 bytes');
   const src: Source = typeof input === 'string' ? { input: await readInput(input, file), file, path: input } : { input, file };
-  const { meta, originalWidth, originalHeight } = await readHeader(src, o);
-  const target = workingSize(originalWidth, originalHeight, o);
-  const { data, info } = await decodePixels(src, o, meta, { width: originalWidth, height: originalHeight }, target);
-  const pixels = info.width * info.height;
-  const rgb = data.length === pixels * info.channels ? toRgb(data, pixels, info.channels) : undefined;
-  if (!rgb || info.width !== target.width || info.height !== target.height) {
-    fail(
-      file,
-      'corrupt',
-      `decoder returned ${info.width}x${info.height}x${info.channels} (${data.length} bytes), expected ${target.width}x${target.height}x3`,
-    );
+  let header = await readHeader(src, o);
+  let pixels = await decodeAt(src, o, header);
+  // The JS header and libvips disagree (an orientation libvips reads otherwise): libvips decides.
+  if (!pixels.ok && header.byJs) {
+    header = await readHeader(src, o, true);
+    pixels = await decodeAt(src, o, header);
   }
+  if (!pixels.ok) fail(file, 'corrupt', pixels.problem);
+  const { rgb, info } = pixels;
+  const { meta, originalWidth, originalHeight } = header;
   return {
     data: rgb,
     width: info.width,
@@ -272,8 +271,20 @@ export async function decodeResolved(input: string | Buffer, o: DecodeOptions, l
   };
 }
 
-/** Header only, no pixel limit, so a too-large image is reported with its dimensions. */
-async function readHeader(src: Source, o: DecodeOptions): Promise<{ meta: Metadata; originalWidth: number; originalHeight: number }> {
+/** `byJs`: the dimensions came from jpeg-header.ts, not from libvips. */
+type Header = { meta: Pick<Metadata, 'format' | 'density'>; originalWidth: number; originalHeight: number; byJs: boolean };
+
+/**
+ * Header only, no pixel limit, so a too-large image is reported with its dimensions. A JPEG in
+ * memory is read in JS (jpeg-header.ts) unless `full`; anything it does not vouch for asks libvips.
+ */
+async function readHeader(src: Source, o: DecodeOptions, full = false): Promise<Header> {
+  const fast = !full && typeof src.input !== 'string' ? readJpegHeader(src.input) : undefined;
+  if (fast) {
+    checkPixels(src.file, fast.width, fast.height, o);
+    const swap = fast.orientation >= 5;
+    return { meta: { format: 'jpeg' }, originalWidth: swap ? fast.height : fast.width, originalHeight: swap ? fast.width : fast.height, byJs: true };
+  }
   const { file } = src;
   let meta: Metadata;
   try {
@@ -286,12 +297,30 @@ async function readHeader(src: Source, o: DecodeOptions): Promise<{ meta: Metada
   if (!(Number.isInteger(w) && Number.isInteger(h) && w > 0 && h > 0)) {
     fail(file, 'corrupt', `header gives no usable dimensions (${w}x${h})`);
   }
+  checkPixels(file, w, h, o);
+  // Orientations 5-8 swap width and height.
+  const swap = (meta.orientation ?? 1) >= 5;
+  return { meta, originalWidth: meta.autoOrient?.width ?? (swap ? h : w), originalHeight: meta.autoOrient?.height ?? (swap ? w : h), byJs: false };
+}
+
+function checkPixels(file: string, w: number, h: number, o: DecodeOptions): void {
   if (w * h > o.maxInputPixels) {
     fail(file, 'too-large', `${w}x${h} = ${w * h} pixels exceeds the limit of ${o.maxInputPixels} (--max-input-pixels)`);
   }
-  // Orientations 5-8 swap width and height.
-  const swap = (meta.orientation ?? 1) >= 5;
-  return { meta, originalWidth: meta.autoOrient?.width ?? (swap ? h : w), originalHeight: meta.autoOrient?.height ?? (swap ? w : h) };
+}
+
+/** Pixels at the header's working size, or what came back instead. */
+async function decodeAt(src: Source, o: DecodeOptions, header: Header): Promise<{ ok: true; rgb: Uint8Array; info: OutputInfo } | { ok: false; problem: string }> {
+  const { meta, originalWidth, originalHeight } = header;
+  const target = workingSize(originalWidth, originalHeight, o);
+  const { data, info } = await decodePixels(src, o, meta, { width: originalWidth, height: originalHeight }, target);
+  const pixels = info.width * info.height;
+  const rgb = data.length === pixels * info.channels ? toRgb(data, pixels, info.channels) : undefined;
+  if (rgb && info.width === target.width && info.height === target.height) return { ok: true, rgb, info };
+  return {
+    ok: false,
+    problem: `decoder returned ${info.width}x${info.height}x${info.channels} (${data.length} bytes), expected ${target.width}x${target.height}x3`,
+  };
 }
 
 type Size = { width: number; height: number };
@@ -303,7 +332,7 @@ type Size = { width: number; height: number };
  * reductions would change the pixels.
  */
 async function decodePixels(
-  src: Source, o: DecodeOptions, meta: Metadata, original: Size, target: Size,
+  src: Source, o: DecodeOptions, meta: Header['meta'], original: Size, target: Size,
 ): Promise<{ data: Buffer; info: OutputInfo }> {
   const loadOpts: SharpOptions = {
     failOn: o.failOn,

@@ -297,3 +297,49 @@ test('torture: lenient failOn none turns truncated files into rows; limit raised
   const huge = await decodeImage(t('jpeg-huge-20000x14000-1MB.jpg'), { maxInputPixels: 280000000 });
   assert.deepEqual([huge.originalWidth, huge.originalHeight, huge.width, huge.height], [20000, 14000, 320, 224]);
 });
+
+test('JPEG headers read in JS agree with libvips: sharp-made orientations 1-8, and every JPEG under ../shared/images it vouches for', async () => {
+  const { readJpegHeader } = await import('../../src/decode/jpeg-header.js');
+  const base = sharp({ create: { width: 37, height: 23, channels: 3, background: { r: 9, g: 99, b: 199 } } });
+  const made: Buffer[] = [];
+  for (let o = 1; o <= 8; o++) made.push(await base.clone().jpeg().withMetadata({ orientation: o }).toBuffer());
+  made.push(await base.clone().jpeg({ progressive: true }).toBuffer());
+  const shared = HAVE_TORTURE ? await listJpegs(sharedPath('images')) : [];
+  let vouched = 0;
+  for (const bytes of [...made, ...shared]) {
+    const js = readJpegHeader(bytes);
+    if (!js) continue;
+    vouched++;
+    const m = await sharp(bytes, { limitInputPixels: false }).metadata().catch(() => undefined);
+    assert.ok(m, 'a header libvips cannot read is not vouched for');
+    assert.deepEqual(js, { width: m.width, height: m.height, orientation: m.orientation ?? 1 });
+  }
+  assert.ok(vouched >= made.length, `the sharp-made JPEGs are read in JS (${vouched})`);
+  if (HAVE_TORTURE) assert.ok(vouched > 500, `most shared JPEGs are read in JS (${vouched} of ${shared.length})`);
+});
+
+test('an EXIF-rotated JPEG decodes to the same pixels from its path and its bytes, upright', async () => {
+  const dir = tempDir('spp-jpeg-hdr-');
+  const upright = await sharp({ create: { width: 60, height: 40, channels: 3, background: { r: 200, g: 10, b: 10 } } }).jpeg().toBuffer();
+  // Stored 40x60 with orientation 6: shown 60x40 after rotation.
+  const rotated = await sharp(upright).rotate(-90).jpeg().withMetadata({ orientation: 6 }).toBuffer();
+  const file = path.join(dir, 'rot.jpg');
+  await fsp.writeFile(file, rotated);
+  const a = await decodeImage(file);
+  const b = await decodeImage(rotated);
+  assert.deepEqual([a.originalWidth, a.originalHeight, a.width, a.height], [60, 40, 336, 224]);
+  assert.deepEqual([b.width, b.height], [a.width, a.height]);
+  assert.ok(Buffer.from(a.data).equals(Buffer.from(b.data)));
+});
+
+async function listJpegs(dir: string): Promise<Buffer[]> {
+  const out: Buffer[] = [];
+  for (const e of await fsp.readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (!e.isFile()) continue;
+    const p = path.join(e.parentPath ?? (e as { path: string }).path, e.name);
+    if ((await fsp.stat(p)).size > READ_WHOLE_MAX_BYTES) continue;
+    const bytes = await fsp.readFile(p);
+    if (bytes[0] === 0xff && bytes[1] === 0xd8) out.push(bytes);
+  }
+  return out;
+}
