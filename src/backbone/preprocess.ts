@@ -42,15 +42,18 @@ function valueTable(spec: InputSpec): Float32Array {
   return table;
 }
 
-/** uint8 RGB (HWC) → float32 in the model's range, then the optional mean/std; NHWC or NCHW. */
-export function preprocess(image: RgbPixels, spec: InputSpec): ModelInput {
+/**
+ * uint8 RGB (HWC) → float32 in the model's range, then the optional mean/std; NHWC or NCHW.
+ * `into`: written in place of a new array (its first width·height·3 values) when it is long enough.
+ */
+export function preprocess(image: RgbPixels, spec: InputSpec, into?: Float32Array): ModelInput {
   const { data, width, height } = image;
   if (data.length !== width * height * 3) {
     throw new Error(`image buffer has ${data.length} bytes, expected ${width}x${height}x3`);
   }
   const layout = spec.layout ?? 'nhwc';
   const t = valueTable(spec);
-  const f = new Float32Array(data.length);
+  const f = into && into.length >= data.length ? into.subarray(0, data.length) : new Float32Array(data.length);
   const plane = width * height;
   if (layout === 'nhwc') {
     for (let i = 0; i < data.length; i += 3) {
