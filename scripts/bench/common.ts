@@ -117,14 +117,14 @@ function readGnuTime(file: string): Pick<ChildRun, 'timeMaxRssKiB' | 'cpuMs'> {
  * Runs `node args…` as a child, with stdin from `input`, and measures its wall time (spawn to
  * exit, so process start-up and model loading count, as a user would see them), peak RSS and CPU time.
  */
-export function runNode(args: string[], opts: { input?: string; cwd?: string; tmp: string } ): Promise<ChildRun> {
+export function runNode(args: string[], opts: { input?: string; cwd?: string; tmp: string; env?: NodeJS.ProcessEnv }): Promise<ChildRun> {
   const rssFile = join(opts.tmp, `rss-${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2)}.txt`);
   const [cmd, argv] = HAVE_GNU_TIME
     ? [GNU_TIME, ['-f', '%M %U %S', '-o', rssFile, process.execPath, ...args]]
     : [process.execPath, args];
   return new Promise((resolvePromise, reject) => {
     const t0 = performance.now();
-    const child = spawn(cmd, argv, { cwd: opts.cwd ?? REPO, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(cmd, argv, { cwd: opts.cwd ?? REPO, stdio: ['pipe', 'pipe', 'pipe'], ...(opts.env ? { env: opts.env } : {}) });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (d: Buffer) => out.push(d));

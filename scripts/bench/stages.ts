@@ -1,6 +1,6 @@
 /**
  * Each stage of spp-extract's pipeline timed alone, in one process, on the same images: decode at the
- * default size policy (one at a time, and 4 in flight as --decode-ahead 4 runs it), the ONNX backbone
+ * default size policy (one at a time, and as many in flight as the run's default --decode-ahead), the ONNX backbone
  * on the decoded pixels (1 thread, the shapes the run sees), SPP + normalise, and the .npy rows and
  * manifest lines written through the tool's own writer. Every stage calls the project's own
  * functions, the way the pipeline calls them; nothing here is a copy of them.
@@ -22,14 +22,18 @@ export interface Cost { cpuMs: number; wallMs: number }
 
 export interface StageCosts {
   decodeOne: Cost;
-  /** In flight as the pipeline runs it (--decode-ahead 4): the decode cost the bound counts. */
+  /** In flight as the pipeline runs it (its default --decode-ahead): the decode cost the bound counts. */
   decodeAhead: Cost;
   backbone: Cost;
   spp: Cost;
   write: Cost;
 }
 
-export const DECODE_AHEAD = 4;
+/** The run's own default depth (--decode-ahead) at the default size policy, on this machine. */
+export async function pipelineDecodeAhead(): Promise<number> {
+  const [{ defaultDecodeAhead }, { DEFAULT_DECODE_OPTIONS }] = await Promise.all([import('../../src/pipeline/run.js'), import('../../src/decode/decode.js')]);
+  return defaultDecodeAhead(DEFAULT_DECODE_OPTIONS);
+}
 const WARMUP = 2; // untimed images before each timed loop (JIT, allocator, ORT arenas)
 
 /** Starts a clock; the function it returns gives CPU and wall ms since then, divided by `per`. */
@@ -65,7 +69,7 @@ async function timeDecode(paths: readonly string[], decode: DecodeOptions) {
   const images = await decodeAll(paths, decode, 1);
   const decodeOne = stop(paths.length);
   stop = stopwatch();
-  await decodeAll(paths, decode, DECODE_AHEAD);
+  await decodeAll(paths, decode, await pipelineDecodeAhead());
   return { images, decodeOne, decodeAhead: stop(paths.length) };
 }
 

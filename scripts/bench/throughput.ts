@@ -30,7 +30,7 @@ import {
   requirePaths, rssMethod, runNode, sharedDir, table, tail,
 } from './common.js';
 import { peerKeras, peerTfhub } from './peers.js';
-import { DECODE_AHEAD, measureStages, type StageCosts } from './stages.js';
+import { measureStages, pipelineDecodeAhead, type StageCosts } from './stages.js';
 
 const SCRIPT = 'dist/scripts/bench/throughput.js';
 const LEVELS = [1, 2, 4];
@@ -172,7 +172,10 @@ async function runCli(c: Config, s: Setup): Promise<Measurement> {
 async function runChild(c: Config, s: Setup): Promise<Measurement> {
   const list = s.lists.get(pathsFor(c, s))!;
   // --expose-gc: the stage child collects before each timed stage.
-  const r = await runNode(['--expose-gc', join(REPO, SCRIPT), '--config', c.id, '--list', list, '--model', c.model, '--cache-dir', s.cacheDir], { tmp: s.tmp });
+  // Stages: libuv's pool sized as bin/spp-extract.cjs sizes it, so decoding is timed as the command runs it.
+  const uv = c.kind === 'stages' ? { UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE ?? String(availableParallelism()) } : {};
+  const r = await runNode(['--expose-gc', join(REPO, SCRIPT), '--config', c.id, '--list', list, '--model', c.model, '--cache-dir', s.cacheDir],
+    { tmp: s.tmp, env: { ...process.env, ...uv } });
   const line = r.stdout.split('\n').find((l) => l.startsWith(RESULT_TAG));
   if (r.code !== 0 || !line) throw new Error(`config ${c.id} failed (exit ${r.code}):\n${tail(r.stderr + r.stdout)}`);
   const child = JSON.parse(line.slice(RESULT_TAG.length)) as ChildResult;
@@ -297,7 +300,7 @@ async function parentMain(): Promise<void> {
     console.log(`# data: ${s.all.length} photos under ${labelled}${opt.quick ? ` (--quick: every ${QUICK_EVERY}th)` : ''}; shorter side 224, ` +
       `levels ${LEVELS.join(',')}, max pooling, .npy output; b and e (tfjs wasm, α0.75) on ${s.slow.length}`);
     console.log(`# ${rounds} round(s), configurations alternating; medians reported; ${rssMethod()}`);
-    console.log(`# stages: decode ${DECODE_AHEAD} in flight, backbone 1 ORT thread on this thread, bound over ${cores} cores`);
+    console.log(`# stages: decode ${await pipelineDecodeAhead()} in flight (the run's default) on ${cores} libuv threads (as the command sets them), backbone 1 ORT thread on this thread, bound over ${cores} cores`);
     console.log(`# ONNX conversions cached in a private ${s.cacheDir} (converted once, before the rounds)`);
     // Convert every model once (cached), outside any measurement.
     for (const m of MODELS) {

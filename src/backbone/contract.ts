@@ -62,7 +62,7 @@ export interface Backbone {
   readonly probe?: ProbeResult;
   /**
    * The feature map of one image. `hint.waitedOn`: the caller's decoders were ahead, so the run is
-   * waiting on the backbone; an engine may use that to give itself more threads. Same result either way.
+   * waiting on the backbone; an engine may use that to run more sessions at once. Same result either way.
    */
   featureMap(image: RgbPixels, hint?: BackboneHint): Promise<FeatureMap>;
   candidateLayers(): LayerCandidate[];

@@ -69,6 +69,9 @@ async function decodeSafely(path: string, decode: DecodeOptions): Promise<Decode
   }
 }
 
+/** Images handed to the backbone before the oldest is written: engine-pool.ts runs up to two at once on 2 cores. */
+const IN_BACKBONE = 2;
+
 /** An item's records: one row, its box rows and failures (made as they are written), or one failure of the whole image. */
 type Outcome = { item: WorkItem; records: Iterable<RunRecord> };
 
@@ -154,8 +157,8 @@ export async function runExtraction(
     } else {
       inFlight.push(Promise.resolve(failed(item, decoded.reason, decoded.message)));
     }
-    // Keep one image in the backbone while the one before it is pooled and written.
-    while (inFlight.length > 1) await writeNext();
+    // Keep images in the backbone (two: an engine may run two at once) while the one before is pooled and written.
+    while (inFlight.length > IN_BACKBONE) await writeNext();
   }
   while (inFlight.length > 0) await writeNext();
   // Let decodes already started settle so nothing runs after we return.

@@ -21,7 +21,8 @@ import { chooseLayer, graphNodes, pickInputRange, pickOnnxInputRange, validateIn
 import { defaultCacheDir, isOnnxModelSpec, localOnnxPath, resolveModel, type ResolvedModel, type WarningSink } from '../source.js';
 import { cachedOnnx, cachedOnnxPath, fileIdentityKey, onnxCacheKey, readCached, readGuess, readIndexEntry, writeGuess, writeIndexEntry, type StoredOnnx } from './cache.js';
 import type { OpenedModel, OpenRequest, Runner } from './session.js';
-import { takeInferenceWorker, type InferenceEngine } from './worker-client.js';
+import { growingEngine } from './engine-pool.js';
+import { spawnInferenceWorker, takeInferenceWorker, type InferenceEngine } from './worker-client.js';
 
 export type { TensorLayout } from '../preprocess.js';
 export { isSealedOnnx, sealOnnx } from './cache.js';
@@ -93,19 +94,19 @@ function channelTriple(name: string, v: readonly number[] | undefined): [number,
   return v.length === 1 ? [v[0], v[0], v[0]] : [v[0], v[1], v[2]];
 }
 
-function backendName(threads: number, wideThreads?: number): string {
-  const wide = wideThreads ? `; ${wideThreads} if the run waits on it` : '';
-  return `onnxruntime-node (cpu, ${threads} thread${threads === 1 ? '' : 's'}${wide})`;
+function backendName(threads: number, sessions = 1): string {
+  const more = sessions > 1 ? `; ${sessions} sessions if the run waits on it` : '';
+  return `onnxruntime-node (cpu, ${threads} thread${threads === 1 ? '' : 's'}${more})`;
 }
 
 /**
- * All cores, once the run is found waiting on the backbone (worker.ts) — unless the user fixed
- * --threads. Converted models only: their ops (convolutions, depthwise, clips, adds) give the same
- * bytes at any thread count (checked on 500 photos for three MobileNets).
+ * Sessions the load may grow to, each with `threads` threads, once the run is found waiting on the
+ * backbone (engine-pool.ts): as many as fill the cores — unless the user fixed --threads, or
+ * inference stays on this thread.
  */
-function wideThreadsFor(opts: OnnxBackboneOptions, threads: number): number | undefined {
-  const cores = availableParallelism();
-  return opts.threads === undefined && opts.worker !== false && cores > threads ? cores : undefined;
+function sessionsFor(opts: OnnxBackboneOptions, threads: number): number {
+  if (opts.threads !== undefined || opts.worker === false) return 1;
+  return Math.max(1, Math.floor(availableParallelism() / threads));
 }
 
 /** Inference on this thread (worker: false): the same open / featureMap / close as the worker. */
@@ -211,9 +212,9 @@ async function convert(plan: WeighedPlan): Promise<Uint8Array> {
 
 type Stored = Pick<StoredOnnx, 'path' | 'cacheHit' | 'cacheFallback'>;
 
-function convertedInfo(plan: ConvertedPlan, store: Stored, opened: OpenedModel, threads: number, wideThreads?: number): OnnxBackboneInfo {
+function convertedInfo(plan: ConvertedPlan, store: Stored, opened: OpenedModel, threads: number, sessions: number): OnnxBackboneInfo {
   return {
-    backend: backendName(threads, wideThreads),
+    backend: backendName(threads, sessions),
     model: plan.source.spec,
     modelJsonPath: plan.source.modelJsonPath,
     format: plan.model.format,
@@ -288,14 +289,15 @@ async function loadConverted(spec: string, opts: OnnxBackboneOptions, threads: n
   if (opts.mean || opts.std || opts.inputLayout === 'nchw') {
     throw new ModelOptionError('--mean', '--mean/--std/--input-layout apply to a .onnx model only; TF.js models take --input-range');
   }
-  return withEngine(opts, async (engine) => {
+  return withEngine(opts, async (first) => {
+    const sessions = sessionsFor(opts, threads);
+    const engine = sessions > 1 ? growingEngine(first, spawnInferenceWorker, sessions) : first;
     const plan = await planConverted(spec, opts, engine, threads);
     // Converted models are NHWC in and out; their one output is the feature map.
-    const wideThreads = wideThreadsFor(opts, threads);
-    const request: OpenRequest = { threads, range: plan.range.inputRange, layout: 'nhwc', label: plan.source.spec, ...(wideThreads ? { wideThreads } : {}) };
+    const request: OpenRequest = { threads, range: plan.range.inputRange, layout: 'nhwc', label: plan.source.spec };
     const { store, opened, key } = (await openIndexed(engine, plan, request, opts)) ?? (await openWeighed(engine, plan, request, opts));
     if (key && key !== plan.guess) await writeGuess(plan.cacheDir, plan.source.modelJsonPath, opts.layer, key);
-    const info = convertedInfo(plan, store, opened, threads, wideThreads);
+    const info = convertedInfo(plan, store, opened, threads, sessions);
     return { info, probe: opened.probe, featureMap: engine.featureMap, candidateLayers: plan.choice.candidates, dispose: engine.close };
   });
 }
@@ -313,8 +315,7 @@ async function loadUserOnnx(spec: string, opts: OnnxBackboneOptions, threads: nu
   }
   const range = pickOnnxInputRange(opts);
   return withEngine(opts, async (engine) => {
-    // No widening: a user's graph may hold ops whose results depend on the thread count (parallel
-    // reductions), and a resumed run must give the bytes of an uninterrupted one.
+    // One session: a user's model may be large, and a second copy (engine-pool.ts) doubles its memory.
     const request = { threads, range: range.inputRange, mean, std, layout: opts.inputLayout, output: opts.layer, label: spec };
     const opened = await engine.open(path, request);
     const info: OnnxBackboneInfo = {

@@ -67,11 +67,6 @@ export interface OpenRequest {
   label: string;
   /** This very file's probe, from an earlier load: the probe is skipped (the first image proves the session). */
   knownProbe?: ProbeResult;
-  /**
-   * More threads the session may switch to, once, when the run is found waiting on the backbone
-   * (see worker.ts). Undefined or ≤ threads: never.
-   */
-  wideThreads?: number;
 }
 
 /** What the session turned out to be (plain data, sent back from the worker). */

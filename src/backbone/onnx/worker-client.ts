@@ -69,10 +69,9 @@ export function spawnInferenceWorker(): InferenceEngine {
     preload: (path, threads) => {
       if (!failure && !closing) worker.postMessage({ type: 'preload', path, threads } satisfies WorkerRequest);
     },
-    featureMap: async (image, hint) => {
+    featureMap: async (image) => {
       // Copied, not transferred: the caller may still use its pixels (a copy is ~0.05 ms).
-      const waitedOn = hint?.waitedOn === true ? { waitedOn: true } : {};
-      const reply = await request({ type: 'run', id: nextId++, data: image.data, width: image.width, height: image.height, ...waitedOn });
+      const reply = await request({ type: 'run', id: nextId++, data: image.data, width: image.width, height: image.height });
       const { data, height, width, channels, threads } = reply as Extract<WorkerReply, { data: Float32Array }>;
       return { data, height, width, channels, threads };
     },

@@ -5,7 +5,7 @@
  *
  * The worker is started before the model is known: it imports ONNX Runtime and sets up ORT's
  * environment while the main thread reads the model; `open` then creates the one session and
- * probes it, and `run` requests follow.
+ * probes it, and `run` requests follow. A run waiting on the backbone adds workers (engine-pool.ts).
  */
 import { parentPort } from 'node:worker_threads';
 import { ModelOptionError } from '../errors.js';
@@ -14,7 +14,7 @@ import { createSession, makeFeatureMap, openSession, warmUp, type OpenedModel, t
 export type WorkerRequest =
   | { type: 'preload'; path: string; threads: number }
   | { type: 'open'; id: number; source: string | Uint8Array; request: OpenRequest }
-  | { type: 'run'; id: number; data: Uint8Array; width: number; height: number; waitedOn?: boolean };
+  | { type: 'run'; id: number; data: Uint8Array; width: number; height: number };
 export type WorkerReply =
   | { id: number; ok: true; opened: OpenedModel }
   | { id: number; ok: true; data: Float32Array; height: number; width: number; channels: number; threads: number }
@@ -26,16 +26,6 @@ const port = parentPort!;
 const warm = warmUp().catch(() => undefined);
 let runner: Runner | undefined;
 let featureMap: ReturnType<typeof makeFeatureMap> | undefined;
-/** The one-time switch to more threads: the open's source and request, and what the first images said. */
-let widening: { source: string | Uint8Array; threads: number; runs: number; waitedOn: number; switching?: Promise<void> } | undefined;
-/**
- * After this many images, if the run waited on the backbone for most of them (its decoders were
- * ahead), the session is recreated with `wideThreads` for the rest of the run: on 2 cores a big
- * backbone (keras v1 α0.75) gains ~6 % from a second thread, while decode-bound models lose a few
- * % from it and keep one. Once, not per image: two sessions alternating measured no gain.
- */
-const WIDEN_AFTER = 32;
-const WIDEN_WHEN_WAITED = 0.75;
 /** A session being created from the file the main thread expects to open (a hint, never trusted as the model). */
 let preloaded: { path: string; threads: number; session: ReturnType<typeof createSession> } | undefined;
 
@@ -66,46 +56,13 @@ async function open(req: Extract<WorkerRequest, { type: 'open' }>): Promise<void
   const { runner: r, opened } = await openSession(req.source, req.request, takePreloaded(req.source, req.request.threads));
   runner = r;
   featureMap = makeFeatureMap(r);
-  const { wideThreads, threads } = req.request;
-  widening = wideThreads !== undefined && wideThreads > threads ? { source: req.source, threads: wideThreads, runs: 0, waitedOn: 0 } : undefined;
   port.postMessage({ id: req.id, ok: true, opened } satisfies WorkerReply);
-}
-
-/** Counts the hint; at WIDEN_AFTER images, switches to the wide session if the run mostly waited on us. */
-function noteRun(waitedOn: boolean | undefined): void {
-  const w = widening;
-  if (!w || w.switching) return;
-  w.runs++;
-  if (waitedOn) w.waitedOn++;
-  if (w.runs < WIDEN_AFTER) return;
-  if (w.waitedOn < WIDEN_WHEN_WAITED * w.runs) {
-    widening = undefined;
-    return;
-  }
-  const narrow = runner!;
-  // In the message queue, after this request: no run is in flight on the session it replaces.
-  w.switching = new Promise<void>((resolve) => {
-    queue = queue.then(async () => {
-      try {
-        const session = await createSession(w.source, w.threads);
-        if (runner !== narrow) return void (await session.release().catch(() => undefined)); // reopened meanwhile
-        runner = { ...narrow, session, threads: w.threads };
-        featureMap = makeFeatureMap(runner);
-        await narrow.session.release().catch(() => undefined);
-      } catch {
-        // no wide session: the run stays on the one it has
-      } finally {
-        resolve();
-      }
-    });
-  });
 }
 
 async function run(req: Extract<WorkerRequest, { type: 'run' }>): Promise<void> {
   if (!featureMap) throw new Error('inference worker: no model opened');
   const threads = runner!.threads;
   const map = await featureMap(req);
-  noteRun(req.waitedOn);
   // Copy out of ORT's buffer so it can be transferred rather than cloned.
   const data = map.data.byteOffset === 0 && map.data.byteLength === map.data.buffer.byteLength ? map.data : map.data.slice();
   const reply: WorkerReply = { id: req.id, ok: true, data, height: map.height, width: map.width, channels: map.channels, threads };
