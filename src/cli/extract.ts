@@ -95,7 +95,7 @@ async function extractInto(prepared: PreparedOutput, output: string, inputs: str
 
   // The first images decode while the model loads (a fresh run starts there).
   const ahead = o.decodeAhead ?? defaultDecodeAhead(o.decode);
-  const prefetched = o.resume ? undefined : { at: 0, decoded: prefetchDecodes(items.slice(0, ahead).map((i) => i.path), o.decode, ahead) };
+  const prefetched = o.resume ? undefined : { at: 0, decoded: prefetchDecodes(items.slice(0, ahead).map((i) => i.path), o.decode) };
   const extractor = await openExtractor(o);
   try {
     tellAboutRun(extractor, reporter, o, `${plural(items.length, 'input')}${shard ? ` (shard ${shard.index}/${shard.count} of ${entries.length})` : ''}`);

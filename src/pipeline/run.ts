@@ -39,7 +39,7 @@ export interface RunOptions {
 }
 
 type Decoded = { ok: true; image: DecodedImage } | { ok: false; reason: string; message: string };
-/** A decode in flight, started by prefetchDecode. */
+/** A decode in flight, started by prefetchDecodes. */
 export type Prefetched = Promise<Decoded>;
 
 /** The default --decode-ahead for this machine and size policy (core/cores.ts). */
@@ -48,12 +48,12 @@ export function defaultDecodeAhead(decode: DecodeOptions): number {
 }
 
 /**
- * Starts decoding the first `count` of `paths` now, while the model loads (start-up leaves a core
- * mostly idle); hand them to runExtraction as `prefetched`. At most the run's decode-ahead, so
- * memory stays what the run itself holds.
+ * Starts decoding `paths` now, while the model loads (start-up leaves a core mostly idle); hand
+ * them to runExtraction as `prefetched`. Give at most the run's decode-ahead, so memory stays what
+ * the run itself holds.
  */
-export function prefetchDecodes(paths: readonly string[], decode: DecodeOptions, count: number): Prefetched[] {
-  return paths.slice(0, count).map((path) => decodeSafely(path, decode));
+export function prefetchDecodes(paths: readonly string[], decode: DecodeOptions): Prefetched[] {
+  return paths.map((path) => decodeSafely(path, decode));
 }
 
 function safeDecode(extractor: Extractor, path: string): Promise<Decoded> {

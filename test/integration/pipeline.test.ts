@@ -145,12 +145,11 @@ describe('runExtraction with a stand-in extractor and a recording writer', () =>
     assert.deepEqual(runs[1], runs[0]);
   });
 
-  it('decodes started before the run (prefetchDecodes, at most the inputs) give the same records as a run without', async () => {
+  it('decodes started before the run (prefetchDecodes: fewer than, as many as the inputs) give the same records as a run without', async () => {
     const paths = ITEMS.map((i) => i.path);
-    for (const count of [3, 8, ITEMS.length + 4]) {
+    for (const count of [3, 8, ITEMS.length]) {
       const { writer, events } = recordingWriter();
-      const decoded = prefetchDecodes(paths, DECODE, count);
-      assert.equal(decoded.length, Math.min(count, ITEMS.length));
+      const decoded = prefetchDecodes(paths.slice(0, count), DECODE);
       await runExtraction(ITEMS, fakeExtractor().extractor, writer, { decodeAhead: 4, prefetched: { at: 0, decoded } });
       assert.deepEqual(simplified(events), simplifiedExpected(expected), `${count} prefetched`);
     }
@@ -159,7 +158,7 @@ describe('runExtraction with a stand-in extractor and a recording writer', () =>
   it('a prefetched decode is taken as the image of its slot, not decoded again', async () => {
     // Slots 0-2 all hold the decode of item 2 (noise-100x70.jpg): rows 0 and 1 must carry its pixels.
     const noise = ITEMS[2]!.path;
-    const decoded = prefetchDecodes([noise, noise, noise], DECODE, 3);
+    const decoded = prefetchDecodes([noise, noise, noise], DECODE);
     const { writer, events } = recordingWriter();
     await runExtraction(ITEMS, fakeExtractor().extractor, writer, { decodeAhead: 2, prefetched: { at: 0, decoded } });
     const got = simplified(events);
