@@ -282,8 +282,7 @@ async function readHeader(src: Source, o: DecodeOptions, full = false): Promise<
   const fast = !full && typeof src.input !== 'string' ? readJpegHeader(src.input) : undefined;
   if (fast) {
     checkPixels(src.file, fast.width, fast.height, o);
-    const swap = fast.orientation >= 5;
-    return { meta: { format: 'jpeg' }, originalWidth: swap ? fast.height : fast.width, originalHeight: swap ? fast.width : fast.height, byJs: true };
+    return { meta: { format: 'jpeg' }, ...asShown(fast.width, fast.height, fast.orientation), byJs: true };
   }
   const { file } = src;
   let meta: Metadata;
@@ -298,9 +297,13 @@ async function readHeader(src: Source, o: DecodeOptions, full = false): Promise<
     fail(file, 'corrupt', `header gives no usable dimensions (${w}x${h})`);
   }
   checkPixels(file, w, h, o);
-  // Orientations 5-8 swap width and height.
-  const swap = (meta.orientation ?? 1) >= 5;
-  return { meta, originalWidth: meta.autoOrient?.width ?? (swap ? h : w), originalHeight: meta.autoOrient?.height ?? (swap ? w : h), byJs: false };
+  const shown = asShown(w, h, meta.orientation ?? 1);
+  return { meta, originalWidth: meta.autoOrient?.width ?? shown.originalWidth, originalHeight: meta.autoOrient?.height ?? shown.originalHeight, byJs: false };
+}
+
+/** The size as the user sees it: EXIF orientations 5-8 swap width and height. */
+function asShown(w: number, h: number, orientation: number): { originalWidth: number; originalHeight: number } {
+  return orientation >= 5 ? { originalWidth: h, originalHeight: w } : { originalWidth: w, originalHeight: h };
 }
 
 function checkPixels(file: string, w: number, h: number, o: DecodeOptions): void {
