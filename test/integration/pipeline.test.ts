@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { DecodeError, decodeImage, validateDecodeOptions, workingSize, type DecodedImage } from '../../src/decode/decode.js';
 import type { FailureRecord, OutputWriter, RowRecord, RunSummary } from '../../src/output/records.js';
 import { createExtractor, type Extractor } from '../../src/pipeline/extractor.js';
-import { prefetchDecodes, runExtraction, type RunProgress, type WorkItem } from '../../src/pipeline/run.js';
+import { IN_BACKBONE, prefetchDecodes, runExtraction, type RunProgress, type WorkItem } from '../../src/pipeline/run.js';
 import { normalizeDescriptor, spatialPyramidPool } from '../../src/spp/spp.js';
 import { fixture } from '../helpers/shared.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -132,6 +132,29 @@ describe('runExtraction with a stand-in extractor and a recording writer', () =>
     assert.deepEqual(progress.map((p) => p.done), ITEMS.map((_, i) => i + 1));
     assert.deepEqual({ ...progress.at(-1)!, elapsedMs: 0 }, { done: 11, total: 11, imagesDone: 8, rows: 8, failures: 3, elapsedMs: 0 });
     assert.ok(!events.some((e) => e.type === 'close'), 'closing is the caller\'s job');
+  });
+
+  it('the backbone is never left idle by the writer: IN_BACKBONE images stay handed to it while the oldest is written, never more', async () => {
+    // Two sessions (engine-pool.ts) run two images at once; the one that finishes first must find a third queued.
+    assert.ok(IN_BACKBONE >= 3, `IN_BACKBONE ${IN_BACKBONE}`);
+    let running = 0;
+    let most = 0;
+    const extractor = {
+      info: { decode: DECODE },
+      extractPixels: async (img: DecodedImage) => {
+        most = Math.max(most, ++running);
+        await sleep(5);
+        running--;
+        return describePixels(img);
+      },
+    } as unknown as Extractor;
+    // Decodable images only: a failed input never reaches the backbone.
+    const rows = expected.filter((e) => e.type === 'row').map((e) => e.path);
+    const items = [...rows, ...rows].map((path, index) => ({ index, path }));
+    const { writer, events } = recordingWriter();
+    await runExtraction(items, extractor, writer, { decodeAhead: 8 });
+    assert.equal(most, IN_BACKBONE + 1, 'the next image is handed over before the oldest is awaited');
+    assert.deepEqual(events.map((e) => (e as { rec: { index: number } }).rec.index), items.map((i) => i.index), 'rows in input order');
   });
 
   it('decodeAhead 1 and 8 give the same records', async () => {
