@@ -61,16 +61,25 @@ test('no arguments with stdout in a terminal: the usage on stderr and exit 1, no
 });
 
 test('--help, --version and merge load no model runtime (tfjs, ONNX Runtime) and no image decoder', () => {
+  const RUNTIMES = '/tfjs|onnxruntime|sharp|ora/';
+  // ES module imports (a resolve hook) and CommonJS requires (sharp and onnxruntime-node are required).
   const hook = `export async function resolve(s, c, next) { const r = await next(s, c);
-    if (/tfjs|onnxruntime|sharp|ora/.test(r.url)) process.stderr.write('LOADED ' + r.url + '\\n'); return r; }`;
+    if (${RUNTIMES}.test(r.url)) process.stderr.write('LOADED ' + r.url + '\\n'); return r; }`;
   const register = `import { register } from 'node:module'; register('data:text/javascript,' + encodeURIComponent(${JSON.stringify(hook)}));`;
-  const run = (args: string[]) => spawnSync(process.execPath, ['--import', `data:text/javascript,${encodeURIComponent(register)}`, BIN, ...args], { encoding: 'utf8' });
+  const requireHook = join(tmp(), 'require-hook.cjs');
+  writeFileSync(requireHook, `const Module = require('node:module'); const load = Module._load;
+    Module._load = function (request, ...rest) { if (${RUNTIMES}.test(request)) process.stderr.write('LOADED ' + request + '\\n'); return load.call(this, request, ...rest); };`);
+  const run = (args: string[]) =>
+    spawnSync(process.execPath, ['--require', requireHook, '--import', `data:text/javascript,${encodeURIComponent(register)}`, BIN, ...args], { encoding: 'utf8' });
   for (const args of [['--help'], ['--version'], ['help', 'info'], ['merge', join(tmp(), 'none.npy'), '-o', join(tmp(), 'm.npy')]]) {
     const r = run(args);
     assert.ok(!/LOADED/.test(r.stderr), `${args.join(' ')}: ${r.stderr}`);
   }
   const info = run(['info', ...TINY]);
   assert.match(info.stderr, /LOADED .*onnxruntime/, 'the hook does see a model runtime when one loads');
+  const extract = run([IMG, '-o', join(tmp(), 'one.npy'), ...TINY, '-q']);
+  assert.equal(extract.status, 0, extract.stderr);
+  assert.match(extract.stderr, /LOADED sharp\n/, 'and sees the decoder, which is required, not imported');
 });
 
 test('CLI errors name the flag (the library side: test/unit/options.test.ts)', async () => {
