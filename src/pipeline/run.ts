@@ -130,7 +130,7 @@ export async function runExtraction(
   };
 
   // Images decoded and waiting: with the decoders this far ahead, the run waits on the backbone
-  // (the hint lets the engine give itself more threads; see BackboneHint).
+  // (the hint lets the engine run more sessions at once; see BackboneHint).
   let ready = 0;
   const waitedOnWhenReady = Math.max(1, ahead - 2);
   const track = (p: Promise<Decoded>) => p.finally(() => ready++);

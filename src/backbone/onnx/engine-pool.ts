@@ -78,7 +78,7 @@ export function growingEngine(first: InferenceEngine, spawn: () => InferenceEngi
       return opened;
     },
     preload: (path, threads) => first.preload(path, threads),
-    featureMap: async (image: RgbPixels, hint?: BackboneHint): Promise<FeatureMap & { threads?: number }> => {
+    featureMap: async (image: RgbPixels, hint?: BackboneHint): Promise<FeatureMap> => {
       note(hint);
       const member = leastBusy();
       member.busy++;

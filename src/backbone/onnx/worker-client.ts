@@ -10,8 +10,7 @@ export interface InferenceEngine {
   open(source: string | Uint8Array, request: OpenRequest): Promise<OpenedModel>;
   /** A hint: start creating a session from this file now; an `open` of the same file and threads takes it. */
   preload(path: string, threads: number): void;
-  /** The map, and (the worker) how many threads the session that made it has. */
-  featureMap(image: RgbPixels, hint?: BackboneHint): Promise<FeatureMap & { threads?: number }>;
+  featureMap(image: RgbPixels, hint?: BackboneHint): Promise<FeatureMap>;
   /** Releases the session; for the worker, resolves once it has exited. */
   close(): Promise<void>;
 }
@@ -72,8 +71,8 @@ export function spawnInferenceWorker(): InferenceEngine {
     featureMap: async (image) => {
       // Copied, not transferred: the caller may still use its pixels (a copy is ~0.05 ms).
       const reply = await request({ type: 'run', id: nextId++, data: image.data, width: image.width, height: image.height });
-      const { data, height, width, channels, threads } = reply as Extract<WorkerReply, { data: Float32Array }>;
-      return { data, height, width, channels, threads };
+      const { data, height, width, channels } = reply as Extract<WorkerReply, { data: Float32Array }>;
+      return { data, height, width, channels };
     },
     close: () => {
       if (failure) return Promise.resolve();

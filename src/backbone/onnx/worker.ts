@@ -17,7 +17,7 @@ export type WorkerRequest =
   | { type: 'run'; id: number; data: Uint8Array; width: number; height: number };
 export type WorkerReply =
   | { id: number; ok: true; opened: OpenedModel }
-  | { id: number; ok: true; data: Float32Array; height: number; width: number; channels: number; threads: number }
+  | { id: number; ok: true; data: Float32Array; height: number; width: number; channels: number }
   | { id: number; ok: false; message: string; option?: string };
 
 const port = parentPort!;
@@ -61,11 +61,10 @@ async function open(req: Extract<WorkerRequest, { type: 'open' }>): Promise<void
 
 async function run(req: Extract<WorkerRequest, { type: 'run' }>): Promise<void> {
   if (!featureMap) throw new Error('inference worker: no model opened');
-  const threads = runner!.threads;
   const map = await featureMap(req);
   // Copy out of ORT's buffer so it can be transferred rather than cloned.
   const data = map.data.byteOffset === 0 && map.data.byteLength === map.data.buffer.byteLength ? map.data : map.data.slice();
-  const reply: WorkerReply = { id: req.id, ok: true, data, height: map.height, width: map.width, channels: map.channels, threads };
+  const reply: WorkerReply = { id: req.id, ok: true, data, height: map.height, width: map.width, channels: map.channels };
   port.postMessage(reply, [data.buffer as ArrayBuffer]);
 }
 
