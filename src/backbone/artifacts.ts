@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import type { io } from '@tensorflow/tfjs';
@@ -17,8 +18,13 @@ interface ModelJson {
 export interface LoadedArtifacts {
   readonly format: ModelFormat;
   readonly artifacts: io.ModelArtifacts;
-  /** SHA-like identity of the topology + weights files is not needed here; size is for info only. */
+  /** Size is for info only. */
   readonly weightBytes: number;
+  /**
+   * The model's content identity: SHA-256 (hex) of model.json as on disk, then each weight shard in
+   * manifest order. Outputs record it, so a resume or merge never mixes two models behind one path.
+   */
+  readonly sha256: string;
 }
 
 const BYTES_PER_ELEMENT: Record<string, number> = { float32: 4, int32: 4, bool: 1, complex64: 8, uint8: 1, uint16: 2, float16: 2 };
@@ -137,11 +143,14 @@ export interface ModelFile {
   /** Every weight shard, in manifest order, checked to lie inside the model's folder. */
   readonly weightFiles: readonly string[];
   readonly json: ModelJson;
+  /** model.json as read, for the content identity. */
+  readonly bytes: Buffer;
 }
 
 /** Reads and checks a TF.js model.json (no weights). */
 export async function readModelFile(modelJsonPath: string): Promise<ModelFile> {
-  const json = JSON.parse(await readFile(modelJsonPath, 'utf8')) as ModelJson;
+  const bytes = await readFile(modelJsonPath);
+  const json = JSON.parse(bytes.toString('utf8')) as ModelJson;
   if (!json?.modelTopology || typeof json.modelTopology !== 'object' || !Array.isArray(json.weightsManifest)) {
     throw new ModelOptionError('--model', `--model ${modelJsonPath}: not a TF.js model.json (no modelTopology/weightsManifest)`);
   }
@@ -160,7 +169,7 @@ export async function readModelFile(modelJsonPath: string): Promise<ModelFile> {
       }
     }
   }
-  return { modelJsonPath, format, topology: json.modelTopology, weightFiles, json };
+  return { modelJsonPath, format, topology: json.modelTopology, weightFiles, json, bytes };
 }
 
 /** Reads a model's weight shards (checked against the manifest's sizes) into the artifacts the converters and tfjs take. */
@@ -191,7 +200,9 @@ export async function readWeights(model: ModelFile): Promise<LoadedArtifacts> {
     userDefinedMetadata: json.userDefinedMetadata as Record<string, object> | undefined,
     modelInitializer: json.modelInitializer as object | undefined,
   };
-  return { format: model.format, artifacts, weightBytes: buffers.reduce((n, b) => n + b.byteLength, 0) };
+  const hash = createHash('sha256').update(model.bytes);
+  for (const b of buffers) hash.update(b);
+  return { format: model.format, artifacts, weightBytes: buffers.reduce((n, b) => n + b.byteLength, 0), sha256: hash.digest('hex') };
 }
 
 /**

@@ -36,6 +36,12 @@ export interface BackboneInfo {
   readonly channels: number;
   readonly inputRange: InputRange;
   readonly inputRangeSource: InputRangeSource;
+  /**
+   * The model's content identity, SHA-256 hex: of a .onnx file's bytes; of a TF.js model's
+   * model.json then its weight shards in manifest order. A model re-exported under the same path has
+   * another one.
+   */
+  readonly modelSha256: string;
   /** ONNX engine: the image input's layout (converted models: nhwc) and, for a user's .onnx, its per-channel normalisation. */
   readonly inputLayout?: 'nhwc' | 'nchw';
   readonly mean?: readonly number[];

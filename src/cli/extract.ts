@@ -20,6 +20,7 @@ function runHeader(info: Extractor['info'], o: Options, inputs: number, shard: S
     tool: 'spp-extract',
     engine: info.engine,
     model: info.model,
+    modelSha256: info.modelSha256,
     modelFormat: info.format,
     layer: info.layer,
     inputRange: info.inputRange,
@@ -100,7 +101,8 @@ async function extractInto(prepared: PreparedOutput, output: string, inputs: str
   try {
     tellAboutRun(extractor, reporter, o, `${plural(items.length, 'input')}${shard ? ` (shard ${shard.index}/${shard.count} of ${entries.length})` : ''}`);
     const resumeItems = items.map((i) => (i.regions ? { index: i.index, path: i.path, records: recordsOf(i.regions) } : i));
-    const opened = await openWriter(prepared, runHeader(extractor.info, o, entries.length, shard), resumeItems, o.resume === true);
+    const warn = (m: string) => reporter.line(`spp-extract: warning: ${m}`);
+    const opened = await openWriter(prepared, runHeader(extractor.info, o, entries.length, shard), resumeItems, o.resume === true, warn);
     if (opened.kind === 'complete') {
       process.stderr.write(`spp-extract: ${output} is already complete (${plural(opened.rows, 'row')}, ${opened.failures} failed); nothing to do\n`);
       return opened.failures > 0 ? EXIT.someFailed : EXIT.ok;

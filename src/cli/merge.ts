@@ -14,7 +14,12 @@ export async function mergeCommand(args: string[], raw: Record<string, unknown>)
   const prepared = await prepareOutput(output, { force: o.force });
   try {
     if (prepared.format !== 'npy' || prepared.target.kind !== 'file') throw new UsageError(`merge writes .npy, got -o ${output}`);
-    const summary = await mergeShards(shards, prepared.target.path, output);
+    const warned = new Set<string>();
+    const warn = (m: string) => {
+      if (!warned.has(m)) process.stderr.write(`spp-extract: warning: ${m}\n`);
+      warned.add(m);
+    };
+    const summary = await mergeShards(shards, prepared.target.path, output, warn);
     process.stderr.write(`spp-extract: merged ${plural(shards.length, 'shard')}: ${plural(summary.rows, 'row')}, ${summary.failures} failed → ${output}\n`);
     return summary.failures > 0 ? EXIT.someFailed : EXIT.ok;
   } finally {

@@ -17,7 +17,7 @@ export * from './records.js';
 export { OutputError, OutputRefused, systemReason } from './errors.js';
 export { manifestPathFor } from './manifest.js';
 export { partialPath } from './file-sink.js';
-export { headerDifferences } from './resume.js';
+export { headerDifferences, modelUnchecked, modelUncheckedWarning } from './resume.js';
 export { NpyWriter } from './npy-writer.js';
 
 /** The format an extension names, if it names one. */
@@ -109,7 +109,9 @@ export type OpenedOutput =
   | { kind: 'writer'; writer: OutputWriter; startAt: number; rows: number; failures: number };
 
 /** After the model loads (the header is known): a fresh writer, a resumed one, or "already complete". */
-export async function openWriter(prepared: PreparedOutput, header: RunHeader, items: readonly ResumeItem[], resume: boolean): Promise<OpenedOutput> {
+export async function openWriter(
+  prepared: PreparedOutput, header: RunHeader, items: readonly ResumeItem[], resume: boolean, warn?: (message: string) => void,
+): Promise<OpenedOutput> {
   const { target, format } = prepared;
   const fresh = { startAt: 0, rows: 0, failures: 0 };
   if (target.kind === 'stdout') return { kind: 'writer', writer: await JsonlWriter.toStream(process.stdout, header), ...fresh };
@@ -119,7 +121,7 @@ export async function openWriter(prepared: PreparedOutput, header: RunHeader, it
       : await JsonlWriter.toDevice(target.path, header, target.target);
     return { kind: 'writer', writer, ...fresh };
   }
-  const point = resume ? await findResumePoint(target.path, target.target, format, header, items) : { kind: 'fresh' as const };
+  const point = resume ? await findResumePoint(target.path, target.target, format, header, items, warn) : { kind: 'fresh' as const };
   if (point.kind === 'complete') return point;
   if (point.kind === 'fresh') return { kind: 'writer', writer: await createFileWriter(target.path, format, header, target.target), ...fresh };
   const { startAt, rows, failures } = point;

@@ -4,6 +4,11 @@ export interface RunHeader {
   /** Engines differ in the last float bits, so a resume or merge must not mix them. */
   engine: 'onnx' | 'tfjs';
   model: string;
+  /**
+   * The model's content identity (SHA-256 hex: a .onnx file's bytes; a TF.js model.json then its
+   * shards). Outputs from before it was recorded lack it: they resume and merge with a warning.
+   */
+  modelSha256?: string;
   /** The model's format (was `format` before 0.2; a header that says `format` still resumes and merges). */
   modelFormat: 'graph' | 'layers';
   layer: string;

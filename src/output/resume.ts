@@ -30,10 +30,24 @@ export type ResumeOutcome =
 export function headerDifferences(a: RunHeader, b: RunHeader): string[] {
   const [x, y] = [currentHeader(a), currentHeader(b)];
   const keys = new Set([...Object.keys(x), ...Object.keys(y)]);
+  // An output from before headers recorded the model's content cannot be checked for it (modelUnchecked).
+  if (modelUnchecked(a, b)) keys.delete('modelSha256');
   return [...keys]
     .filter((k) => JSON.stringify(x[k]) !== JSON.stringify(y[k]))
-    .map((k) => `${flagOfHeaderField(k) ?? k}: ${JSON.stringify(x[k])} before, ${JSON.stringify(y[k])} now`);
+    .map((k) => `${FIELD_NAMES[k] ?? flagOfHeaderField(k) ?? k}: ${JSON.stringify(x[k])} before, ${JSON.stringify(y[k])} now`);
 }
+
+/** Header fields no option sets, named for what they are. */
+const FIELD_NAMES: Record<string, string> = { modelSha256: 'the model\'s content (SHA-256 of its files; same --model, another model)' };
+
+/** One of the two headers predates the model's content identity: the model cannot be compared. */
+export function modelUnchecked(a: RunHeader, b: RunHeader): boolean {
+  return (a.modelSha256 === undefined) !== (b.modelSha256 === undefined);
+}
+
+/** The warning a resume or merge gives when it cannot compare the models. */
+export const modelUncheckedWarning = (file: string) =>
+  `${file} was written before outputs recorded the model's content: cannot check that its rows come from the same model file`;
 
 function currentHeader(h: RunHeader): Record<string, unknown> {
   const { format, ...rest } = h as RunHeader & { format?: unknown };
@@ -68,12 +82,12 @@ interface OpenItem { lines: number; rows: number; failures: number }
  * rows all reached the data file (`rowsOnDisk`).
  */
 async function walkJournal(
-  path: string, target: string, header: RunHeader, items: readonly ResumeItem[], rowsOnDisk = Infinity,
+  path: string, target: string, header: RunHeader, items: readonly ResumeItem[], warn: Warn, rowsOnDisk = Infinity,
 ): Promise<JournalState> {
   const s: JournalState = { startAt: 0, rows: 0, failures: 0, journalBytes: 0, complete: false, sawHeader: false };
   let open: OpenItem = { lines: 0, rows: 0, failures: 0 };
   await readJournal(path, ({ line, end }: JournalEntry) => {
-    if (!s.sawHeader) return checkHeader(line, path, target, header, s, end);
+    if (!s.sawHeader) return checkHeader(line, path, target, header, s, end, warn);
     if (line.type === 'summary') {
       s.complete = line.complete === true && s.startAt === items.length && open.lines === 0;
       return false;
@@ -104,9 +118,12 @@ async function walkJournal(
   return s;
 }
 
-function checkHeader(line: JournalLine, path: string, target: string, header: RunHeader, s: JournalState, end: number): void {
+type Warn = (message: string) => void;
+
+function checkHeader(line: JournalLine, path: string, target: string, header: RunHeader, s: JournalState, end: number, warn: Warn): void {
   if (line.type !== 'header' || line.tool !== 'spp-extract') throw foreign(target, path, 'does not start with an spp-extract header');
   const { type: _type, ...before } = line;
+  if (modelUnchecked(before as RunHeader, header)) warn(modelUncheckedWarning(target));
   const diffs = headerDifferences(before as RunHeader, header);
   if (diffs.length > 0) {
     throw new OutputRefused(`--resume: ${target} was made with different options (${diffs.join('; ')}); use --force to start over`);
@@ -147,7 +164,7 @@ async function npyRowsOnDisk(data: Located, target: string, header: RunHeader): 
  * .npy: the manifest says which inputs are done, the .npy's length says how many rows really
  * reached the disk; the smaller wins and both files are cut back to that point.
  */
-async function resumeNpy(path: string, target: string, header: RunHeader, items: readonly ResumeItem[]): Promise<ResumeOutcome> {
+async function resumeNpy(path: string, target: string, header: RunHeader, items: readonly ResumeItem[], warn: Warn): Promise<ResumeOutcome> {
   const data = await locate(path, target);
   const journal = await locate(manifestPathFor(path), target);
   if (!data && !journal) return { kind: 'fresh' };
@@ -157,23 +174,23 @@ async function resumeNpy(path: string, target: string, header: RunHeader, items:
   }
   if (!data) throw foreign(target, journal.path, `has no data file ${basename(path)} beside it`);
   // Options first: a changed --levels also changes the width, and that is the better message.
-  const first = await walkJournal(journal.path, target, header, items, 0);
+  const first = await walkJournal(journal.path, target, header, items, warn, 0);
   if (!first.sawHeader) {
     if (journal.temp) return { kind: 'fresh' }; // killed before the header reached the disk
     throw foreign(target, journal.path, 'is empty');
   }
   const rowsOnDisk = await npyRowsOnDisk(data, target, header);
-  const s = await walkJournal(journal.path, target, header, items, rowsOnDisk);
+  const s = await walkJournal(journal.path, target, header, items, () => undefined, rowsOnDisk);
   if (s.complete && !data.temp && !journal.temp) return { kind: 'complete', rows: s.rows, failures: s.failures };
   await backToTemp(target, [data, journal]);
   return { kind: 'resume', ...s, dataBytes: NPY_HEADER_BYTES + s.rows * header.dim * (header.dtype === 'float16' ? 2 : 4) };
 }
 
 /** .jsonl: its own lines are the journal; a torn last line is cut. */
-async function resumeJsonl(path: string, target: string, header: RunHeader, items: readonly ResumeItem[]): Promise<ResumeOutcome> {
+async function resumeJsonl(path: string, target: string, header: RunHeader, items: readonly ResumeItem[], warn: Warn): Promise<ResumeOutcome> {
   const file = await locate(path, target);
   if (!file) return { kind: 'fresh' };
-  const s = await walkJournal(file.path, target, header, items);
+  const s = await walkJournal(file.path, target, header, items, warn);
   if (!s.sawHeader) {
     if (file.temp) return { kind: 'fresh' };
     throw foreign(target, file.path, 'does not start with an spp-extract header');
@@ -184,11 +201,11 @@ async function resumeJsonl(path: string, target: string, header: RunHeader, item
 }
 
 /** .json: resumes from its journal; a finished file without one is either complete or not ours. */
-async function resumeJson(path: string, target: string, header: RunHeader, items: readonly ResumeItem[]): Promise<ResumeOutcome> {
+async function resumeJson(path: string, target: string, header: RunHeader, items: readonly ResumeItem[], warn: Warn): Promise<ResumeOutcome> {
   const journal = jsonJournalPath(path);
   const st = await lstat(journal).catch(() => undefined);
   if (st?.isFile()) {
-    const s = await walkJournal(journal, target, header, items);
+    const s = await walkJournal(journal, target, header, items, warn);
     if (s.sawHeader) return { kind: 'resume', ...s, dataBytes: s.journalBytes };
   }
   const final = await lstat(path).catch(() => undefined);
@@ -222,14 +239,14 @@ async function readEnds(path: string, size: number): Promise<[string, string]> {
 
 /** Works out how much of an earlier run of this output is done, for every format. */
 export function findResumePoint(
-  path: string, target: string, format: OutputFormat, header: RunHeader, items: readonly ResumeItem[],
+  path: string, target: string, format: OutputFormat, header: RunHeader, items: readonly ResumeItem[], warn: Warn = () => undefined,
 ): Promise<ResumeOutcome> {
   switch (format) {
     case 'npy':
-      return resumeNpy(path, target, header, items);
+      return resumeNpy(path, target, header, items, warn);
     case 'jsonl':
-      return resumeJsonl(path, target, header, items);
+      return resumeJsonl(path, target, header, items, warn);
     case 'json':
-      return resumeJson(path, target, header, items);
+      return resumeJson(path, target, header, items, warn);
   }
 }

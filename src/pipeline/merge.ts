@@ -1,7 +1,7 @@
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import { NPY_HEADER_BYTES } from '../output/npy.js';
 import { readJournalLines, regionOfLine } from '../output/journal.js';
-import { headerDifferences, manifestPathFor, NpyWriter, type RunHeader, type RunSummary } from '../output/index.js';
+import { headerDifferences, manifestPathFor, modelUnchecked, modelUncheckedWarning, NpyWriter, type RunHeader, type RunSummary } from '../output/index.js';
 
 type Line = { type: string; [k: string]: unknown };
 type RegionLine = { box_index?: number; box?: number[]; label?: string };
@@ -29,7 +29,9 @@ async function readShard(path: string): Promise<ShardFile> {
  * Merges shard outputs (`--shard k/n` runs) into the .npy + manifest a single run over all inputs
  * would have written, byte for byte: records are put back in input order and rows copied as bytes.
  */
-export async function mergeShards(shardPaths: readonly string[], output: string, target = output): Promise<RunSummary> {
+export async function mergeShards(
+  shardPaths: readonly string[], output: string, target = output, warn: (message: string) => void = () => undefined,
+): Promise<RunSummary> {
   if (shardPaths.length === 0) throw new Error('merge: no shard outputs given');
   const shards = await Promise.all(shardPaths.map(readShard));
   const { shard: _s0, ...base } = shards[0].header;
@@ -39,6 +41,7 @@ export async function mergeShards(shardPaths: readonly string[], output: string,
     const { shard, ...rest } = s.header;
     const diffs = headerDifferences(base as RunHeader, rest as RunHeader);
     if (diffs.length) throw new Error(`merge: ${s.path} was made with different options (${diffs.join('; ')})`);
+    if (modelUnchecked(base as RunHeader, rest as RunHeader)) warn(modelUncheckedWarning(rest.modelSha256 === undefined ? s.path : shards[0].path));
     if (!shard || shard.count !== count) throw new Error(`merge: ${s.path} is not shard k/${count}`);
     if (seen.has(shard.index)) throw new Error(`merge: shard ${shard.index}/${count} given twice`);
     seen.add(shard.index);

@@ -14,6 +14,7 @@ import { coreSplit } from '../../core/cores.js';
 import { InvalidParameterError } from '../../core/invalid.js';
 import { readModelFile, readWeights, type LoadedArtifacts, type ModelFile } from '../artifacts.js';
 import type { Backbone, BackboneInfo, BackboneOptions, FeatureMap, RgbPixels } from '../contract.js';
+import { fileSha256, fileVersion } from '../digest.js';
 import { ModelOptionError } from '../errors.js';
 import type { TensorLayout } from '../preprocess.js';
 import { DEFAULT_MODEL_ID } from '../registry.js';
@@ -184,6 +185,8 @@ interface Loaded {
   store: Stored;
   opened: OpenedModel;
   key?: string;
+  /** The model's content identity (LoadedArtifacts.sha256). */
+  modelSha256: string;
 }
 
 async function planConverted(spec: string, opts: OnnxBackboneOptions, engine: InferenceEngine, threads: number): Promise<ConvertedPlan> {
@@ -212,10 +215,12 @@ async function convert(plan: WeighedPlan): Promise<Uint8Array> {
 
 type Stored = Pick<StoredOnnx, 'path' | 'cacheHit' | 'cacheFallback'>;
 
-function convertedInfo(plan: ConvertedPlan, store: Stored, opened: OpenedModel, threads: number, sessions: number): OnnxBackboneInfo {
+function convertedInfo(plan: ConvertedPlan, loaded: Loaded, threads: number, sessions: number): OnnxBackboneInfo {
+  const { store, opened } = loaded;
   return {
     backend: backendName(threads, sessions),
     model: plan.source.spec,
+    modelSha256: loaded.modelSha256,
     modelJsonPath: plan.source.modelJsonPath,
     format: plan.model.format,
     layer: plan.choice.layer,
@@ -270,7 +275,7 @@ async function openIndexed(engine: InferenceEngine, plan: ConvertedPlan, request
   const known = { ...request, knownProbe: entry.probe };
   const bytes = opts.worker === false ? await readCached(path) : undefined;
   const opened = opts.worker !== false ? await openCached(engine, path, known) : bytes && (await engine.open(bytes, known));
-  return opened && { store: { path, cacheHit: true }, opened, key: entry.key };
+  return opened && { store: { path, cacheHit: true }, opened, key: entry.key, modelSha256: entry.model };
 }
 
 /** Weights read and hashed: the cached .onnx under its content key, else converted and stored. */
@@ -279,10 +284,11 @@ async function openWeighed(engine: InferenceEngine, plan: ConvertedPlan, request
   // worker: false checks the seal first, then loads the checked bytes (one thread: nothing to overlap).
   const hit = opts.worker === false ? undefined : await openCached(engine, weighed.onnxPath, request);
   const { store, opened } = hit ? { store: { path: weighed.onnxPath, cacheHit: true }, opened: hit } : await openConverted(engine, weighed, request, opts);
+  const modelSha256 = weighed.loaded.sha256;
   // Not in the cache (it could not be written): nothing to record.
-  if (store.path !== weighed.onnxPath) return { store, opened };
-  if (plan.identity) await writeIndexEntry(plan.cacheDir, plan.identity, { key: weighed.key, probe: opened.probe });
-  return { store, opened, key: weighed.key };
+  if (store.path !== weighed.onnxPath) return { store, opened, modelSha256 };
+  if (plan.identity) await writeIndexEntry(plan.cacheDir, plan.identity, { key: weighed.key, model: modelSha256, probe: opened.probe });
+  return { store, opened, key: weighed.key, modelSha256 };
 }
 
 async function loadConverted(spec: string, opts: OnnxBackboneOptions, threads: number): Promise<OnnxBackbone> {
@@ -295,9 +301,10 @@ async function loadConverted(spec: string, opts: OnnxBackboneOptions, threads: n
     const plan = await planConverted(spec, opts, engine, threads);
     // Converted models are NHWC in and out; their one output is the feature map.
     const request: OpenRequest = { threads, range: plan.range.inputRange, layout: 'nhwc', label: plan.source.spec };
-    const { store, opened, key } = (await openIndexed(engine, plan, request, opts)) ?? (await openWeighed(engine, plan, request, opts));
+    const loaded = (await openIndexed(engine, plan, request, opts)) ?? (await openWeighed(engine, plan, request, opts));
+    const { opened, key } = loaded;
     if (key && key !== plan.guess) await writeGuess(plan.cacheDir, plan.source.modelJsonPath, opts.layer, key);
-    const info = convertedInfo(plan, store, opened, threads, sessions);
+    const info = convertedInfo(plan, loaded, threads, sessions);
     return { info, probe: opened.probe, featureMap: engine.featureMap, candidateLayers: plan.choice.candidates, dispose: engine.close };
   });
 }
@@ -317,10 +324,16 @@ async function loadUserOnnx(spec: string, opts: OnnxBackboneOptions, threads: nu
   return withEngine(opts, async (engine) => {
     // One session: a user's model may be large, and a second copy (engine-pool.ts) doubles its memory.
     const request = { threads, range: range.inputRange, mean, std, layout: opts.inputLayout, output: opts.layer, label: spec };
+    // Outputs record the content's identity; the file hashed must be the file the session loaded.
+    const read = await fileSha256(path);
     const opened = await engine.open(path, request);
+    if ((await fileVersion(path)) !== read.version) {
+      throw new ModelOptionError('--model', `--model ${spec}: the file changed while it was loading; run again once it is written`);
+    }
     const info: OnnxBackboneInfo = {
       backend: backendName(threads),
       model: spec,
+      modelSha256: read.sha256,
       modelJsonPath: path,
       // An ONNX file is a graph; BackboneInfo has no 'onnx' format.
       format: 'graph',

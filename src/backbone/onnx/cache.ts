@@ -46,6 +46,8 @@ export async function fileIdentityKey(files: readonly string[], layer: string): 
 export interface IndexEntry {
   /** The content key: the .onnx is `<key>.onnx`. */
   key: string;
+  /** The model's content identity (LoadedArtifacts.sha256), which outputs record. */
+  model: string;
   /** The load's probe (the map's size and channels at the probe's input), so a later load can skip it. */
   probe: ProbeResult;
 }
@@ -60,8 +62,10 @@ export async function readIndexEntry(cacheDir: string, identity: string): Promis
     const entry = JSON.parse(await readFile(indexPath(cacheDir, identity), 'utf8')) as IndexEntry;
     const probe = entry.probe;
     if (typeof entry.key !== 'string' || !KEY_SHAPE.test(entry.key)) return undefined;
+    // Entries from before outputs recorded the model's identity lack it: read the weights once more.
+    if (typeof entry.model !== 'string' || !KEY_SHAPE.test(entry.model)) return undefined;
     if (!PROBE_FIELDS.every((f) => Number.isSafeInteger(probe?.[f]) && probe[f] > 0)) return undefined;
-    return { key: entry.key, probe: Object.fromEntries(PROBE_FIELDS.map((f) => [f, probe[f]])) as unknown as ProbeResult };
+    return { key: entry.key, model: entry.model, probe: Object.fromEntries(PROBE_FIELDS.map((f) => [f, probe[f]])) as unknown as ProbeResult };
   } catch {
     return undefined;
   }

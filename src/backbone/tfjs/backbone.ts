@@ -70,7 +70,7 @@ export async function loadBackbone(opts: BackboneOptions = {}): Promise<Backbone
   const backend = await initBackend(opts.backend ?? 'auto');
   const tf = await loadTfjs();
   const source = await resolveModel(opts.model ?? DEFAULT_MODEL_ID, opts.cacheDir ?? defaultCacheDir());
-  const { format, artifacts } = await readArtifacts(source.modelJsonPath);
+  const { format, artifacts, sha256 } = await readArtifacts(source.modelJsonPath);
   const range = pickInputRange(opts, format, graphNodes(format, artifacts.modelTopology), source.registry?.inputRange);
   const choice = chooseLayer(format, artifacts.modelTopology, opts.layer, { spec: source.spec, embeddingNode: source.registry?.embeddingNode });
   const cut = format === 'graph' ? await graphCut(tf, artifacts, choice.layer) : await layersCut(tf, artifacts, choice.layer);
@@ -87,6 +87,7 @@ export async function loadBackbone(opts: BackboneOptions = {}): Promise<Backbone
   const info: BackboneInfo = {
     backend,
     model: source.spec,
+    modelSha256: sha256,
     modelJsonPath: source.modelJsonPath,
     format,
     layer: choice.layer,
