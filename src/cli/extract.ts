@@ -79,7 +79,8 @@ export async function extractCommand(inputs: string[], raw: Record<string, unkno
   if (inputs.length === 0 && o.boxes === undefined) throw new UsageError('no inputs: give files, folders, globs, or - to read paths from stdin');
   if (o.resume && o.force) throw new UsageError('--resume and --force contradict each other: pick one');
   // Refuse a bad -o before the model loads; from here on the output is locked.
-  const prepared = await prepareOutput(output, { format: o.format, resume: o.resume, force: o.force });
+  const boxesFile = o.boxes !== undefined && o.boxes !== '-' ? [{ path: o.boxes, what: 'the boxes file' }] : [];
+  const prepared = await prepareOutput(output, { format: o.format, resume: o.resume, force: o.force, inputs: boxesFile });
   try {
     if (o.dtype !== 'float32' && prepared.format !== 'npy') throw new UsageError(`--dtype ${o.dtype} applies to .npy output only`);
     return await extractInto(prepared, output, inputs, o, shard);
@@ -92,6 +93,7 @@ async function extractInto(prepared: PreparedOutput, output: string, inputs: str
   const reporter = await createReporter({ quiet: o.quiet === true });
   const entries = await listImages(inputs, o, reporter);
   if (entries.length === 0) reporter.line('spp-extract: warning: the inputs name no image files');
+  await prepared.refuseInputs(entries.map((e) => ({ path: e.path, what: 'the input' })));
   const items = selectShard(entries, shard);
 
   // The first images decode while the model loads (a fresh run starts there).

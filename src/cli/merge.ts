@@ -2,7 +2,7 @@
 import { UsageError } from '../core/invalid.js';
 import { resolveCommandLine } from '../core/resolve.js';
 import { expandFileGlobs } from '../inputs/expand.js';
-import { prepareOutput } from '../output/index.js';
+import { manifestPathFor, prepareOutput } from '../output/index.js';
 import { mergeShards } from '../pipeline/merge.js';
 import { EXIT } from './exit.js';
 import { plural } from './text.js';
@@ -11,7 +11,8 @@ export async function mergeCommand(args: string[], raw: Record<string, unknown>)
   const o = resolveCommandLine(raw, 'merge');
   const output = o.output!; // required by commander
   const shards = await expandFileGlobs(args);
-  const prepared = await prepareOutput(output, { force: o.force });
+  const read = shards.flatMap((s) => [{ path: s, what: 'the shard' }, { path: manifestPathFor(s), what: 'the shard manifest' }]);
+  const prepared = await prepareOutput(output, { force: o.force, inputs: read });
   try {
     if (prepared.format !== 'npy' || prepared.target.kind !== 'file') throw new UsageError(`merge writes .npy, got -o ${output}`);
     const warned = new Set<string>();

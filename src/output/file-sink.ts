@@ -1,4 +1,4 @@
-import type { FileHandle } from 'node:fs/promises';
+import { rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { OutputError } from './errors.js';
 import { outputIo, sinkTuning } from './io.js';
@@ -142,6 +142,16 @@ export class FileSink {
     if (this.tempPath === null) return;
     const temp = this.tempPath;
     await this.guard('cannot rename to', () => outputIo().rename(temp, this.finalPath));
+  }
+
+  /**
+   * Removes what an earlier run left under the final name (a --force run replacing it), called once
+   * every file of the new output is sealed and before the first rename: a crash between two renames
+   * then never pairs new data with an old completion marker.
+   */
+  async dropStaleFinal(): Promise<void> {
+    if (this.tempPath === null) return;
+    await this.guard('cannot replace', () => rm(this.finalPath, { force: true }));
   }
 
   /** Makes the renames in this file's folder durable. */

@@ -1,6 +1,7 @@
 import { lstat, rm } from 'node:fs/promises';
+import { refuseOverlap, type ReadFile } from './overlap.js';
 import { extname } from 'node:path';
-import { OutputRefused } from './errors.js';
+import { OutputError, OutputRefused } from './errors.js';
 import { UsageError } from '../core/invalid.js';
 import { checkOption, findOption } from '../core/options.js';
 import { partialPath } from './file-sink.js';
@@ -53,19 +54,29 @@ export function outputFiles(path: string, format: OutputFormat): string[] {
   return [...finals, ...finals.map(partialPath), ...(format === 'json' ? [jsonJournalPath(path)] : [])];
 }
 
-/** `-o` checked and, for a file, locked: nothing has been written yet. */
+/** `-o` checked and, for a file, locked: nothing has been written or removed yet. */
 export interface PreparedOutput {
   readonly target: OutputTarget;
   readonly format: OutputFormat;
   readonly lock?: OutputLock;
+  /** Files an earlier run left (--force, --resume): replaced only once the new output exists. */
+  readonly leftovers: readonly string[];
+  /** Refuses, naming both, when an existing output file is one of these inputs. */
+  refuseInputs(inputs: readonly ReadFile[]): Promise<void>;
   release(): void;
 }
 
+export type { ReadFile } from './overlap.js';
+
 /**
- * Before the model loads: resolve `-o`, take its lock, and refuse (or, with --force, remove) what
- * an earlier run left. Only regular files are ever removed; FIFOs and devices are written into.
+ * Before the model loads: resolve `-o`, refuse an output that is one of `inputs` (files known up
+ * front: a boxes file, shards), take its lock, and refuse what an earlier run left unless --resume
+ * or --force. Nothing is removed here: with --force, what is left is replaced when the new output
+ * is written (openWriter, and each writer's final renames), after every check has passed.
  */
-export async function prepareOutput(output: string, o: { format?: string; resume?: boolean; force?: boolean }): Promise<PreparedOutput> {
+export async function prepareOutput(
+  output: string, o: { format?: string; resume?: boolean; force?: boolean; inputs?: readonly ReadFile[] },
+): Promise<PreparedOutput> {
   const target = await resolveOutputTarget(output);
   // `-o /dev/null` or a FIFO without an extension: the streaming format.
   const format = target.kind === 'device' && o.format === undefined && !OUTPUT_FORMATS.includes(extname(output).slice(1).toLowerCase() as OutputFormat)
@@ -77,31 +88,49 @@ export async function prepareOutput(output: string, o: { format?: string; resume
       const what = target.kind === 'stdout' ? 'stdout' : `a ${target.what}`;
       throw new OutputRefused(`-o ${output}: .npy needs a regular file it can seek in, not ${what}; write .jsonl or .json there, or .npy to a file`);
     }
-    return { target, format, release: () => undefined };
+    return { target, format, leftovers: [], refuseInputs: async () => undefined, release: () => undefined };
   }
+  const files = outputFiles(target.path, format);
+  const refuseInputs = (inputs: readonly ReadFile[]) => refuseOverlap(files, output, inputs);
+  await refuseInputs(o.inputs ?? []);
   const lock = acquireOutputLock(target.path, output);
   try {
-    if (!o.resume) await clearLeftovers(target.path, format, output, o.force === true);
-    return { target, format, lock, release: () => lock.release() };
+    const leftovers = await findLeftovers(files, output, o.resume === true || o.force === true);
+    return { target, format, lock, leftovers, refuseInputs, release: () => lock.release() };
   } catch (err) {
     lock.release();
     throw err;
   }
 }
 
-async function clearLeftovers(path: string, format: OutputFormat, output: string, force: boolean): Promise<void> {
+/** What an earlier run left; refused unless `allowed` (--resume, --force). Only regular files (or links) are ever replaced. */
+async function findLeftovers(files: readonly string[], output: string, allowed: boolean): Promise<string[]> {
   const found: string[] = [];
-  for (const p of outputFiles(path, format)) {
+  for (const p of files) {
     const st = await lstat(p).catch(() => undefined);
     if (!st) continue;
     if (!st.isFile() && !st.isSymbolicLink()) throw new OutputRefused(`-o ${output}: ${p} is not a regular file; not touching it`);
     found.push(p);
   }
-  if (found.length === 0) return;
-  if (!force) {
+  if (found.length > 0 && !allowed) {
     throw new OutputRefused(`-o ${output}: ${found.join(', ')} already exist(s); use --resume to finish an interrupted run or --force to overwrite`);
   }
-  await Promise.all(found.map((p) => rm(p, { force: true })));
+  return found;
+}
+
+/**
+ * A fresh run over leftovers (--force, every check passed): an earlier run's temp files go now, so
+ * no temp name is a link written through; the final names are replaced by the new files' renames.
+ */
+async function removeStaleTemps(prepared: PreparedOutput): Promise<void> {
+  if (prepared.target.kind !== 'file') return;
+  const finals = new Set([prepared.target.path, manifestPathFor(prepared.target.path)]);
+  for (const p of prepared.leftovers) {
+    if (finals.has(p)) continue;
+    await rm(p, { force: true }).catch((err) => {
+      throw new OutputError(prepared.target.target, `cannot replace ${p}`, err);
+    });
+  }
 }
 
 export type OpenedOutput =
@@ -123,7 +152,10 @@ export async function openWriter(
   }
   const point = resume ? await findResumePoint(target.path, target.target, format, header, items, warn) : { kind: 'fresh' as const };
   if (point.kind === 'complete') return point;
-  if (point.kind === 'fresh') return { kind: 'writer', writer: await createFileWriter(target.path, format, header, target.target), ...fresh };
+  if (point.kind === 'fresh') {
+    await removeStaleTemps(prepared);
+    return { kind: 'writer', writer: await createFileWriter(target.path, format, header, target.target), ...fresh };
+  }
   const { startAt, rows, failures } = point;
   let writer: OutputWriter;
   switch (format) {

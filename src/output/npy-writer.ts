@@ -90,6 +90,7 @@ export class NpyWriter implements OutputWriter {
     await this.data.seal();
     await this.manifest.summary(summary);
     await this.manifest.sink.seal();
+    await this.manifest.sink.dropStaleFinal();
     await this.data.publish();
     await this.manifest.sink.publish();
     await this.manifest.sink.syncFolderOrUnpublish();
