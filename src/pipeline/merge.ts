@@ -33,9 +33,10 @@ async function readShard(path: string): Promise<ShardFile> {
     throw new Error(`merge: ${path} is incomplete${torn}; finish it with --resume first`);
   }
   const { type: _t, ...header } = head.line;
-  const { dim, dtype } = header as unknown as RunHeader;
-  if (!(Number.isSafeInteger(dim) && (dim as number) > 0) || (dtype !== 'float32' && dtype !== 'float16')) {
-    throw new Error(`merge: ${manifest} line 1: the header's dim ${JSON.stringify(dim)} / dtype ${JSON.stringify(dtype)} are not a .npy layout`);
+  const { dim, dtype, inputs } = header as unknown as RunHeader;
+  if (!(Number.isSafeInteger(dim) && dim > 0) || (dtype !== 'float32' && dtype !== 'float16') || !(Number.isSafeInteger(inputs) && inputs >= 0)) {
+    throw new Error(`merge: ${manifest} line 1: the header's dim ${JSON.stringify(dim)}, dtype ${JSON.stringify(dtype)}, inputs ${JSON.stringify(inputs)} ` +
+      'are not a positive width, float32 or float16, and a count');
   }
   let rows = 0;
   let failures = 0;

@@ -80,7 +80,7 @@ test('merge: a manifest row number that is not the next one (0 again, 999, missi
   }
 });
 
-test('merge: a row line turned into a failure line, a record without a path, a lying summary: refused naming the line', async () => {
+test('merge: a row line turned into a failure line, a record without a path, a lying summary, a bad header count: refused naming the line', async () => {
   const toFailure = await mergeEdited((dir) => editLine(join(dir, 's-1.manifest.jsonl'), 3, (l) => {
     const { index, path } = JSON.parse(l);
     return JSON.stringify({ type: 'failure', index, path, reason: 'corrupt', error: 'x' });
@@ -91,6 +91,8 @@ test('merge: a row line turned into a failure line, a record without a path, a l
   assert.match(noPath.stderr, /s-2\.manifest\.jsonl line 2: "path" is missing, expected a string/);
   const summary = await mergeEdited((dir) => editLine(join(dir, 's-1.manifest.jsonl'), 6, (l) => l.replace('"rows":3', '"rows":2')));
   assert.match(summary.stderr, /s-1\.manifest\.jsonl line 6: the summary says 2 rows, 1 failures; the lines before it list 3 rows, 1 failures/);
+  const inputs = await mergeEdited((dir) => editLine(join(dir, 's-2.manifest.jsonl'), 1, (l) => l.replace('"inputs":5', '"inputs":-1')));
+  assert.match(inputs.stderr, /s-2\.manifest\.jsonl line 1: the header's dim 126, dtype "float32", inputs -1 are not/);
 });
 
 test('merge: a shard .npy header that is garbage, <f2, shape (99, 3), fortran order, or a file of the wrong length is refused naming it', async () => {
