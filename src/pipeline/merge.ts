@@ -2,7 +2,7 @@ import { rm, type FileHandle } from 'node:fs/promises';
 import { NPY_HEADER_BYTES, npyLayoutProblem } from '../output/npy.js';
 import { NotAJournal, readJournalLines, recordProblem, regionOfLine } from '../output/journal.js';
 import { NotRegularFile, openRegularFile, readExactly } from '../output/regular-file.js';
-import { headerDifferences, manifestPathFor, NpyWriter, partialPath, systemReason, type RunHeader, type RunSummary } from '../output/index.js';
+import { headerDifferences, manifestPathFor, NpyWriter, OutputError, partialPath, systemReason, type RunHeader, type RunSummary } from '../output/index.js';
 
 type Line = { type: string; [k: string]: unknown };
 type RegionLine = { box_index?: number; box?: number[]; label?: string };
@@ -123,15 +123,18 @@ export async function mergeShards(shardPaths: readonly string[], output: string,
   try {
     // Every shard checked before anything is written.
     for (const s of shards) handles.push(await openShardData(s, rowBytes));
-    const writer = await NpyWriter.create(output, header, target);
+    let writer: NpyWriter | undefined;
     try {
+      writer = await NpyWriter.create(output, header, target);
       const summary = await copyRecords(writer, slots, handles, shards, rowBytes);
       await writer.close(summary);
       return summary;
     } catch (err) {
       // A merge is not resumable: leave no temp files behind (a rerun would find them).
-      await writer.abandon();
+      await writer?.abandon();
       await Promise.all([output, manifestPathFor(output)].map((p) => rm(partialPath(p), { force: true }).catch(() => undefined)));
+      // Not "finish with --resume" (the CLI's advice for an OutputError): merge has nothing to resume.
+      if (err instanceof OutputError) throw new Error(`merge: ${err.message}; nothing was kept: run the merge again once that is fixed`);
       throw err;
     }
   } finally {

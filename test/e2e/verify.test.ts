@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { runCli } from '../helpers/cli.js';
 import { runMain } from '../helpers/main.js';
+import { nodeIo } from '../../src/output/io.js';
 import { fixture } from '../helpers/shared.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -64,6 +65,16 @@ test('merge: the unedited shards still merge byte for byte (control)', async () 
   const r = await runMain(['merge', join(shardDir, 's-2.npy'), join(shardDir, 's-1.npy'), '-o', join(dir, 'all.npy')]);
   assert.equal(r.code, 2, r.stderr);
   assert.ok(readFileSync(join(dir, 'all.npy')).equals(readFileSync(refNpy)));
+});
+
+test('merge: a write that fails after the shards were checked leaves no temp file behind (a merge is not resumable)', async () => {
+  const dir = tempDir('spp-verify-');
+  const io = { ...nodeIo, write: async () => { throw Object.assign(new Error('i/o error'), { code: 'EIO' }); } };
+  const r = await runMain(['merge', join(shardDir, 's-1.npy'), join(shardDir, 's-2.npy'), '-o', join(dir, 'all.npy')], { io });
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /input\/output error \(EIO\); nothing was kept: run the merge again/);
+  assert.doesNotMatch(r.stderr, /--resume/);
+  assert.deepEqual(readdirSync(dir), []);
 });
 
 test('merge: a manifest row number that is not the next one (0 again, 999, missing, -1, 1.5, "1") is refused naming file and line', async () => {
