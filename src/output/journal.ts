@@ -1,4 +1,4 @@
-import { createReadStream } from 'node:fs';
+import { openRegularFile } from './regular-file.js';
 import { regionFields, type FailureRecord, type RunHeader, type RunSummary } from './records.js';
 
 /**
@@ -42,45 +42,131 @@ export function summaryLine(summary: RunSummary): string {
   return JSON.stringify({ type: 'summary', ...summary }) + '\n';
 }
 
-export interface JournalEntry { line: JournalLine; /** Byte offset just after this line. */ end: number }
+export interface JournalEntry {
+  line: JournalLine;
+  /** Byte offset just after this line. */
+  end: number;
+  /** 1-based line number, for messages. */
+  number: number;
+}
+
+/** Where reading stopped: after `lines` whole lines (`end` bytes); `torn` is the number of an unparsable or unfinished line that ended it. */
+export interface JournalEnd { lines: number; end: number; torn?: number }
+
+/** Longest line a journal may hold: a .jsonl line holds one descriptor (a few MiB at most), so far above any real one. */
+export const JOURNAL_MAX_LINE_BYTES = 64 * 1024 * 1024;
+
+/** `maxLineBytes` lowers the limit (tests); `chunkBytes` is the read size. */
+export interface ReadJournalOptions { maxLineBytes?: number; chunkBytes?: number }
+
+/** A file read as a journal that cannot be one (a line longer than any we write). */
+export class NotAJournal extends Error {
+  constructor(readonly path: string, why: string) {
+    super(`${path} is not an spp-extract journal: ${why}`);
+    this.name = 'NotAJournal';
+  }
+}
+
+const sizeText = (n: number) => (n % (1 << 20) === 0 ? `${n / (1 << 20)} MiB` : `${n} bytes`);
 
 /**
  * Streams a journal's complete lines (bounded memory: a .jsonl journal holds every descriptor).
- * A torn or unparsable line ends it: what follows was never acknowledged.
+ * A torn or unparsable line ends it: what follows was never acknowledged. Only a regular file is
+ * read (a FIFO or device is refused, never waited on); a line longer than the limit is refused
+ * before it is gathered. Linear time: a long line's pieces are kept in a list and joined once, and
+ * each byte is searched for the newline once.
  */
 export async function readJournal(
   path: string,
   onLine: (entry: JournalEntry) => boolean | void | Promise<boolean | void>,
-): Promise<void> {
-  let carry: Buffer = Buffer.alloc(0);
+  opts: ReadJournalOptions = {},
+): Promise<JournalEnd> {
+  const max = opts.maxLineBytes ?? JOURNAL_MAX_LINE_BYTES;
+  const chunkBytes = opts.chunkBytes ?? 1 << 20;
+  const tooLong = (n: number) => new NotAJournal(path, `line ${n} is longer than ${sizeText(max)}`);
+  const { fh } = await openRegularFile(path);
+  const pending: Buffer[] = [];
+  let pendingBytes = 0;
   let offset = 0;
-  const stream = createReadStream(path, { highWaterMark: 1 << 20 });
+  let number = 0;
   try {
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      let buf = carry.length ? Buffer.concat([carry, chunk]) : chunk;
+    for (;;) {
+      // A fresh buffer each time: the pieces of a long line are kept without copying.
+      const chunk = Buffer.allocUnsafe(chunkBytes);
+      const { bytesRead } = await fh.read(chunk, 0, chunkBytes, null);
+      if (bytesRead === 0) break;
+      const data = chunk.subarray(0, bytesRead);
       let start = 0;
-      for (let nl = buf.indexOf(10, start); nl >= 0; nl = buf.indexOf(10, start)) {
+      for (let nl = data.indexOf(10); nl >= 0; nl = data.indexOf(10, start)) {
+        const length = pendingBytes + nl - start;
+        if (length > max) throw tooLong(number + 1);
+        const bytes = pending.length ? Buffer.concat([...pending, data.subarray(start, nl)], length) : data.subarray(start, nl);
+        pending.length = 0;
+        pendingBytes = 0;
+        number++;
         let line: JournalLine;
         try {
-          line = JSON.parse(buf.toString('utf8', start, nl)) as JournalLine;
+          line = JSON.parse(bytes.toString('utf8')) as JournalLine;
         } catch {
-          return;
+          return { lines: number - 1, end: offset, torn: number };
         }
-        offset += nl + 1 - start;
-        if (line === null || typeof line !== 'object' || (await onLine({ line, end: offset })) === false) return;
+        if (line === null || typeof line !== 'object') return { lines: number - 1, end: offset, torn: number };
+        offset += length + 1;
+        if ((await onLine({ line, end: offset, number })) === false) return { lines: number, end: offset };
         start = nl + 1;
       }
-      buf = buf.subarray(start);
-      carry = Buffer.from(buf);
+      if (start < data.length) {
+        pendingBytes += data.length - start;
+        if (pendingBytes > max) throw tooLong(number + 1);
+        pending.push(data.subarray(start));
+      }
     }
+    return { lines: number, end: offset, ...(pendingBytes > 0 ? { torn: number + 1 } : {}) };
   } finally {
-    stream.destroy();
+    await fh.close().catch(() => undefined);
   }
 }
 
 /** The whole journal in memory: for manifests (no descriptors), whose size is small. */
-export async function readJournalLines(path: string): Promise<JournalEntry[]> {
-  const out: JournalEntry[] = [];
-  await readJournal(path, (e) => void out.push(e));
-  return out;
+export async function readJournalLines(path: string, opts: ReadJournalOptions = {}): Promise<{ entries: JournalEntry[] } & JournalEnd> {
+  const entries: JournalEntry[] = [];
+  const end = await readJournal(path, (e) => void entries.push(e), opts);
+  return { entries, ...end };
+}
+
+const isCount = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+const shown = (v: unknown) => (v === undefined ? 'missing' : JSON.stringify(v).slice(0, 40));
+
+/**
+ * What is wrong with a `row` or `failure` line's fields (undefined when nothing): an edited or
+ * foreign journal is refused, not trusted. `row`: the row number an .npy manifest's line must
+ * carry (the count of rows before it); `dim`: the descriptor length a .jsonl/.json row must have.
+ * Fields it does not know are left alone.
+ */
+export function recordProblem(record: object, expect: { row?: number; dim?: number } = {}): string | undefined {
+  const line = record as Record<string, unknown>;
+  const bad = (field: string, want: string) => `"${field}" is ${shown(line[field])}, expected ${want}`;
+  if (line.type !== 'row' && line.type !== 'failure') return bad('type', '"row" or "failure"');
+  if (!isCount(line.index)) return bad('index', 'a non-negative integer');
+  if (typeof line.path !== 'string') return bad('path', 'a string');
+  if (line.box_index !== undefined && !isCount(line.box_index)) return bad('box_index', 'a non-negative integer');
+  if (line.box !== undefined && !(Array.isArray(line.box) && line.box.every((v) => typeof v === 'number'))) return bad('box', 'a list of numbers');
+  if (line.label !== undefined && typeof line.label !== 'string') return bad('label', 'a string');
+  if (line.type === 'failure') {
+    if (typeof line.reason !== 'string') return bad('reason', 'a string');
+    if (typeof line.error !== 'string') return bad('error', 'a string');
+    if (line.boxes !== undefined && !isCount(line.boxes)) return bad('boxes', 'a non-negative integer');
+    return undefined;
+  }
+  if (!isCount(line.width)) return bad('width', 'a non-negative integer');
+  if (!isCount(line.height)) return bad('height', 'a non-negative integer');
+  if (expect.row !== undefined && line.row !== expect.row) return bad('row', `${expect.row} (the rows before it)`);
+  if (expect.dim !== undefined) {
+    const d = line.descriptor;
+    // null: a non-finite value, as older runs wrote it.
+    if (!Array.isArray(d) || d.length !== expect.dim || !d.every((v) => typeof v === 'number' || v === null)) {
+      return `"descriptor" is not a list of ${expect.dim} numbers`;
+    }
+  }
+  return undefined;
 }

@@ -247,3 +247,26 @@ export function parseNpyHeader(buf: Buffer): { dtype: string; shape: number[]; f
   }
   return { dtype: descr, shape: shape as number[], fortranOrder: fortran, headerBytes };
 }
+
+/**
+ * Why `buf` (a file's first NPY_HEADER_BYTES or more) is not the header spp-extract writes: v1.0,
+ * NPY_HEADER_BYTES long, `dtype`, C order, shape (rows, dim); `rows` undefined accepts any count.
+ * Undefined when it is. Files that are merged or resumed are checked with it, not trusted.
+ */
+export function npyLayoutProblem(buf: Buffer, dtype: NpyDtype, dim: number, rows?: number): string | undefined {
+  let h: ReturnType<typeof parseNpyHeader>;
+  try {
+    h = parseNpyHeader(buf);
+  } catch (err) {
+    return (err as Error).message.slice(0, 200);
+  }
+  if (buf[6] !== 1 || buf[7] !== 0) return `format version ${buf[6]}.${buf[7]}, expected 1.0`;
+  if (h.headerBytes !== NPY_HEADER_BYTES) return `header of ${h.headerBytes} bytes, expected ${NPY_HEADER_BYTES}`;
+  if (h.dtype !== dtype) return `dtype '${h.dtype.slice(0, 40)}', expected '${dtype}'`;
+  if (h.fortranOrder) return 'fortran_order True, expected False';
+  const want = rows === undefined ? `(N, ${dim})` : shapeRepr([rows, dim]);
+  if (h.shape.length !== 2 || h.shape[1] !== dim || (rows !== undefined && h.shape[0] !== rows)) {
+    return `shape ${shapeRepr(h.shape)}, expected ${want}`;
+  }
+  return undefined;
+}

@@ -1,13 +1,14 @@
 import { lstat, open } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { NPY_HEADER_BYTES, parseNpyHeader } from './npy.js';
+import { NPY_HEADER_BYTES, npyLayoutProblem, parseNpyHeader } from './npy.js';
 import { OutputError, OutputRefused } from './errors.js';
 import { partialPath } from './file-sink.js';
 import { outputIo } from './io.js';
-import { readJournal, type JournalEntry, type JournalLine } from './journal.js';
+import { NotAJournal, readJournal, recordProblem, type JournalEntry, type JournalLine } from './journal.js';
 import { jsonJournalPath } from './json-writer.js';
 import { manifestPathFor } from './manifest.js';
 import type { OutputFormat, RunHeader } from './records.js';
+import { NotRegularFile, openRegularFile, readExactly } from './regular-file.js';
 import { flagOfHeaderField } from '../core/options.js';
 
 /**
@@ -79,19 +80,26 @@ interface OpenItem { lines: number; rows: number; failures: number }
 /**
  * Reads the journal up to the last input whose records are all there (a region run writes several
  * per image; a kill can leave an image half written, which is then done again) and, for .npy, whose
- * rows all reached the data file (`rowsOnDisk`).
+ * rows all reached the data file (`rowsOnDisk`). Every record is checked, not trusted: its fields,
+ * and in a manifest (`numbered`) its row number against the rows before it; in a .jsonl/.json
+ * journal, its descriptor's length.
  */
 async function walkJournal(
-  path: string, target: string, header: RunHeader, items: readonly ResumeItem[], warn: Warn, rowsOnDisk = Infinity,
+  path: string, target: string, header: RunHeader, items: readonly ResumeItem[], warn: Warn, rowsOnDisk = Infinity, numbered = false,
 ): Promise<JournalState> {
   const s: JournalState = { startAt: 0, rows: 0, failures: 0, journalBytes: 0, complete: false, sawHeader: false };
   let open: OpenItem = { lines: 0, rows: 0, failures: 0 };
-  await readJournal(path, ({ line, end }: JournalEntry) => {
+  await readJournal(path, ({ line, end, number }: JournalEntry) => {
     if (!s.sawHeader) return checkHeader(line, path, target, header, s, end, warn);
     if (line.type === 'summary') {
       s.complete = line.complete === true && s.startAt === items.length && open.lines === 0;
+      if (s.complete && (line.rows !== s.rows || line.failures !== s.failures)) {
+        throw edited(path, number, `the summary says ${JSON.stringify(line.rows)} rows, ${JSON.stringify(line.failures)} failures; the lines before it list ${s.rows} rows, ${s.failures} failures`);
+      }
       return false;
     }
+    const problem = recordProblem(line, numbered ? { row: s.rows + open.rows } : { dim: header.dim });
+    if (problem) throw edited(path, number, problem);
     if (line.type !== 'row' && line.type !== 'failure') return false;
     const expected = items[s.startAt];
     if (line.index !== expected?.index || line.path !== expected?.path) {
@@ -114,9 +122,15 @@ async function walkJournal(
       s.journalBytes = end;
       open = { lines: 0, rows: 0, failures: 0 };
     }
+  }).catch((err) => {
+    if (err instanceof NotAJournal || err instanceof NotRegularFile) throw foreign(target, path, err.message.slice(err.path.length + 1));
+    throw err;
   });
   return s;
 }
+
+const edited = (path: string, line: number, problem: string) =>
+  new OutputRefused(`--resume: ${path} line ${line}: ${problem}; the journal was edited or is not this run's; left untouched (use --force to start over)`);
 
 type Warn = (message: string) => void;
 
@@ -142,22 +156,31 @@ async function backToTemp(target: string, files: Located[]): Promise<void> {
   }
 }
 
-async function npyRowsOnDisk(data: Located, target: string, header: RunHeader): Promise<number> {
+/** What the .npy holds: whole rows on disk, the row count its header claims, its size. */
+interface NpyOnDisk { rows: number; headerRows: number; size: number }
+
+/**
+ * Reads the data file's header: ours (v1.0, the run's dtype and width, C order) and claiming 0 rows
+ * (a run in progress) or exactly the rows on disk (a finished one).
+ */
+async function npyRowsOnDisk(data: Located, target: string, header: RunHeader): Promise<NpyOnDisk> {
+  const not = (why: string) => foreign(target, data.path, `is not an spp-extract .npy of ${header.dim} ${header.dtype} columns (${why})`);
+  const { fh, size } = await openRegularFile(data.path).catch((err) => {
+    throw err instanceof NotRegularFile ? foreign(target, data.path, err.message.slice(err.path.length + 1)) : err;
+  });
   const head = Buffer.alloc(NPY_HEADER_BYTES);
-  const fh = await open(data.path, 'r');
-  const { size } = await fh.stat();
-  await fh.read(head, 0, NPY_HEADER_BYTES, 0).finally(() => fh.close());
-  let parsed: ReturnType<typeof parseNpyHeader> | undefined;
   try {
-    parsed = parseNpyHeader(head);
-  } catch {
-    parsed = undefined;
+    if (size < NPY_HEADER_BYTES) throw not(`${size} bytes, shorter than a header`);
+    await readExactly(fh, data.path, head, NPY_HEADER_BYTES, 0);
+  } finally {
+    await fh.close();
   }
-  const dtype = header.dtype === 'float16' ? '<f2' : '<f4';
-  if (!parsed || parsed.headerBytes !== NPY_HEADER_BYTES || parsed.shape[1] !== header.dim || parsed.dtype !== dtype) {
-    throw foreign(target, data.path, `is not an spp-extract .npy of ${header.dim} ${header.dtype} columns`);
-  }
-  return Math.floor((size - NPY_HEADER_BYTES) / (header.dim * (header.dtype === 'float16' ? 2 : 4)));
+  const problem = npyLayoutProblem(head, header.dtype === 'float16' ? '<f2' : '<f4', header.dim);
+  if (problem) throw not(problem);
+  const rows = Math.floor((size - NPY_HEADER_BYTES) / (header.dim * (header.dtype === 'float16' ? 2 : 4)));
+  const headerRows = parseNpyHeader(head).shape[0];
+  if (headerRows !== 0 && headerRows !== rows) throw not(`its header says ${headerRows} rows, ${rows} are on disk`);
+  return { rows, headerRows, size };
 }
 
 /**
@@ -174,16 +197,23 @@ async function resumeNpy(path: string, target: string, header: RunHeader, items:
   }
   if (!data) throw foreign(target, journal.path, `has no data file ${basename(path)} beside it`);
   // Options first: a changed --levels also changes the width, and that is the better message.
-  const first = await walkJournal(journal.path, target, header, items, warn, 0);
+  const first = await walkJournal(journal.path, target, header, items, warn, 0, true);
   if (!first.sawHeader) {
     if (journal.temp) return { kind: 'fresh' }; // killed before the header reached the disk
     throw foreign(target, journal.path, 'is empty');
   }
-  const rowsOnDisk = await npyRowsOnDisk(data, target, header);
-  const s = await walkJournal(journal.path, target, header, items, () => undefined, rowsOnDisk);
-  if (s.complete && !data.temp && !journal.temp) return { kind: 'complete', rows: s.rows, failures: s.failures };
+  const disk = await npyRowsOnDisk(data, target, header);
+  const s = await walkJournal(journal.path, target, header, items, () => undefined, disk.rows, true);
+  const dataBytes = NPY_HEADER_BYTES + s.rows * header.dim * (header.dtype === 'float16' ? 2 : 4);
+  if (s.complete && !data.temp && !journal.temp) {
+    // "Already complete" is a promise about the data too: exactly the manifest's rows, header saying so.
+    if (disk.headerRows !== s.rows || disk.size !== dataBytes) {
+      throw foreign(target, data.path, `holds ${disk.size} bytes with a header of ${disk.headerRows} rows, but its manifest lists ${s.rows} rows`);
+    }
+    return { kind: 'complete', rows: s.rows, failures: s.failures };
+  }
   await backToTemp(target, [data, journal]);
-  return { kind: 'resume', ...s, dataBytes: NPY_HEADER_BYTES + s.rows * header.dim * (header.dtype === 'float16' ? 2 : 4) };
+  return { kind: 'resume', ...s, dataBytes };
 }
 
 /** .jsonl: its own lines are the journal; a torn last line is cut. */

@@ -1,28 +1,83 @@
-import { open, stat, type FileHandle } from 'node:fs/promises';
-import { NPY_HEADER_BYTES } from '../output/npy.js';
-import { readJournalLines, regionOfLine } from '../output/journal.js';
-import { headerDifferences, manifestPathFor, modelUnchecked, modelUncheckedWarning, NpyWriter, type RunHeader, type RunSummary } from '../output/index.js';
+import { rm, type FileHandle } from 'node:fs/promises';
+import { NPY_HEADER_BYTES, npyLayoutProblem } from '../output/npy.js';
+import { NotAJournal, readJournalLines, recordProblem, regionOfLine } from '../output/journal.js';
+import { NotRegularFile, openRegularFile, readExactly } from '../output/regular-file.js';
+import { headerDifferences, manifestPathFor, modelUnchecked, modelUncheckedWarning, NpyWriter, OutputError, partialPath, systemReason, type RunHeader, type RunSummary } from '../output/index.js';
 
 type Line = { type: string; [k: string]: unknown };
 type RegionLine = { box_index?: number; box?: number[]; label?: string };
 type RowLine = { type: 'row'; row: number; index: number; path: string; width: number; height: number } & RegionLine;
 type FailureLine = { type: 'failure'; index: number; path: string; reason: string; error: string; boxes?: number } & RegionLine;
 
-interface ShardFile { path: string; header: RunHeader; records: (RowLine | FailureLine)[] }
+interface ShardFile { path: string; manifest: string; header: RunHeader; records: (RowLine | FailureLine)[]; rows: number }
 
+/**
+ * A shard's manifest, checked line by line: a header, then rows numbered 0, 1, 2 … in order and
+ * failures, each with the fields a merge copies, then a summary that agrees with them. Anything
+ * else is refused naming the manifest and the line.
+ */
 async function readShard(path: string): Promise<ShardFile> {
   const manifest = manifestPathFor(path);
-  const lines = await readJournalLines(manifest).catch(() => {
-    throw new Error(`merge: ${path} has no manifest ${manifest}`);
+  const read = await readJournalLines(manifest).catch((err) => {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`merge: ${path} has no manifest ${manifest}`);
+    if (err instanceof NotAJournal || err instanceof NotRegularFile) throw new Error(`merge: ${err.message}`);
+    throw new Error(`merge: cannot read ${manifest}: ${systemReason(err)}`);
   });
-  const [head, ...rest] = lines.map((e) => e.line as Line);
-  const summary = rest.at(-1);
-  if (head?.type !== 'header') throw new Error(`merge: ${manifest} has no header line`);
-  if (summary?.type !== 'summary' || summary.complete !== true) {
-    throw new Error(`merge: ${path} is incomplete; finish it with --resume first`);
+  const [head, ...rest] = read.entries.map((e) => ({ line: e.line as Line, number: e.number }));
+  if (head?.line.type !== 'header' || head.line.tool !== 'spp-extract') {
+    throw new Error(`merge: ${manifest} is not an spp-extract journal: it does not start with a header`);
   }
-  const { type: _t, ...header } = head;
-  return { path, header: header as unknown as RunHeader, records: rest.slice(0, -1) as (RowLine | FailureLine)[] };
+  const summary = rest.pop();
+  if (summary?.line.type !== 'summary' || summary.line.complete !== true || read.torn !== undefined) {
+    const torn = read.torn !== undefined ? ` (line ${read.torn} is torn or not JSON)` : '';
+    throw new Error(`merge: ${path} is incomplete${torn}; finish it with --resume first`);
+  }
+  const { type: _t, ...header } = head.line;
+  const { dim, dtype, inputs } = header as unknown as RunHeader;
+  if (!(Number.isSafeInteger(dim) && dim > 0) || (dtype !== 'float32' && dtype !== 'float16') || !(Number.isSafeInteger(inputs) && inputs >= 0)) {
+    throw new Error(`merge: ${manifest} line 1: the header's dim ${JSON.stringify(dim)}, dtype ${JSON.stringify(dtype)}, inputs ${JSON.stringify(inputs)} ` +
+      'are not a positive width, float32 or float16, and a count');
+  }
+  let rows = 0;
+  let failures = 0;
+  for (const { line, number } of rest) {
+    const problem = recordProblem(line, { row: rows });
+    if (problem) throw new Error(`merge: ${manifest} line ${number}: ${problem}`);
+    if (line.type === 'row') rows++;
+    else failures++;
+  }
+  if (summary.line.rows !== rows || summary.line.failures !== failures) {
+    throw new Error(`merge: ${manifest} line ${summary.number}: the summary says ${JSON.stringify(summary.line.rows)} rows, ` +
+      `${JSON.stringify(summary.line.failures)} failures; the lines before it list ${rows} rows, ${failures} failures`);
+  }
+  return { path, manifest, header: header as unknown as RunHeader, records: rest.map((e) => e.line) as (RowLine | FailureLine)[], rows };
+}
+
+/**
+ * Opens a shard's .npy and checks it against its manifest: our v1.0 header with the run's dtype,
+ * C order, shape (rows, dim), and exactly that many bytes. The handle is kept for the copy, so
+ * the bytes copied are those of the file checked.
+ */
+async function openShardData(s: ShardFile, rowBytes: number): Promise<FileHandle> {
+  const { fh, size } = await openRegularFile(s.path).catch((err) => {
+    if (err instanceof NotRegularFile) throw new Error(`merge: ${err.message}`);
+    throw new Error(`merge: cannot open ${s.path}: ${systemReason(err)}`);
+  });
+  try {
+    const expected = NPY_HEADER_BYTES + s.rows * rowBytes;
+    if (size < NPY_HEADER_BYTES) throw new Error(`merge: ${s.path} holds ${size} bytes, less than a .npy header`);
+    const head = Buffer.alloc(NPY_HEADER_BYTES);
+    await readExactly(fh, s.path, head, NPY_HEADER_BYTES, 0);
+    const problem = npyLayoutProblem(head, s.header.dtype === 'float16' ? '<f2' : '<f4', s.header.dim, s.rows);
+    if (problem) throw new Error(`merge: ${s.path}: ${problem} (its manifest ${s.manifest} lists ${s.rows} rows)`);
+    if (size !== expected) {
+      throw new Error(`merge: ${s.path} holds ${size} bytes, expected ${expected} (${s.rows} rows of ${rowBytes} bytes after the header)`);
+    }
+    return fh;
+  } catch (err) {
+    await fh.close().catch(() => undefined);
+    throw err;
+  }
 }
 
 /**
@@ -67,31 +122,33 @@ export async function mergeShards(
   if (gap >= 0 || slots.length !== total) throw new Error(`merge: input ${gap} is in no shard`);
 
   const rowBytes = header.dim * (header.dtype === 'float16' ? 2 : 4);
-  const handles = await Promise.all(shards.map((s) => open(s.path, 'r')));
+  const handles: FileHandle[] = [];
   try {
-    for (const s of shards) {
-      const rows = s.records.filter((r) => r.type === 'row').length;
-      const { size } = await stat(s.path);
-      if (size !== NPY_HEADER_BYTES + rows * rowBytes) throw new Error(`merge: ${s.path} holds ${size} bytes, expected ${rows} rows`);
-    }
-    const writer = await NpyWriter.create(output, header, target);
+    // Every shard checked before anything is written.
+    for (const s of shards) handles.push(await openShardData(s, rowBytes));
+    let writer: NpyWriter | undefined;
     try {
-      const summary = await copyRecords(writer, slots, handles, rowBytes);
+      writer = await NpyWriter.create(output, header, target);
+      const summary = await copyRecords(writer, slots, handles, shards, rowBytes);
       await writer.close(summary);
       return summary;
     } catch (err) {
-      await writer.abandon();
+      // A merge is not resumable: leave no temp files behind (a rerun would find them).
+      await writer?.abandon();
+      await Promise.all([output, manifestPathFor(output)].map((p) => rm(partialPath(p), { force: true }).catch(() => undefined)));
+      // Not "finish with --resume" (the CLI's advice for an OutputError): merge has nothing to resume.
+      if (err instanceof OutputError) throw new Error(`merge: ${err.message}; nothing was kept: run the merge again once that is fixed`);
       throw err;
     }
   } finally {
-    await Promise.all(handles.map((h) => h.close()));
+    await Promise.all(handles.map((h) => h.close().catch(() => undefined)));
   }
 }
 
 interface Slot { shard: number; recs: (RowLine | FailureLine)[] }
 
 /** Rows are copied as bytes from their shard, failures re-journalled, all in input order. */
-async function copyRecords(writer: NpyWriter, slots: Slot[], handles: FileHandle[], rowBytes: number): Promise<RunSummary> {
+async function copyRecords(writer: NpyWriter, slots: Slot[], handles: FileHandle[], shards: ShardFile[], rowBytes: number): Promise<RunSummary> {
   let rows = 0;
   let failures = 0;
   const buf = Buffer.alloc(rowBytes);
@@ -104,7 +161,7 @@ async function copyRecords(writer: NpyWriter, slots: Slot[], handles: FileHandle
         failures++;
         continue;
       }
-      await handles[shard].read(buf, 0, rowBytes, NPY_HEADER_BYTES + rec.row * rowBytes);
+      await readExactly(handles[shard], `merge: ${shards[shard].path}`, buf, rowBytes, NPY_HEADER_BYTES + rec.row * rowBytes);
       await writer.rawRow({ index: rec.index, path: rec.path, width: rec.width, height: rec.height, ...(region ? { region } : {}) }, buf);
       rows++;
     }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { appendFileSync, closeSync, openSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
-import { NPY_HEADER_BYTES, encodeNpy, float32ToFloat16Bits, npyHeader, parseNpyHeader, type NpyDtype } from '../../src/output/npy.js';
+import { NPY_HEADER_BYTES, encodeNpy, float32ToFloat16Bits, npyHeader, npyLayoutProblem, parseNpyHeader, type NpyDtype } from '../../src/output/npy.js';
 import { NO_NUMPY, hasNumpy, runPython } from '../helpers/python.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -291,5 +291,25 @@ print(json.dumps(out))
     assert.throws(() => parseNpyHeader(make("{'descr': '<f4', 'fortran_order': False}")), /shape/);
     assert.throws(() => parseNpyHeader(make("{'descr': '<f4', 'fortran_order': 0, 'shape': (1,)}")), /fortran_order/);
     assert.throws(() => parseNpyHeader(make("{'descr': '<f4', 'shape': (1,), 'fortran_order': False")), /expected/);
+  });
+});
+
+describe('npyLayoutProblem', () => {
+  it('accepts our own header, and says what differs from it otherwise', () => {
+    assert.equal(npyLayoutProblem(npyHeader('<f4', [3, 8]), '<f4', 8, 3), undefined);
+    assert.equal(npyLayoutProblem(npyHeader('<f4', [0, 8]), '<f4', 8), undefined, 'any row count when none is expected');
+    assert.equal(npyLayoutProblem(npyHeader('<f2', [3, 8]), '<f4', 8, 3), "dtype '<f2', expected '<f4'");
+    assert.equal(npyLayoutProblem(npyHeader('<f4', [99, 3]), '<f4', 8, 3), 'shape (99, 3), expected (3, 8)');
+    assert.equal(npyLayoutProblem(npyHeader('<f4', [3]), '<f4', 8), 'shape (3,), expected (N, 8)');
+    assert.match(npyLayoutProblem(Buffer.alloc(128, 0x78), '<f4', 8)!, /bad magic/);
+    const v2 = Buffer.alloc(128, 0x20);
+    npyHeader('<f4', [3, 8]).copy(v2, 0, 0, 8);
+    v2[6] = 2;
+    v2.writeUInt32LE(116, 8);
+    v2.write("{'descr': '<f4', 'fortran_order': False, 'shape': (3, 8), }", 12, 'latin1');
+    v2[127] = 0x0a;
+    assert.equal(npyLayoutProblem(v2, '<f4', 8, 3), 'format version 2.0, expected 1.0');
+    const fortran = Buffer.from(npyHeader('<f4', [3, 8]).toString('latin1').replace('False', 'True '), 'latin1');
+    assert.equal(npyLayoutProblem(fortran, '<f4', 8, 3), 'fortran_order True, expected False');
   });
 });

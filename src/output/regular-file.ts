@@ -1,0 +1,46 @@
+import { constants, type Stats } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+
+/** A file the tool reads as its own state (a journal, a manifest, a shard) is not a regular file. */
+export class NotRegularFile extends Error {
+  constructor(readonly path: string, what: string) {
+    super(`${path} is not a regular file (${what}); refusing to read it`);
+    this.name = 'NotRegularFile';
+  }
+}
+
+function kindOf(st: Stats): string {
+  if (st.isDirectory()) return 'a folder';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isSocket()) return 'a socket';
+  return 'not a plain file';
+}
+
+/**
+ * Opens `path` for reading only if it is a regular file. Non-blocking, so a FIFO never hangs the
+ * open; checked on the descriptor (fstat), so what is read is what was checked, not what the path
+ * points at a moment later. The caller closes `fh`.
+ */
+export async function openRegularFile(path: string): Promise<{ fh: FileHandle; size: number }> {
+  const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw new NotRegularFile(path, kindOf(st));
+    return { fh, size: st.size };
+  } catch (err) {
+    await fh.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+/** Reads exactly `length` bytes at `position`; a short read (the file shrank or lies) is an error naming it. */
+export async function readExactly(fh: FileHandle, path: string, buf: Buffer, length: number, position: number): Promise<void> {
+  let done = 0;
+  while (done < length) {
+    const { bytesRead } = await fh.read(buf, done, length - done, position + done);
+    if (bytesRead === 0) throw new Error(`${path}: short read: ${done} of ${length} bytes at offset ${position} (the file is shorter than it claims, or changed while being read)`);
+    done += bytesRead;
+  }
+}
