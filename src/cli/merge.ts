@@ -1,5 +1,6 @@
 /** `spp-extract merge <shards…> -o OUT.npy`: loads no model runtime and no image decoder. */
 import { UsageError } from '../core/invalid.js';
+import { printable } from '../core/printable.js';
 import { resolveCommandLine } from '../core/resolve.js';
 import { expandFileGlobs } from '../inputs/expand.js';
 import { prepareOutput } from '../output/index.js';
@@ -15,7 +16,7 @@ export async function mergeCommand(args: string[], raw: Record<string, unknown>)
   try {
     if (prepared.format !== 'npy' || prepared.target.kind !== 'file') throw new UsageError(`merge writes .npy, got -o ${output}`);
     const summary = await mergeShards(shards, prepared.target.path, output);
-    process.stderr.write(`spp-extract: merged ${plural(shards.length, 'shard')}: ${plural(summary.rows, 'row')}, ${summary.failures} failed → ${output}\n`);
+    process.stderr.write(`spp-extract: merged ${plural(shards.length, 'shard')}: ${plural(summary.rows, 'row')}, ${summary.failures} failed → ${printable(output)}\n`);
     return summary.failures > 0 ? EXIT.someFailed : EXIT.ok;
   } finally {
     prepared.release();
