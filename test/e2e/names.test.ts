@@ -67,6 +67,12 @@ test('ESC and BEL in a name are escaped in every stderr message (failure lines, 
   assert.equal(bad.code, 1);
   assert.ok(!/[\x1b\x07]/.test(bad.stderr), JSON.stringify(bad.stderr));
   assert.match(bad.stderr, /out\\x1b\[2J\\x07\.txt/);
+  // Option errors: ours and commander's.
+  for (const args of [['x', '-o', join(dir, 'a.npy'), '--levels', '\x07'], ['--bogus\x1b[2J']]) {
+    const r2 = await runCli(args);
+    assert.equal(r2.code, 1);
+    assert.ok(!/[\x1b\x07]/.test(r2.stderr) && /\\x(07|1b)/.test(r2.stderr), JSON.stringify(r2.stderr));
+  }
 });
 
 test('paths on stdin (- and -0) are taken as bytes, not decoded lossily', async () => {
