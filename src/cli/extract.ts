@@ -7,7 +7,8 @@ import { readBoxesFile, recordsOf } from '../inputs/boxes.js';
 import { openWriter, prepareOutput, type OpenedOutput, type PreparedOutput, type RunHeader, type RunSummary } from '../output/index.js';
 import { openExtractor, optionAdvice, type Extractor } from '../pipeline/extractor.js';
 import { defaultDecodeAhead, prefetchDecodes, runExtraction, type RunOptions, type WorkItem } from '../pipeline/run.js';
-import { parseShard, selectShard, type ShardSpec } from '../inputs/shard.js';
+import { parseShard, recordRef, selectShard, type ShardSpec } from '../inputs/shard.js';
+import { printable } from '../core/printable.js';
 import { EXIT } from './exit.js';
 import { createReporter, formatDuration, plural, type Reporter } from './progress.js';
 
@@ -57,10 +58,10 @@ async function listImages(inputs: string[], o: Options, reporter: Reporter): Pro
     const format = o.boxFormat;
     return images.filter((i) => i.boxes.length > 0).map((i, index) => ({ index, path: i.path, regions: { kind: 'boxes', boxes: i.boxes, format } }));
   }
-  const entries = await expandInputs(inputs, { stdin: process.stdin, nulSeparated: o.null === true, onWarning: warn });
+  const entries = await expandInputs(inputs, { stdin: process.stdin, nulSeparated: o.null === true });
   const grid = o.grid === undefined ? undefined : parseGrid(o.grid)!;
   const regions = grid ? { kind: 'grid' as const, ...grid, full: o.gridNoFull !== true } : undefined;
-  return entries.map((e, index) => ({ index, path: e.path, ...(regions ? { regions } : {}) }));
+  return entries.map(({ source: _source, ...e }, index) => ({ index, ...e, ...(regions ? { regions } : {}) }));
 }
 
 /** Region options that contradict each other or the inputs: refused before anything is read. */
@@ -93,20 +94,20 @@ async function extractInto(prepared: PreparedOutput, output: string, inputs: str
   const reporter = await createReporter({ quiet: o.quiet === true });
   const entries = await listImages(inputs, o, reporter);
   if (entries.length === 0) reporter.line('spp-extract: warning: the inputs name no image files');
-  await prepared.refuseInputs(entries.map((e) => ({ path: e.path, what: 'the input' })));
+  await prepared.refuseInputs(entries.map((e) => ({ path: e.pathBytes ?? e.path, shown: e.path, what: 'the input' })));
   const items = selectShard(entries, shard);
 
   // The first images decode while the model loads (a fresh run starts there).
   const ahead = o.decodeAhead ?? defaultDecodeAhead(o.decode);
-  const prefetched = o.resume ? undefined : { at: 0, decoded: prefetchDecodes(items.slice(0, ahead).map((i) => i.path), o.decode) };
+  const prefetched = o.resume ? undefined : { at: 0, decoded: prefetchDecodes(items.slice(0, ahead), o.decode) };
   const extractor = await openExtractor(o);
   try {
     tellAboutRun(extractor, reporter, o, `${plural(items.length, 'input')}${shard ? ` (shard ${shard.index}/${shard.count} of ${entries.length})` : ''}`);
-    const resumeItems = items.map((i) => (i.regions ? { index: i.index, path: i.path, records: recordsOf(i.regions) } : i));
+    const resumeItems = items.map((i) => (i.regions ? { ...recordRef(i), records: recordsOf(i.regions) } : i));
     const warn = (m: string) => reporter.line(`spp-extract: warning: ${m}`);
     const opened = await openWriter(prepared, runHeader(extractor.info, o, entries.length, shard), resumeItems, o.resume === true, warn);
     if (opened.kind === 'complete') {
-      process.stderr.write(`spp-extract: ${output} is already complete (${plural(opened.rows, 'row')}, ${opened.failures} failed); nothing to do\n`);
+      process.stderr.write(`spp-extract: ${printable(output)} is already complete (${plural(opened.rows, 'row')}, ${opened.failures} failed); nothing to do\n`);
       return opened.failures > 0 ? EXIT.someFailed : EXIT.ok;
     }
     if (o.resume && opened.startAt > 0) reporter.line(`spp-extract: resuming ${output}: ${opened.startAt} of ${plural(items.length, 'input')} already done`);
@@ -181,7 +182,7 @@ async function runAndReport(
     reporter.stop();
     signals.off();
   }
-  if (!o.quiet) process.stderr.write(summaryLine(summary, imagesDone, (Date.now() - started) / 1000, output === '-' ? 'stdout' : writer.paths.join(' + '), o));
+  if (!o.quiet) process.stderr.write(summaryLine(summary, imagesDone, (Date.now() - started) / 1000, output === '-' ? 'stdout' : printable(writer.paths.join(' + ')), o));
   if (!summary.complete) return EXIT.interrupted;
   return summary.failures > 0 ? EXIT.someFailed : EXIT.ok;
 }

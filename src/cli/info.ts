@@ -1,5 +1,6 @@
 /** `spp-extract info`: what a run with these options would use. Imported only when it runs. */
 import { resolveCommandLine } from '../core/resolve.js';
+import { printable } from '../core/printable.js';
 import type { LayerCandidate } from '../backbone/contract.js';
 import { openExtractor, optionAdvice, type ExtractorInfo } from '../pipeline/extractor.js';
 import { EXIT } from './exit.js';
@@ -73,8 +74,8 @@ export async function infoCommand(raw: Record<string, unknown>): Promise<number>
   try {
     const i = extractor.info;
     const advice = optionAdvice(i, 'cli');
-    for (const w of [...i.warnings, ...advice.warnings]) process.stderr.write(`spp-extract: warning: ${w}\n`);
-    for (const h of advice.hints) process.stderr.write(`spp-extract: hint: ${h}\n`);
+    for (const w of [...i.warnings, ...advice.warnings]) process.stderr.write(`spp-extract: warning: ${printable(w)}\n`);
+    for (const h of advice.hints) process.stderr.write(`spp-extract: hint: ${printable(h)}\n`);
     const layers = o.layers ? extractor.backbone.candidateLayers() : undefined;
     if (o.json) process.stdout.write(JSON.stringify(layers ? { ...summary(i), layers } : summary(i), null, 2) + '\n');
     else writeText(i, layers);

@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { UsageError } from '../core/invalid.js';
+import { printable, printableLines } from '../core/printable.js';
 import { OutputError } from '../output/errors.js';
 import { startedEarly } from './early.js';
 import { EXIT } from './exit.js';
@@ -26,7 +27,7 @@ function version(): string {
 function configure(cmd: Command): Command {
   return cmd
     .exitOverride()
-    .configureOutput({ writeOut: (s) => process.stdout.write(s), writeErr: (s) => process.stderr.write(s) })
+    .configureOutput({ writeOut: (s) => process.stdout.write(s), writeErr: (s) => process.stderr.write(printableLines(s)) })
     .showHelpAfterError(`(${helpPointer(cmd)} lists the options)`);
 }
 
@@ -89,7 +90,7 @@ function exitCodeFor(err: unknown, pointer: string): number {
   if (err instanceof OutputError && err.target === '-' && err.code === 'EPIPE') return EXIT.brokenPipe;
   let msg = ((err as Error).message ?? String(err)).split('\n')[0];
   if (err instanceof OutputError && err.target !== '-') msg += '; what is on disk is kept: fix the cause, then finish with --resume';
-  process.stderr.write(`spp-extract: error: ${msg}\n`);
+  process.stderr.write(`spp-extract: error: ${printable(msg)}\n`);
   // A mistake in the call, not a failure of the run: say where the options are described.
   if (err instanceof UsageError) process.stderr.write(`(${pointer} lists the options)\n`);
   return EXIT.fatal;

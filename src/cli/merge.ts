@@ -1,5 +1,6 @@
 /** `spp-extract merge <shards…> -o OUT.npy`: loads no model runtime and no image decoder. */
 import { UsageError } from '../core/invalid.js';
+import { printable } from '../core/printable.js';
 import { resolveCommandLine } from '../core/resolve.js';
 import { expandFileGlobs } from '../inputs/expand.js';
 import { manifestPathFor, prepareOutput } from '../output/index.js';
@@ -17,11 +18,11 @@ export async function mergeCommand(args: string[], raw: Record<string, unknown>)
     if (prepared.format !== 'npy' || prepared.target.kind !== 'file') throw new UsageError(`merge writes .npy, got -o ${output}`);
     const warned = new Set<string>();
     const warn = (m: string) => {
-      if (!warned.has(m)) process.stderr.write(`spp-extract: warning: ${m}\n`);
+      if (!warned.has(m)) process.stderr.write(`spp-extract: warning: ${printable(m)}\n`);
       warned.add(m);
     };
     const summary = await mergeShards(shards, prepared.target.path, output, warn);
-    process.stderr.write(`spp-extract: merged ${plural(shards.length, 'shard')}: ${plural(summary.rows, 'row')}, ${summary.failures} failed → ${output}\n`);
+    process.stderr.write(`spp-extract: merged ${plural(shards.length, 'shard')}: ${plural(summary.rows, 'row')}, ${summary.failures} failed → ${printable(output)}\n`);
     return summary.failures > 0 ? EXIT.someFailed : EXIT.ok;
   } finally {
     prepared.release();

@@ -1,5 +1,6 @@
 import type { Ora } from 'ora';
 import type { RunProgress } from '../pipeline/run.js';
+import { printable } from '../core/printable.js';
 import { formatDuration } from './text.js';
 
 export { formatDuration, plural } from './text.js';
@@ -46,7 +47,9 @@ export async function createReporter(opts: { quiet: boolean; stream?: NodeJS.Wri
         lastRender = now;
       }
     },
-    line(text) {
+    line(message) {
+      // File names in messages can hold ESC, BEL, newlines: shown escaped, never acted on.
+      const text = printable(message);
       if (spinner) {
         spinner.clear();
         stream.write(`${text}\n`);

@@ -193,7 +193,7 @@ export const READ_WHOLE_MAX_BYTES = 8 * 2 ** 20;
  * bytes, read once (header and pixels both come from them: one open, no second read by libvips),
  * or the path itself for a file too large to hold in memory.
  */
-async function readInput(path: string, label: string): Promise<Buffer | string> {
+async function readInput(path: string | Buffer, label: string): Promise<Buffer | string> {
   let st;
   try {
     st = await fsp.stat(path);
@@ -209,7 +209,8 @@ async function readInput(path: string, label: string): Promise<Buffer | string> 
   try {
     const fh = await fsp.open(path, 'r');
     try {
-      if (st.size > 0 && st.size <= READ_WHOLE_MAX_BYTES) bytes = await fh.readFile();
+      // sharp takes a path as a string only: a name that is not UTF-8 is read whatever its size.
+      if (st.size > 0 && (st.size <= READ_WHOLE_MAX_BYTES || typeof path !== 'string')) bytes = await fh.readFile();
     } finally {
       await fh.close();
     }
@@ -218,7 +219,7 @@ async function readInput(path: string, label: string): Promise<Buffer | string> 
     fail(label, 'unreadable', `${code ?? ''} ${(err as Error).message}`.trim());
   }
   if (st.size === 0 || bytes?.length === 0) fail(label, 'empty', '0 bytes');
-  return bytes ?? path;
+  return bytes ?? (path as string);
 }
 
 /** Defensive: libvips should already give 3 bands after toColourspace('srgb') and flatten. */
@@ -254,7 +255,20 @@ export async function decodeImage(
 export async function decodeResolved(input: string | Buffer, o: DecodeOptions, label?: string): Promise<DecodedImage> {
   const file = label ?? (typeof input === 'string' ? input : '<buffer>');
   if (typeof input !== 'string' && input.length === 0) fail(file, 'empty', '0 bytes');
-  const src: Source = typeof input === 'string' ? { input: await readInput(input, file), file, path: input } : { input, file };
+  if (typeof input === 'string') return decodeFile(input, o, file);
+  return decodeSource({ input, file }, o);
+}
+
+/**
+ * decodeResolved for a file named by its path: a string, or the bytes of a name that is not UTF-8
+ * (a Buffer here is a path, never image bytes). `label` names it in errors (the path's text form).
+ */
+export async function decodeFile(path: string | Buffer, o: DecodeOptions, label: string): Promise<DecodedImage> {
+  return decodeSource({ input: await readInput(path, label), file: label, path: typeof path === 'string' ? path : label }, o);
+}
+
+async function decodeSource(src: Source, o: DecodeOptions): Promise<DecodedImage> {
+  const { file } = src;
   let header = await readHeader(src, o);
   let pixels = await decodeAt(src, o, header);
   // The JS header and libvips disagree (an orientation libvips reads otherwise): libvips decides.

@@ -3,7 +3,8 @@
  * by the first non-blank line:
  *
  *   JSONL  {"path": "a.jpg", "boxes": [[x0, y0, x1, y1], ...], "labels": ["cat", ...]}   one image a line
- *   CSV    path,x0,y0,x1,y1[,label]   (that header first; then one box a line; RFC 4180 quotes)
+ *   CSV    path,x0,y0,x1,y1[,label]   (that header first; then one box a record; RFC 4180: quoted
+ *          fields may hold commas, "" and line breaks; numbers are plain decimals)
  *
  * Lines naming the same path are grouped, in order of first appearance. Relative paths resolve
  * against the file's folder (the working directory for stdin). Coordinates are kept as given (the
@@ -35,10 +36,16 @@ export class BoxesFileError extends Error {
   }
 }
 
-/** Box values as the file has them: numbers (JSON) or numeric text (CSV); anything else becomes NaN. */
+/**
+ * A number written as text: plain decimal, optional sign, fraction and exponent ("-1.5e3", ".5", "7.").
+ * Not what Number() also takes: hex (0x10), binary, octal, Infinity, blanks around it, an empty field.
+ */
+const DECIMAL = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
+
+/** Box values as the file has them: numbers (JSON) or decimal text (CSV); anything else becomes NaN (that box's failure). */
 function toNumbers(v: unknown): number[] {
   if (!Array.isArray(v)) return [NaN];
-  return v.map((x) => (typeof x === 'number' ? x : typeof x === 'string' && x.trim() !== '' ? Number(x) : NaN));
+  return v.map((x) => (typeof x === 'number' ? x : typeof x === 'string' && DECIMAL.test(x) ? Number(x) : NaN));
 }
 
 class Collector {
@@ -87,55 +94,88 @@ function parseJsonl(text: string, file: string, into: Collector): void {
   }
 }
 
-/** One CSV record's fields (RFC 4180: quotes around fields holding commas or quotes, "" for a quote). */
-export function csvFields(line: string): string[] | undefined {
+/**
+ * One CSV record from `pos` (RFC 4180): fields split by commas, a quoted field may hold commas, ""
+ * for a quote and line breaks; the record ends at a line break outside quotes (CRLF or LF) or the
+ * end. Undefined for an unterminated quote or text after a closing quote.
+ */
+function csvRecord(text: string, pos: number): { fields: string[]; next: number } | undefined {
   const fields: string[] = [];
-  let i = 0;
+  const stop = /[,\n]/g;
+  let i = pos;
   for (;;) {
-    if (line[i] === '"') {
+    if (text[i] === '"') {
       let value = '';
       i++;
       for (;;) {
-        const q = line.indexOf('"', i);
+        const q = text.indexOf('"', i);
         if (q < 0) return undefined; // unterminated quote
-        value += line.slice(i, q);
-        if (line[q + 1] === '"') {
-          value += '"';
-          i = q + 2;
-          continue;
-        }
+        value += text.slice(i, q);
         i = q + 1;
-        break;
+        if (text[i] !== '"') break;
+        value += '"';
+        i++;
       }
       fields.push(value);
-      if (i === line.length) return fields;
-      if (line[i] !== ',') return undefined;
-      i++;
-    } else {
-      const comma = line.indexOf(',', i);
-      if (comma < 0) return [...fields, line.slice(i)];
-      fields.push(line.slice(i, comma));
-      i = comma + 1;
+      if (text[i] === ',') {
+        i++;
+        continue;
+      }
+      const end = text.startsWith('\r\n', i) ? i + 2 : text[i] === '\n' || i === text.length ? i + 1 : -1;
+      return end < 0 ? undefined : { fields, next: end };
     }
+    stop.lastIndex = i;
+    const at = stop.exec(text)?.index ?? text.length;
+    if (text[at] === ',') {
+      fields.push(text.slice(i, at));
+      i = at + 1;
+      continue;
+    }
+    fields.push(text.slice(i, at).replace(/\r$/, ''));
+    return { fields, next: at + 1 };
   }
+}
+
+/** One CSV line's fields (RFC 4180 quotes); undefined when it is not one whole record. */
+export function csvFields(line: string): string[] | undefined {
+  const r = csvRecord(line, 0);
+  return r && r.next >= line.length ? r.fields : undefined;
 }
 
 const CSV_HEADER = ['path', 'x0', 'y0', 'x1', 'y1'];
 
+/** Line breaks in text[from, to): to number the lines of records that span several. */
+function linesIn(text: string, from: number, to: number): number {
+  let n = 0;
+  for (let i = text.indexOf('\n', from); i >= 0 && i < to; i = text.indexOf('\n', i + 1)) n++;
+  return n;
+}
+
 function parseCsv(text: string, file: string, into: Collector): void {
-  const lines = text.split('\n').map((l) => l.replace(/\r$/, ''));
-  const first = lines.findIndex((l) => l.trim() !== '');
-  const header = csvFields(lines[first])?.map((f) => f.trim().toLowerCase());
-  const labelled = header?.length === 6 && header[5] === 'label';
-  if (!header || !(header.length === 5 || labelled) || !CSV_HEADER.every((h, k) => header[k] === h)) {
-    throw new BoxesFileError(file, first + 1, 'a CSV boxes file starts with the header path,x0,y0,x1,y1[,label] (or use JSONL)');
-  }
-  for (let i = first + 1; i < lines.length; i++) {
-    if (lines[i].trim() === '') continue;
-    const f = csvFields(lines[i]);
-    if (!f || f.length !== header.length) throw new BoxesFileError(file, i + 1, `expected ${header.length} comma-separated fields (${header.join(',')})`);
-    if (f[0] === '') throw new BoxesFileError(file, i + 1, 'empty path');
-    into.add(f[0], { values: toNumbers(f.slice(1, 5)), ...(labelled ? { label: f[5] } : {}) });
+  let header: string[] | undefined;
+  let labelled = false;
+  for (let pos = 0, line = 1; pos < text.length;) {
+    const eol = text.indexOf('\n', pos);
+    const lineEnd = eol < 0 ? text.length : eol;
+    if (text.slice(pos, lineEnd).trim() === '') {
+      [pos, line] = [lineEnd + 1, line + 1];
+      continue;
+    }
+    const rec = csvRecord(text, pos);
+    if (!header) {
+      header = rec?.fields.map((f) => f.trim().toLowerCase());
+      labelled = header?.length === 6 && header[5] === 'label';
+      if (!header || !(header.length === 5 || labelled) || !CSV_HEADER.every((h, k) => header![k] === h)) {
+        throw new BoxesFileError(file, line, 'a CSV boxes file starts with the header path,x0,y0,x1,y1[,label] (or use JSONL)');
+      }
+    } else {
+      const f = rec?.fields;
+      if (!f || f.length !== header.length) throw new BoxesFileError(file, line, `expected ${header.length} comma-separated fields (${header.join(',')})`);
+      if (f[0] === '') throw new BoxesFileError(file, line, 'empty path');
+      into.add(f[0], { values: toNumbers(f.slice(1, 5)), ...(labelled ? { label: f[5] } : {}) });
+    }
+    line += linesIn(text, pos, rec!.next);
+    pos = rec!.next;
   }
 }
 

@@ -1,5 +1,7 @@
 import { promises as fsp, type Dirent, type Stats } from 'node:fs';
 import path from 'node:path';
+import { getSystemErrorMap } from 'node:util';
+import { pathOfBytes, type PathText } from '../core/path-text.js';
 
 /**
  * Extensions picked up when walking a directory (lowercase, with dot). Includes formats the bundled
@@ -30,21 +32,31 @@ export interface ExpandOptions {
   nulSeparated?: boolean;
   /** Extensions kept when walking directories (default IMAGE_EXTENSIONS). Lowercase with dot. */
   extensions?: ReadonlySet<string>;
-  /**
-   * Called for a subdirectory that cannot be read during a walk, which is then skipped. Without it
-   * such a directory throws: better to stop before processing than to lose files unnoticed.
-   */
+  /** @deprecated no longer called: a folder that cannot be read is now an entry with a `failure`. */
   onWarning?: (message: string) => void;
 }
 
-export interface InputEntry {
-  /** As given, or the given directory / glob base joined with the relative path; never made absolute. */
+/** Why a walk could not look into an entry: the run records it as a failure without decoding it. */
+export interface InputFailure {
+  readonly reason: 'unreadable';
+  /** What failed and the system's reason: "cannot read folder: permission denied (EACCES)". */
+  readonly error: string;
+}
+
+export interface InputEntry extends PathText {
+  /**
+   * As given, or the given directory / glob base joined with the relative path; never made absolute.
+   * A name that is not valid UTF-8 is escaped here and its bytes are in `pathBytes` (core/path-text.ts).
+   */
   path: string;
   source: 'file' | 'directory' | 'glob' | 'stdin';
+  /** A folder or entry of a walk that could not be read or stat'ed (never left out silently). */
+  failure?: InputFailure;
 }
 
 /**
- * The one ordering rule for directory walks and glob matches: compare the '/'-separated components
+ * The ordering rule for glob matches (and directory walks, which sort each folder's names by their
+ * bytes: the same order for UTF-8 names outside U+E000..U+FFFF): compare the '/'-separated components
  * one by one, each by plain UTF-16 code-unit order (= byte order for ASCII names); a path that is a
  * prefix of another comes first. So 'a/b.jpg' < 'a.jpg' ('a' < 'a.jpg') and 'B.jpg' < 'a.jpg':
  * locale-independent and identical on every machine.
@@ -65,10 +77,6 @@ const GLOB_CHARS = /[*?[{]/;
 // Characters that make a path segment a pattern for tinyglobby (picomatch), incl. extglob.
 const PATTERN_SEGMENT = /[*?[\]{}()!+@]/;
 
-function byName(a: Dirent, b: Dirent): number {
-  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
-}
-
 async function statOrUndefined(p: string): Promise<Stats | undefined> {
   try {
     return await fsp.stat(p);
@@ -77,61 +85,80 @@ async function statOrUndefined(p: string): Promise<Stats | undefined> {
   }
 }
 
-/**
- * Depth-first walk with each directory's entries sorted by name, which yields exactly the
- * comparePaths order without a global sort. Iterative (explicit stack). Hidden entries skipped.
- * Symlinks are followed; a directory already visited in this walk (same dev:ino) is not entered
- * again, which stops symlink loops. A dangling symlink with an image extension is kept so the
- * decoder records it as missing.
+/*
+ * The walk works on "binary strings" (latin1: one char per byte) so names that are not UTF-8 keep
+ * their bytes, while path.join and the sorting still see '/' and '.' as themselves.
  */
-async function walkDirectory(root: string, exts: ReadonlySet<string>, opts: ExpandOptions): Promise<string[]> {
-  const out: string[] = [];
+const binOf = (text: string) => Buffer.from(text, 'utf8').toString('latin1');
+const bytesOf = (bin: string) => Buffer.from(bin, 'latin1');
+const entryOf = (bin: string, failure?: InputFailure): InputEntry =>
+  ({ ...pathOfBytes(bytesOf(bin)), source: 'directory', ...(failure ? { failure } : {}) });
+/** libuv's words for the error, with its code: "permission denied (EACCES)". */
+function systemText(err: unknown): string {
+  const e = err as NodeJS.ErrnoException;
+  const text = typeof e.errno === 'number' ? getSystemErrorMap().get(e.errno)?.[1] : undefined;
+  return text && e.code ? `${text} (${e.code})` : String(e.message ?? err);
+}
+const unreadable = (what: string, err: unknown): InputFailure => ({ reason: 'unreadable', error: `${what}: ${systemText(err)}` });
+/** Gone between the listing and the look: removed since, or a dangling link. */
+const isGone = (err: unknown) => ['ENOENT', 'ENOTDIR'].includes((err as NodeJS.ErrnoException).code ?? '');
+
+/**
+ * Depth-first walk with each directory's entries sorted by their bytes. Iterative (explicit
+ * stack). Hidden entries skipped. Symlinks are followed; a directory already visited in this walk
+ * (same dev:ino) is not entered again, which stops symlink loops. A dangling symlink with an image
+ * extension is kept so the decoder records it as missing. Nothing is left out silently: a folder
+ * that cannot be read, or an entry that cannot be stat'ed (EACCES, ELOOP, ENAMETOOLONG past
+ * PATH_MAX …), becomes an entry with a `failure`, where the walk would have been; only an entry
+ * removed since it was listed is skipped.
+ */
+async function walkDirectory(root: string, rootStats: Stats, exts: ReadonlySet<string>): Promise<InputEntry[]> {
+  const out: InputEntry[] = [];
   const visited = new Set<string>();
-  type Item = { kind: 'dir'; path: string; stats: Stats } | { kind: 'file'; path: string };
-  const rootStats = await fsp.stat(root);
-  const stack: Item[] = [{ kind: 'dir', path: root, stats: rootStats }];
+  type Item = { kind: 'dir'; bin: string; stats: Stats } | { kind: 'entry'; entry: InputEntry };
+  const stack: Item[] = [{ kind: 'dir', bin: binOf(root), stats: rootStats }];
 
   while (stack.length > 0) {
     const item = stack.pop()!;
-    if (item.kind === 'file') {
-      out.push(item.path);
+    if (item.kind === 'entry') {
+      out.push(item.entry);
       continue;
     }
     const id = `${item.stats.dev}:${item.stats.ino}`;
     if (visited.has(id)) continue;
     visited.add(id);
 
-    let entries: Dirent[];
+    let listed: Dirent[];
     try {
-      entries = await fsp.readdir(item.path, { withFileTypes: true });
+      // Names as bytes: a name that is not UTF-8 would otherwise come back with U+FFFD in it.
+      listed = (await fsp.readdir(bytesOf(item.bin), { withFileTypes: true, encoding: 'buffer' })) as unknown as Dirent[];
     } catch (err) {
-      const msg = `cannot read directory '${item.path}': ${(err as Error).message}`;
-      if (!opts.onWarning) throw new Error(msg);
-      opts.onWarning(msg);
+      if (!isGone(err)) out.push(entryOf(item.bin, unreadable('cannot read folder', err)));
       continue;
     }
-    entries.sort(byName);
+    const entries = listed.map((e) => ({ e, name: (e.name as unknown as Buffer).toString('latin1') }));
+    entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     const children: Item[] = [];
-    for (const e of entries) {
-      if (e.name.startsWith('.')) continue;
-      const p = path.join(item.path, e.name);
-      const wanted = exts.has(path.extname(e.name).toLowerCase());
+    for (const { e, name } of entries) {
+      if (name.startsWith('.')) continue;
+      const p = path.join(item.bin, name);
+      const wanted = exts.has(path.extname(name).toLowerCase());
       if (e.isFile()) {
-        if (wanted) children.push({ kind: 'file', path: p });
-      } else if (e.isDirectory()) {
-        const st = await statOrUndefined(p); // undefined: removed since readdir
-        if (st) children.push({ kind: 'dir', path: p, stats: st });
-      } else if (e.isSymbolicLink() || !(e.isFIFO() || e.isSocket() || e.isCharacterDevice() || e.isBlockDevice())) {
-        // Symlink, or a file system that reports no type: ask stat (follows links).
-        const st = await statOrUndefined(p);
-        if (st === undefined) {
-          if (wanted && e.isSymbolicLink()) children.push({ kind: 'file', path: p });
-        } else if (st.isDirectory()) {
-          children.push({ kind: 'dir', path: p, stats: st });
-        } else if (st.isFile() && wanted) {
-          children.push({ kind: 'file', path: p });
-        }
+        if (wanted) children.push({ kind: 'entry', entry: entryOf(p) });
+        continue;
       }
+      if (e.isFIFO() || e.isSocket() || e.isCharacterDevice() || e.isBlockDevice()) continue;
+      // A folder, a symlink, or a file system that reports no type: ask stat (follows links).
+      let st: Stats;
+      try {
+        st = await fsp.stat(bytesOf(p));
+      } catch (err) {
+        if (!isGone(err)) children.push({ kind: 'entry', entry: entryOf(p, unreadable('cannot stat', err)) });
+        else if (wanted && e.isSymbolicLink()) children.push({ kind: 'entry', entry: entryOf(p) });
+        continue;
+      }
+      if (st.isDirectory()) children.push({ kind: 'dir', bin: p, stats: st });
+      else if (st.isFile() && wanted) children.push({ kind: 'entry', entry: entryOf(p) });
     }
     for (let i = children.length - 1; i >= 0; i--) stack.push(children[i]!);
   }
@@ -164,14 +191,22 @@ async function expandGlob(pattern: string): Promise<string[]> {
   return joined.sort(comparePaths);
 }
 
-async function readStdinPaths(stream: NodeJS.ReadableStream, nul: boolean): Promise<string[]> {
+/** Paths on stdin as bytes (split on the byte, never decoded lossily): one a line, or NUL-separated. */
+async function readStdinPaths(stream: NodeJS.ReadableStream, nul: boolean): Promise<PathText[]> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream as AsyncIterable<Buffer | string>) {
     chunks.push(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk);
   }
-  const text = Buffer.concat(chunks).toString('utf8');
-  const parts = nul ? text.split('\0') : text.split('\n').map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l));
-  return parts.filter((p) => p.length > 0);
+  const data = Buffer.concat(chunks);
+  const out: PathText[] = [];
+  for (let start = 0; start < data.length;) {
+    const sep = data.indexOf(nul ? 0 : 10, start);
+    const end = sep < 0 ? data.length : sep;
+    const cr = !nul && end > start && data[end - 1] === 13 ? 1 : 0;
+    if (end - cr > start) out.push(pathOfBytes(Buffer.from(data.subarray(start, end - cr))));
+    start = end + 1;
+  }
+  return out;
 }
 
 /**
@@ -179,7 +214,8 @@ async function readStdinPaths(stream: NodeJS.ReadableStream, nul: boolean): Prom
  * - '-': paths from stdin (one per line, or NUL-separated), taken as explicit files (no extension filter).
  *   Allowed once, since stdin can only be read once.
  * - an existing directory: its image files (see IMAGE_EXTENSIONS / opts.extensions), recursively,
- *   in comparePaths order, hidden entries skipped.
+ *   in byte order of the relative paths, hidden entries skipped; folders and entries that cannot be
+ *   read become entries with a `failure` (see walkDirectory).
  * - an existing path that is not a directory: kept, whatever its extension.
  * - a missing path containing * ? [ or {: a glob (tinyglobby; files only, every match kept, hidden
  *   names only when the pattern spells the dot), in comparePaths order. No match throws: that is
@@ -196,13 +232,13 @@ export async function expandInputs(args: readonly string[], opts: ExpandOptions 
       if (stdinUsed) throw new Error("'-' (read paths from stdin) can be given only once");
       stdinUsed = true;
       for (const p of await readStdinPaths(opts.stdin ?? process.stdin, opts.nulSeparated ?? false)) {
-        out.push({ path: p, source: 'stdin' });
+        out.push({ ...p, source: 'stdin' });
       }
       continue;
     }
     const st = await statOrUndefined(arg);
     if (st?.isDirectory()) {
-      for (const p of await walkDirectory(arg, exts, opts)) out.push({ path: p, source: 'directory' });
+      out.push(...(await walkDirectory(arg, st, exts)));
     } else if (st === undefined && GLOB_CHARS.test(arg)) {
       for (const p of await globMatches(arg)) out.push({ path: p, source: 'glob' });
     } else {

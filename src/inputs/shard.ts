@@ -1,7 +1,16 @@
 import type { RegionPlan } from './boxes.js';
+import type { InputFailure } from './expand.js';
 
-/** One image of the run: its position in the full input list, its path, and (region runs) what to describe in it. */
-export interface WorkItem { index: number; path: string; regions?: RegionPlan }
+/**
+ * One image of the run: its position in the full input list, its path (with its bytes when they are
+ * not UTF-8: core/path-text.ts), what the walk could not read of it, and (region runs) what to describe in it.
+ */
+export interface WorkItem { index: number; path: string; pathBytes?: Buffer; failure?: InputFailure; regions?: RegionPlan }
+
+/** The fields every record of an item starts with: its position and its path (with its bytes, when not UTF-8). */
+export function recordRef(item: WorkItem): { index: number; path: string; pathBytes?: Buffer } {
+  return { index: item.index, path: item.path, ...(item.pathBytes ? { pathBytes: item.pathBytes } : {}) };
+}
 
 /** k of n, 1-based. */
 export interface ShardSpec { index: number; count: number }
@@ -60,10 +69,10 @@ export function parseShard(value: string, env: NodeJS.ProcessEnv = process.env):
   return { index, count };
 }
 
-/** FNV-1a over the UTF-8 path: a file's shard depends on its path alone, so adding files moves no others. */
-export function shardOfPath(path: string, count: number): number {
+/** FNV-1a over the path's bytes (UTF-8 text): a file's shard depends on its path alone, so adding files moves no others. */
+export function shardOfPath(path: string | Buffer, count: number): number {
   let h = 0x811c9dc5;
-  for (const byte of Buffer.from(path, 'utf8')) {
+  for (const byte of typeof path === 'string' ? Buffer.from(path, 'utf8') : path) {
     h ^= byte;
     h = Math.imul(h, 0x01000193) >>> 0;
   }
@@ -72,5 +81,5 @@ export function shardOfPath(path: string, count: number): number {
 
 export function selectShard(items: readonly WorkItem[], spec: ShardSpec | undefined): WorkItem[] {
   if (!spec || spec.count === 1) return [...items];
-  return items.filter((it) => shardOfPath(it.path, spec.count) === spec.index);
+  return items.filter((it) => shardOfPath(it.pathBytes ?? it.path, spec.count) === spec.index);
 }

@@ -1,5 +1,5 @@
 import { openRegularFile } from './regular-file.js';
-import { regionFields, type FailureRecord, type RunHeader, type RunSummary } from './records.js';
+import { pathFields, regionFields, type FailureRecord, type RunHeader, type RunSummary } from './records.js';
 
 /**
  * The journal is JSONL, one event a line, in input order: a `header` with the run's options, then
@@ -9,8 +9,8 @@ import { regionFields, type FailureRecord, type RunHeader, type RunSummary } fro
  */
 export type JournalLine =
   | ({ type: 'header' } & RunHeader)
-  | { type: 'row'; row?: number; index: number; path: string; box_index?: number; box?: number[]; label?: string; width: number; height: number; descriptor?: number[] }
-  | { type: 'failure'; index: number; path: string; box_index?: number; box?: number[]; label?: string; boxes?: number; reason: string; error: string }
+  | { type: 'row'; row?: number; index: number; path: string; path_bytes?: string; box_index?: number; box?: number[]; label?: string; width: number; height: number; descriptor?: number[] }
+  | { type: 'failure'; index: number; path: string; path_bytes?: string; box_index?: number; box?: number[]; label?: string; boxes?: number; reason: string; error: string }
   | ({ type: 'summary' } & RunSummary);
 
 /** Where one writer's lines go: a file sink, or stdout. */
@@ -25,11 +25,16 @@ export function headerLine(header: RunHeader): string {
 /** A failure's fields in the order every output writes them. */
 export function failureFields(rec: FailureRecord): Record<string, unknown> {
   const boxes = rec.boxes !== undefined ? { boxes: rec.boxes } : {};
-  return { index: rec.index, path: rec.path, ...regionFields(rec.region), ...boxes, reason: rec.reason, error: rec.error };
+  return { index: rec.index, ...pathFields(rec), ...regionFields(rec.region), ...boxes, reason: rec.reason, error: rec.error };
 }
 
 export function failureLine(rec: FailureRecord): string {
   return JSON.stringify({ type: 'failure', ...failureFields(rec) }) + '\n';
+}
+
+/** A journal line's path bytes, back as a Buffer (merge copies them on). */
+export function pathBytesOfLine(line: { path_bytes?: string }): { pathBytes?: Buffer } {
+  return typeof line.path_bytes === 'string' ? { pathBytes: Buffer.from(line.path_bytes, 'base64') } : {};
 }
 
 /** A journal line's region, back as a RegionRef (merge copies it on). */
@@ -149,6 +154,9 @@ export function recordProblem(record: object, expect: { row?: number; dim?: numb
   if (line.type !== 'row' && line.type !== 'failure') return bad('type', '"row" or "failure"');
   if (!isCount(line.index)) return bad('index', 'a non-negative integer');
   if (typeof line.path !== 'string') return bad('path', 'a string');
+  if (line.path_bytes !== undefined && !(typeof line.path_bytes === 'string' && /^[A-Za-z0-9+/]*={0,2}$/.test(line.path_bytes))) {
+    return bad('path_bytes', 'base64 text');
+  }
   if (line.box_index !== undefined && !isCount(line.box_index)) return bad('box_index', 'a non-negative integer');
   if (line.box !== undefined && !(Array.isArray(line.box) && line.box.every((v) => typeof v === 'number'))) return bad('box', 'a list of numbers');
   if (line.label !== undefined && typeof line.label !== 'string') return bad('label', 'a string');

@@ -3,7 +3,7 @@ import { stat } from 'node:fs/promises';
 import { OutputRefused } from './errors.js';
 
 /** One file the run reads, and what it is to the run (for the message). */
-export interface ReadFile { path: string | Buffer; what: string }
+export interface ReadFile { path: string | Buffer; what: string; /** How messages name a path given as bytes. */ shown?: string }
 
 const idOf = (st: { dev: number; ino: number }) => `${st.dev}:${st.ino}`;
 
@@ -28,8 +28,9 @@ export async function refuseOverlap(outputFiles: readonly string[], target: stri
       const same = st && outputs.get(idOf(st));
       if (same === undefined) return;
       const input = batch[k]!;
-      const named = String(input.path) === same ? '' : ` (the same file as ${same})`;
-      throw new OutputRefused(`-o ${target} would replace ${input.what} ${String(input.path)}${named}: choose another -o`);
+      const shown = input.shown ?? String(input.path);
+      const named = shown === same ? '' : ` (the same file as ${same})`;
+      throw new OutputRefused(`-o ${target} would replace ${input.what} ${shown}${named}: choose another -o`);
     });
   }
 }

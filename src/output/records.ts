@@ -55,10 +55,20 @@ export function regionFields(region: RegionRef | undefined): Record<string, unkn
   return { box_index: region.boxIndex, box: region.box, ...(region.label !== undefined ? { label: region.label } : {}) };
 }
 
+/**
+ * A record's path as every output writes it: `path`, and `path_bytes` (base64 of the exact bytes)
+ * when the name is not valid UTF-8 and `path` is its escape (core/path-text.ts).
+ */
+export function pathFields(rec: { path: string; pathBytes?: Buffer }): { path: string; path_bytes?: string } {
+  return rec.pathBytes ? { path: rec.path, path_bytes: rec.pathBytes.toString('base64') } : { path: rec.path };
+}
+
 export interface RowRecord {
   /** Position in the input list. */
   index: number;
   path: string;
+  /** Only for a name that is not valid UTF-8: its bytes (`path` is then an escape). */
+  pathBytes?: Buffer;
   width: number;
   height: number;
   descriptor: Float32Array;
@@ -69,6 +79,7 @@ export interface RowRecord {
 export interface FailureRecord {
   index: number;
   path: string;
+  pathBytes?: Buffer;
   reason: string;
   error: string;
   /** Region runs: the box that failed (an empty or inverted box), … */

@@ -15,7 +15,7 @@ import { flagOfHeaderField } from '../core/options.js';
  * One input as the run sees it: its position in the full input list and its path; in a region run,
  * how many records (rows and box failures) it makes when it does not fail as a whole (default 1).
  */
-export interface ResumeItem { index: number; path: string; records?: number }
+export interface ResumeItem { index: number; path: string; pathBytes?: Buffer; records?: number }
 
 export type ResumeOutcome =
   | { kind: 'fresh' }
@@ -102,7 +102,8 @@ async function walkJournal(
     if (problem) throw edited(path, number, problem);
     if (line.type !== 'row' && line.type !== 'failure') return false;
     const expected = items[s.startAt];
-    if (line.index !== expected?.index || line.path !== expected?.path) {
+    // By bytes: a name that is not UTF-8 is its escape in `path` and its bytes in `path_bytes`.
+    if (line.index !== expected?.index || line.path !== expected?.path || line.path_bytes !== expected.pathBytes?.toString('base64')) {
       throw new OutputRefused(`--resume: input ${expected?.index ?? s.startAt} was '${line.path}' before and is '${expected?.path ?? '(none)'}' now; ` +
         'the input list changed; use --force to start over');
     }

@@ -1,11 +1,11 @@
 import { rm, type FileHandle } from 'node:fs/promises';
 import { NPY_HEADER_BYTES, npyLayoutProblem } from '../output/npy.js';
-import { NotAJournal, readJournalLines, recordProblem, regionOfLine } from '../output/journal.js';
+import { NotAJournal, pathBytesOfLine, readJournalLines, recordProblem, regionOfLine } from '../output/journal.js';
 import { NotRegularFile, openRegularFile, readExactly } from '../output/regular-file.js';
 import { headerDifferences, manifestPathFor, modelUnchecked, modelUncheckedWarning, NpyWriter, OutputError, partialPath, systemReason, type RunHeader, type RunSummary } from '../output/index.js';
 
 type Line = { type: string; [k: string]: unknown };
-type RegionLine = { box_index?: number; box?: number[]; label?: string };
+type RegionLine = { path_bytes?: string; box_index?: number; box?: number[]; label?: string };
 type RowLine = { type: 'row'; row: number; index: number; path: string; width: number; height: number } & RegionLine;
 type FailureLine = { type: 'failure'; index: number; path: string; reason: string; error: string; boxes?: number } & RegionLine;
 
@@ -157,12 +157,12 @@ async function copyRecords(writer: NpyWriter, slots: Slot[], handles: FileHandle
       const region = regionOfLine(rec);
       if (rec.type === 'failure') {
         const boxes = rec.boxes !== undefined ? { boxes: rec.boxes } : {};
-        await writer.failure({ index: rec.index, path: rec.path, reason: rec.reason, error: rec.error, ...(region ? { region } : {}), ...boxes });
+        await writer.failure({ index: rec.index, path: rec.path, ...pathBytesOfLine(rec), reason: rec.reason, error: rec.error, ...(region ? { region } : {}), ...boxes });
         failures++;
         continue;
       }
       await readExactly(handles[shard], `merge: ${shards[shard].path}`, buf, rowBytes, NPY_HEADER_BYTES + rec.row * rowBytes);
-      await writer.rawRow({ index: rec.index, path: rec.path, width: rec.width, height: rec.height, ...(region ? { region } : {}) }, buf);
+      await writer.rawRow({ index: rec.index, path: rec.path, ...pathBytesOfLine(rec), width: rec.width, height: rec.height, ...(region ? { region } : {}) }, buf);
       rows++;
     }
   }

@@ -4,7 +4,7 @@
  * for an empty / inverted / outside box, a failure of that box.
  */
 import { toXyxy, type RegionPlan } from '../inputs/boxes.js';
-import type { WorkItem } from '../inputs/shard.js';
+import { recordRef, type WorkItem } from '../inputs/shard.js';
 import type { FailureRecord, RegionRef, RowRecord } from '../output/records.js';
 import { gridBoxes, type Box, type CellWindow, type RegionResult } from '../spp/regions.js';
 import type { DecodedImage } from '../decode/decode.js';
@@ -36,7 +36,8 @@ export function* regionRecords(
   item: WorkItem, image: DecodedImage, planned: readonly PlannedBox[], describe: (box: Box) => RegionResult,
   finest: number, onSmall: (box: number, window: CellWindow) => void,
 ): Generator<RunRecord> {
-  const { index, path } = item;
+  const { path } = item;
+  const ref = recordRef(item);
   const size = { width: image.originalWidth, height: image.originalHeight };
   let small = false;
   for (const [k, p] of planned.entries()) {
@@ -46,17 +47,17 @@ export function* regionRecords(
       r = describe(p.xyxy);
     } catch (err) {
       // Never expected (the map was checked): still one record for this box, so the image's count holds.
-      yield { kind: 'failure', rec: { index, path, region, reason: 'box-error', error: `${path}: box ${k}: ${(err as Error).message}` } };
+      yield { kind: 'failure', rec: { ...ref, region, reason: 'box-error', error: `${path}: box ${k}: ${(err as Error).message}` } };
       continue;
     }
     if (!r.ok) {
-      yield { kind: 'failure', rec: { index, path, region, reason: `box-${r.reason}`, error: `${path}: box ${k}: ${r.message}` } };
+      yield { kind: 'failure', rec: { ...ref, region, reason: `box-${r.reason}`, error: `${path}: box ${k}: ${r.message}` } };
       continue;
     }
     if (!small && (r.window.x1 - r.window.x0 < finest || r.window.y1 - r.window.y0 < finest)) {
       small = true;
       onSmall(k, r.window);
     }
-    yield { kind: 'row', rec: { index, path, ...size, descriptor: r.descriptor, region } };
+    yield { kind: 'row', rec: { ...ref, ...size, descriptor: r.descriptor, region } };
   }
 }

@@ -1,6 +1,6 @@
-import { DecodeError, decodeResolved, largestDecodedBytes, type DecodedImage, type DecodeOptions } from '../decode/decode.js';
+import { DecodeError, decodeFile, largestDecodedBytes, type DecodedImage, type DecodeOptions } from '../decode/decode.js';
 import { coreSplit } from '../core/cores.js';
-import type { WorkItem } from '../inputs/shard.js';
+import { recordRef, type WorkItem } from '../inputs/shard.js';
 import type { Extractor } from './extractor.js';
 import type { BackboneHint } from '../backbone/contract.js';
 import type { OutputWriter, RunSummary } from '../output/records.js';
@@ -47,22 +47,28 @@ export function defaultDecodeAhead(decode: DecodeOptions): number {
   return coreSplit(undefined, largestDecodedBytes(decode)).decodeAhead;
 }
 
+/** What the run decodes: a path, or an item (its bytes when its name is not UTF-8; the walk's failure, if any). */
+type Input = string | Pick<WorkItem, 'path' | 'pathBytes' | 'failure'>;
+
 /**
- * Starts decoding `paths` now, while the model loads (start-up leaves a core mostly idle); hand
+ * Starts decoding `inputs` now, while the model loads (start-up leaves a core mostly idle); hand
  * them to runExtraction as `prefetched`. Give at most the run's decode-ahead, so memory stays what
  * the run itself holds.
  */
-export function prefetchDecodes(paths: readonly string[], decode: DecodeOptions): Prefetched[] {
-  return paths.map((path) => decodeSafely(path, decode));
+export function prefetchDecodes(inputs: readonly Input[], decode: DecodeOptions): Prefetched[] {
+  return inputs.map((input) => decodeSafely(input, decode));
 }
 
-function safeDecode(extractor: Extractor, path: string): Promise<Decoded> {
-  return decodeSafely(path, extractor.info.decode);
+function safeDecode(extractor: Extractor, item: Input): Promise<Decoded> {
+  return decodeSafely(item, extractor.info.decode);
 }
 
-async function decodeSafely(path: string, decode: DecodeOptions): Promise<Decoded> {
+async function decodeSafely(input: Input, decode: DecodeOptions): Promise<Decoded> {
+  const { path, pathBytes, failure } = typeof input === 'string' ? { path: input } as Exclude<Input, string> : input;
+  // The walk could not read it: recorded as it said, never opened.
+  if (failure) return { ok: false, reason: failure.reason, message: `${path}: ${failure.reason}: ${failure.error}` };
   try {
-    return { ok: true, image: await decodeResolved(path, decode, path) };
+    return { ok: true, image: await decodeFile(pathBytes ?? path, decode, path) };
   } catch (err) {
     if (err instanceof DecodeError) return { ok: false, reason: err.reason, message: err.message };
     return { ok: false, reason: 'error', message: `${path}: ${(err as Error).message ?? String(err)}` };
@@ -82,18 +88,18 @@ type Outcome = { item: WorkItem; records: Iterable<RunRecord> };
 /** The image failed as a whole (decode, backbone): one record, which in a region run counts its boxes. */
 function failed(item: WorkItem, reason: string, message: string): Outcome {
   const boxes = item.regions ? { boxes: recordsOf(item.regions) } : {};
-  return { item, records: [{ kind: 'failure', rec: { index: item.index, path: item.path, ...boxes, reason, error: message } }] };
+  return { item, records: [{ kind: 'failure', rec: { ...recordRef(item), ...boxes, reason, error: message } }] };
 }
 
 /** One pass of the backbone: the image's row, or (region runs) a record per box. */
 async function describe(
   item: WorkItem, image: DecodedImage, extractor: Extractor, warnSmall: (m: string) => void, hint: BackboneHint,
 ): Promise<Outcome> {
-  const { index, path } = item;
+  const { path } = item;
   const size = { width: image.originalWidth, height: image.originalHeight };
   if (!item.regions) {
     const descriptor = await extractor.extractPixels(image, hint);
-    return { item, records: [{ kind: 'row', rec: { index, path, ...size, descriptor } }] };
+    return { item, records: [{ kind: 'row', rec: { ...recordRef(item), ...size, descriptor } }] };
   }
   const planned = plannedBoxes(item.regions, size.width, size.height);
   const describe = await extractor.regionDescriber(image, hint);
@@ -140,18 +146,18 @@ export async function runExtraction(
   for (let next = first; next < items.length; next++) {
     if (opts.signal?.aborted) break;
     while (scheduled < items.length && scheduled < next + ahead) {
-      pending.set(scheduled, track(safeDecode(extractor, items[scheduled].path)));
+      pending.set(scheduled, track(safeDecode(extractor, items[scheduled])));
       scheduled++;
     }
     let decoded = await pending.get(next)!;
     pending.delete(next);
     ready--;
     const item = items[next];
-    if (!decoded.ok) {
+    if (!decoded.ok && !item.failure) {
       // libvips keeps one error buffer for all threads: with decodes in flight the message (even
       // "Unknown error") can belong to another file. Retry alone so the recorded reason is this file's.
       await Promise.allSettled(pending.values());
-      decoded = await safeDecode(extractor, item.path);
+      decoded = await safeDecode(extractor, item);
     }
     if (decoded.ok) {
       inFlight.push(

@@ -65,6 +65,27 @@ describe('parseBoxes: CSV', () => {
     assert.equal(csvFields('"a"b'), undefined);
   });
 
+  it('a quoted field may hold line breaks (RFC 4180); errors still name the line the record starts on', () => {
+    const text = 'path,x0,y0,x1,y1,label\n"a.jpg",0,0,10,10,"two\nlines"\r\n"multi\r\nline.jpg",1,2,3,4,x\nb.jpg,1,2,3\n';
+    assert.throws(() => parseBoxes(text, 'f.csv'), (err: Error) => /^--boxes f\.csv:6: expected 6/.test(err.message));
+    assert.deepEqual(parseBoxes(text.replace('b.jpg,1,2,3\n', ''), 'f.csv'), [
+      { path: 'a.jpg', boxes: [{ values: [0, 0, 10, 10], label: 'two\nlines' }] },
+      { path: 'multi\r\nline.jpg', boxes: [{ values: [1, 2, 3, 4], label: 'x' }] },
+    ]);
+    assert.throws(() => parseBoxes('path,x0,y0,x1,y1\n"open\na.jpg,1,2,3,4\n', 'f.csv'), /f\.csv:2: expected 5/);
+  });
+
+  it('numbers are plain decimals: hex, binary, octal, Infinity, blanks and empty fields are not (that box fails)', () => {
+    const good = ['1', '-2', '+3.5', '.5', '7.', '1e3', '-1.5E-2', '0010'];
+    const bad = ['0x10', '0b1111', '0o17', '1e', 'e3', '', ' 1', '1 ', 'Infinity', '-Infinity', 'NaN', '1_000', '1,5', '--1', '.', '+'];
+    const text = ['path,x0,y0,x1,y1', ...[...good, ...bad].map((v) => `"${v}.jpg","${v}",0,0,0`)].join('\n');
+    const got = parseBoxes(text, 'f.csv');
+    for (const [k, v] of good.entries()) assert.equal(got[k]!.boxes[0]!.values[0], Number(v), v);
+    for (const [k, v] of bad.entries()) assert.ok(Number.isNaN(got[good.length + k]!.boxes[0]!.values[0]), `'${v}' is not a number`);
+    // JSONL: numbers as JSON numbers, or the same decimal text.
+    assert.deepEqual(parseBoxes('{"path":"a.jpg","boxes":[["1","0x10",2,"3"]]}', 'f')[0]!.boxes[0]!.values, [1, NaN, 2, 3]);
+  });
+
   it('an empty file names no images', () => {
     assert.deepEqual(parseBoxes('', 'f'), []);
     assert.deepEqual(parseBoxes('\n  \n', 'f'), []);

@@ -167,18 +167,88 @@ test('stdin: given twice is an error', async () => {
   await assert.rejects(expandInputs(['-', '-'], { stdin: Readable.from(['a.jpg\n']) }), /only once/);
 });
 
-test('unreadable subdirectory: warns and skips with onWarning, throws without', { skip: process.getuid?.() === 0 ? 'root can read any directory' : false }, async () => {
-  const root = await tree(['ok/a.jpg', 'locked/b.jpg']);
+/**
+ * Runs fn as user nobody when this process is root (root reads a mode-0000 folder), else as is;
+ * the folders it walks must be reachable by that user.
+ */
+async function asNobody<T>(fn: () => Promise<T>): Promise<T> {
+  if (process.getuid?.() !== 0) return fn();
+  process.setegid!(65534);
+  process.seteuid!(65534);
   try {
-    await fsp.chmod(path.join(root, 'locked'), 0o000);
-    const warnings: string[] = [];
-    const got = await inDir(root, () => expandInputs(['.'], { onWarning: (m) => warnings.push(m) }));
-    assert.deepEqual(paths(got), ['ok/a.jpg']);
-    assert.equal(warnings.length, 1);
-    assert.match(warnings[0]!, /locked/);
-    await assert.rejects(inDir(root, () => expandInputs(['.'])), /cannot read directory/);
+    return await fn();
+  } finally {
+    process.seteuid!(0);
+    process.setegid!(0);
+  }
+}
+
+test('walk: a folder it cannot read and a subfolder it cannot stat become failure entries in place, never dropped', async () => {
+  const root = await tree(['a.jpg', 'locked/b.jpg', 'shut/inner/c.jpg', 'z.jpg']);
+  await fsp.chmod(root, 0o755); // mkdtemp makes it 0700: nobody must reach it
+  await fsp.chmod(path.join(root, 'locked'), 0o000);
+  await fsp.chmod(path.join(root, 'shut'), 0o644); // listable, but nothing in it can be stat'ed
+  try {
+    const got = await asNobody(() => inDir(root, () => expandInputs(['.'])));
+    assert.deepEqual(got, [
+      { path: 'a.jpg', source: 'directory' },
+      { path: 'locked', source: 'directory', failure: { reason: 'unreadable', error: 'cannot read folder: permission denied (EACCES)' } },
+      { path: 'shut/inner', source: 'directory', failure: { reason: 'unreadable', error: 'cannot stat: permission denied (EACCES)' } },
+      { path: 'z.jpg', source: 'directory' },
+    ]);
+    // The root itself unreadable: one failure entry for it.
+    const rootFailed = await asNobody(() => expandInputs([path.join(root, 'locked')]));
+    assert.deepEqual(rootFailed.map((e) => [e.path, e.failure?.error]), [[path.join(root, 'locked'), 'cannot read folder: permission denied (EACCES)']]);
   } finally {
     await fsp.chmod(path.join(root, 'locked'), 0o755);
+    await fsp.chmod(path.join(root, 'shut'), 0o755);
     await fsp.rm(root, { recursive: true, force: true });
   }
+});
+
+test('walk: a subtree past PATH_MAX through a chain of symlinks is a failure entry (ENAMETOOLONG), not a silent end', async () => {
+  // d0/L -> d1, d1/L -> d2, …: every folder is new (no loop), but the path grows 251 bytes a step.
+  const root = tempDir('spp-inputs-');
+  const long = 'L'.repeat(250);
+  const depth = 20;
+  for (let i = 0; i <= depth; i++) await fsp.mkdir(path.join(root, `d${i}`));
+  for (let i = 0; i < depth; i++) await fsp.symlink(`../d${i + 1}`, path.join(root, `d${i}`, long));
+  await fsp.writeFile(path.join(root, 'd0', 'a.jpg'), 'x');
+  await fsp.writeFile(path.join(root, `d${depth}`, 'deep.jpg'), 'x');
+  const got = await inDir(root, () => expandInputs(['d0']));
+  assert.deepEqual(got.filter((e) => !e.failure).map((e) => e.path), ['d0/a.jpg']);
+  const failed = got.filter((e) => e.failure);
+  assert.equal(failed.length, 1, 'the walk says where it had to stop');
+  assert.match(failed[0]!.failure!.error, /^cannot (stat|read folder): name too long \(ENAMETOOLONG\)$/);
+  assert.ok(Buffer.byteLength(failed[0]!.path) > 4000, 'it stopped only past PATH_MAX');
+  assert.ok(failed[0]!.path.startsWith(`d0/${long}/${long}/`));
+});
+
+test('walk: names that are not UTF-8 (folders too) keep their bytes; the path is the documented escape', async () => {
+  const root = tempDir('spp-inputs-');
+  const raw = (s: string) => Buffer.from(s, 'latin1');
+  await fsp.mkdir(Buffer.concat([raw(root), raw('/d\xff')]));
+  for (const name of ['bad\xff\xfe.jpg', 'caf\xe9.jpg', 'ok.jpg', 'back\\slash\xe9.jpg', 'd\xff/in.jpg']) {
+    await fsp.writeFile(Buffer.concat([raw(root), raw('/'), raw(name)]), 'x');
+  }
+  // A valid UTF-8 name (é) in a folder whose name is not: the path is escaped, é kept as é.
+  await fsp.writeFile(Buffer.concat([raw(root), raw('/d\xff/'), Buffer.from('é.png')]), 'x');
+  const got = await inDir(root, () => expandInputs(['.']));
+  assert.deepEqual(got.map((e) => e.path), ['back\\\\slash\\xe9.jpg', 'bad\\xff\\xfe.jpg', 'caf\\xe9.jpg', 'd\\xff/in.jpg', 'd\\xff/é.png', 'ok.jpg']);
+  assert.deepEqual(got.map((e) => e.pathBytes?.toString('latin1')),
+    ['back\\slash\xe9.jpg', 'bad\xff\xfe.jpg', 'caf\xe9.jpg', 'd\xff/in.jpg', 'd\xff/\xc3\xa9.png', undefined]);
+  assert.ok(!('pathBytes' in got.at(-1)!), 'a UTF-8 name carries no bytes');
+});
+
+test('stdin: paths are split as bytes; a name that is not UTF-8 keeps its bytes (- and -0)', async () => {
+  const bytes = Buffer.from('caf\xe9.jpg\r\nok.jpg\n', 'latin1');
+  const lines = await expandInputs(['-'], { stdin: Readable.from([bytes]) });
+  assert.deepEqual(lines, [
+    { path: 'caf\\xe9.jpg', pathBytes: Buffer.from('caf\xe9.jpg', 'latin1'), source: 'stdin' },
+    { path: 'ok.jpg', source: 'stdin' },
+  ]);
+  // A chunk boundary inside a UTF-8 sequence changes nothing: é split over two chunks.
+  const utf8 = Buffer.concat([Buffer.from([0xc3]), Buffer.from([0xa9]), Buffer.from('.jpg\0x'), Buffer.from([0xff, 0])]);
+  const nul = await expandInputs(['-'], { stdin: Readable.from([utf8.subarray(0, 1), utf8.subarray(1)]), nulSeparated: true });
+  assert.deepEqual(nul.map((x) => [x.path, x.pathBytes?.toString('latin1')]), [['é.jpg', undefined], ['x\\xff', 'x\xff']]);
 });
