@@ -226,24 +226,23 @@ async function checkUnchanged(fh: FileHandle, before: Stats, label: string): Pro
 }
 
 /**
- * Exactly `size` bytes from the descriptor, from offset 0. One spare byte is asked for, so a file
- * that grew since fstat is seen; one that shrank gives a short read. Either fails: the bytes
- * would be neither the old file nor the new one.
+ * Exactly `size` bytes from the descriptor, from offset 0. A file that shrank since fstat gives a
+ * short read and fails here; one that grew (or was rewritten) fails checkUnchanged after the read.
  */
 async function readExactly(fh: FileHandle, size: number, label: string): Promise<Buffer> {
-  const buf = Buffer.allocUnsafe(size + 1);
+  const buf = Buffer.allocUnsafe(size);
   let got = 0;
   try {
-    while (got <= size) {
-      const { bytesRead } = await fh.read(buf, got, size + 1 - got, got);
+    while (got < size) {
+      const { bytesRead } = await fh.read(buf, got, size - got, got);
       if (bytesRead === 0) break;
       got += bytesRead;
     }
   } catch (err) {
     failFs(label, err);
   }
-  if (got !== size) fail(label, 'unreadable', `changed while being read (${size} bytes at open, ${got > size ? 'more' : got} read)`);
-  return buf.subarray(0, size);
+  if (got !== size) fail(label, 'unreadable', `changed while being read (${size} bytes at open, ${got} read)`);
+  return buf;
 }
 
 let procFd: boolean | undefined;
