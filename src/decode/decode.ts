@@ -200,7 +200,7 @@ function kindOf(st: Stats): string {
   if (st.isCharacterDevice()) return 'a character device';
   if (st.isBlockDevice()) return 'a block device';
   if (st.isSocket()) return 'a socket';
-  return 'not a file';
+  return 'of an unknown kind';
 }
 
 function failFs(label: string, err: unknown): never {
