@@ -40,6 +40,7 @@ function runHeader(info: Extractor['info'], o: Options, inputs: number, shard: S
   };
   // Only where they apply, so the header of a plain run reads as it always has.
   if (info.pool === 'gem') header.gemP = info.gemP;
+  if (info.allowNonFinite) header.allowNonFinite = true;
   if ((info as { onnxSource?: string }).onnxSource === 'user') {
     Object.assign(header, { inputLayout: info.inputLayout, ...(info.mean ? { mean: info.mean } : {}), ...(info.std ? { std: info.std } : {}) });
   }
@@ -84,6 +85,9 @@ export async function extractCommand(inputs: string[], raw: Record<string, unkno
   const prepared = await prepareOutput(output, { format: o.format, resume: o.resume, force: o.force, inputs: boxesFile });
   try {
     if (o.dtype !== 'float32' && prepared.format !== 'npy') throw new UsageError(`--dtype ${o.dtype} applies to .npy output only`);
+    if (o.allowNonFinite && prepared.format !== 'npy') {
+      throw new UsageError(`--allow-non-finite applies to .npy output only: ${prepared.format.toUpperCase()} cannot hold NaN or ±Inf (it would write null)`);
+    }
     return await extractInto(prepared, output, inputs, o, shard);
   } finally {
     prepared.release();

@@ -202,6 +202,10 @@ const MODEL_OPTIONS: readonly OptionDef[] = [
     check: positiveNumber, help: 'exponent of --pool gem (1 = avg; large p approaches max)' },
   { key: 'normalize', flag: '--normalize <mode>', type: 'choice', commands: EXTRACT_INFO, header: 'normalize', choices: NORMALIZE_MODES, default: 'none',
     check: choice(NORMALIZE_MODES), help: 'descriptor normalisation (sqrt = signed square root, then L2)' },
+  // In the header only when given, so a plain run's header reads as it always has (extract.ts).
+  { key: 'allowNonFinite', flag: '--allow-non-finite', type: 'boolean', commands: ['extract'], header: 'allowNonFinite', default: false,
+    expected: 'true or false', check: (v) => (typeof v === 'boolean' ? v : undefined),
+    help: 'keep descriptors holding NaN or ±Inf (a faulty model) as rows; .npy output only; default: such an input fails as non-finite' },
 ];
 
 /** How images become pixels: `decode.*` in the library. `info` uses the size policy only. */

@@ -27,6 +27,8 @@ export interface ResolvedSppOptions { levels: number[]; pool: PoolMode; gemP: nu
 
 export interface ResolvedExtractorOptions extends ResolvedModelOptions, ResolvedSppOptions {
   decode: DecodeOptions;
+  /** Keep descriptors holding NaN or ±Inf (pipeline/finite.ts). */
+  allowNonFinite: boolean;
 }
 
 /** The command line's own options (never seen by the library). */

@@ -1,4 +1,5 @@
-import { promises as fsp } from 'node:fs';
+import { constants as fsConstants, existsSync, promises as fsp, type Stats } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import type { Metadata, OutputInfo, SharpOptions } from 'sharp';
 import type { DecodeOptions } from '../core/options.js';
@@ -156,7 +157,7 @@ function fail(file: string, reason: DecodeFailureReason, detail: string): never 
   throw new DecodeError(file, reason, oneLine(detail));
 }
 
-/** What sharp reads: a path, the caller's bytes, or the bytes read from the caller's `path`. */
+/** What sharp reads: the caller's bytes, or the bytes (or descriptor's /proc path) of the caller's `path`. */
 interface Source {
   readonly input: string | Buffer;
   readonly file: string;
@@ -166,10 +167,11 @@ interface Source {
 /**
  * sharp and libvips word an error on bytes differently from the same error on a file ("Input
  * buffer …", "gifload_buffer: …", "source: …"): for bytes read from the user's file, it is said as
- * it would be for that file.
+ * it would be for that file; a large file's /proc/self/fd/N (largeInput) is named by its path.
  */
 function asForFile(raw: string, path: string): string {
   return raw
+    .replace(/\/proc\/self\/fd\/\d+/g, () => path)
     .replace(/^Input buffer /, 'Input file ')
     .replace(/\b([a-z0-9]+load)_buffer: /g, '$1: ')
     .replace(/^source: /gm, () => `${path}: `);
@@ -183,43 +185,119 @@ function failFromError(src: Source, err: unknown): never {
 
 /**
  * Files up to this size are read into memory once and handed to sharp as bytes; larger ones (rare,
- * and where the saved open is noise beside the decode) stream from disk, so decode-ahead never
- * holds more than a few of these in memory.
+ * and where the saved open is noise beside the decode) are handed to libvips as the open
+ * descriptor (largeInput), so decode-ahead never holds more than a few of these in memory.
  */
 export const READ_WHOLE_MAX_BYTES = 8 * 2 ** 20;
 
-/**
- * missing / unreadable / empty, checked with the file system before sharp sees the file; then its
- * bytes, read once (header and pixels both come from them: one open, no second read by libvips),
- * or the path itself for a file too large to hold in memory.
- */
-async function readInput(path: string | Buffer, label: string): Promise<Buffer | string> {
-  let st;
+// O_NONBLOCK: opening a FIFO without a writer returns at once (fstat then refuses it) instead of
+// blocking a libuv thread forever; reads of a regular file ignore the flag.
+const OPEN_FLAGS = fsConstants.O_RDONLY | (fsConstants.O_NONBLOCK ?? 0);
+
+/** What fstat says a non-regular file is, for "not a regular file (a FIFO)". */
+function kindOf(st: Stats): string {
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isCharacterDevice()) return 'a character device';
+  if (st.isBlockDevice()) return 'a block device';
+  if (st.isSocket()) return 'a socket';
+  return 'of an unknown kind';
+}
+
+function failFs(label: string, err: unknown): never {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOENT' || code === 'ENOTDIR') fail(label, 'missing', 'no such file');
+  fail(label, 'unreadable', `${code ?? ''} ${(err as Error).message}`.trim());
+}
+
+/** The file's size and modification time: what a change while it is read alters. */
+const stamp = (st: Stats) => `${st.size}:${st.mtimeMs}`;
+
+/** Fails unless the open file still has the size and mtime it had at open (a write in place meanwhile). */
+async function checkUnchanged(fh: FileHandle, before: Stats, label: string): Promise<void> {
+  let after: Stats;
   try {
-    st = await fsp.stat(path);
+    after = await fh.stat();
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ENOTDIR') fail(label, 'missing', 'no such file');
-    fail(label, 'unreadable', `${code ?? ''} ${(err as Error).message}`.trim());
+    failFs(label, err);
   }
-  if (st.isDirectory()) fail(label, 'unreadable', 'is a directory');
-  // FIFOs, sockets, devices: opening one could block forever.
-  if (!st.isFile()) fail(label, 'unreadable', 'not a regular file');
-  let bytes: Buffer | undefined;
+  if (stamp(after) !== stamp(before)) {
+    fail(label, 'unreadable', `changed while being read (${before.size} bytes at open, ${after.size} now)`);
+  }
+}
+
+/**
+ * Exactly `size` bytes from the descriptor, from offset 0. A file that shrank since fstat gives a
+ * short read and fails here; one that grew (or was rewritten) fails checkUnchanged after the read.
+ */
+async function readExactly(fh: FileHandle, size: number, label: string): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(size);
+  let got = 0;
   try {
-    const fh = await fsp.open(path, 'r');
-    try {
-      // sharp takes a path as a string only: a name that is not UTF-8 is read whatever its size.
-      if (st.size > 0 && (st.size <= READ_WHOLE_MAX_BYTES || typeof path !== 'string')) bytes = await fh.readFile();
-    } finally {
-      await fh.close();
+    while (got < size) {
+      const { bytesRead } = await fh.read(buf, got, size - got, got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
     }
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    fail(label, 'unreadable', `${code ?? ''} ${(err as Error).message}`.trim());
+    failFs(label, err);
   }
-  if (st.size === 0 || bytes?.length === 0) fail(label, 'empty', '0 bytes');
-  return bytes ?? (path as string);
+  if (got !== size) fail(label, 'unreadable', `changed while being read (${size} bytes at open, ${got} read)`);
+  return buf;
+}
+
+let procFd: boolean | undefined;
+
+/**
+ * A large file goes to libvips as /proc/self/fd/N of the descriptor we hold: opening that link
+ * reopens the very inode we fstat'ed, never whatever the path names by now, and libvips streams it
+ * (sequential read) without the whole file in memory. Reading it into memory instead would cost
+ * its full size per image in flight (decode-ahead holds several, and a 1 GB TIFF is a valid
+ * input). Without /proc (not Linux), undefined: the caller reads it into memory from the descriptor.
+ */
+function largeInput(fh: FileHandle): string | undefined {
+  procFd ??= process.platform === 'linux' && existsSync('/proc/self/fd');
+  return procFd ? `/proc/self/fd/${fh.fd}` : undefined;
+}
+
+/** An input opened once: what sharp reads (bytes, or the descriptor's /proc path) and the open file, closed by the caller. */
+interface OpenedInput {
+  readonly input: Buffer | string;
+  readonly fh: FileHandle;
+  readonly st: Stats;
+}
+
+/**
+ * Opens `path` once (following symlinks: folder walks and users rely on them), non-blocking, and
+ * checks what it is with fstat of that descriptor: missing / unreadable / not a regular file /
+ * empty before sharp sees anything. Everything after reads that descriptor, never the path again,
+ * so a path swapped meanwhile (rename, a symlink flipped to /dev/zero or a FIFO) cannot change
+ * what is decoded. On failure the descriptor is already closed.
+ */
+async function openInput(path: string | Buffer, label: string): Promise<OpenedInput> {
+  let fh: FileHandle;
+  try {
+    fh = await fsp.open(path, OPEN_FLAGS);
+  } catch (err) {
+    failFs(label, err);
+  }
+  try {
+    let st: Stats;
+    try {
+      st = await fh.stat();
+    } catch (err) {
+      failFs(label, err);
+    }
+    if (st.isDirectory()) fail(label, 'unreadable', 'is a directory');
+    if (!st.isFile()) fail(label, 'unreadable', `not a regular file (${kindOf(st)})`);
+    if (st.size === 0) fail(label, 'empty', '0 bytes');
+    const large = st.size > READ_WHOLE_MAX_BYTES ? largeInput(fh) : undefined;
+    const input = large ?? (await readExactly(fh, st.size, label));
+    if (large === undefined) await checkUnchanged(fh, st, label);
+    return { input, fh, st };
+  } catch (err) {
+    await fh.close().catch(() => undefined);
+    throw err;
+  }
 }
 
 /** Defensive: libvips should already give 3 bands after toColourspace('srgb') and flatten. */
@@ -253,18 +331,29 @@ export async function decodeImage(
 
 /** decodeImage with options already checked (the pipeline: once per run, not once per image). */
 export async function decodeResolved(input: string | Buffer, o: DecodeOptions, label?: string): Promise<DecodedImage> {
-  const file = label ?? (typeof input === 'string' ? input : '<buffer>');
-  if (typeof input !== 'string' && input.length === 0) fail(file, 'empty', '0 bytes');
-  if (typeof input === 'string') return decodeFile(input, o, file);
+  if (typeof input === 'string') return decodeFile(input, o, label);
+  const file = label ?? '<buffer>';
+  if (input.length === 0) fail(file, 'empty', '0 bytes');
   return decodeSource({ input, file }, o);
 }
 
 /**
- * decodeResolved for a file named by its path: a string, or the bytes of a name that is not UTF-8
- * (a Buffer here is a path, never image bytes). `label` names it in errors (the path's text form).
+ * Decodes the file at `path` (a string, or a Buffer for a name that is not valid UTF-8), options
+ * already checked. The file is opened once and only that descriptor is read (openInput); it is
+ * closed when the decode ends, whatever the outcome. `label` names the file in errors (default:
+ * the path).
  */
-export async function decodeFile(path: string | Buffer, o: DecodeOptions, label: string): Promise<DecodedImage> {
-  return decodeSource({ input: await readInput(path, label), file: label, path: typeof path === 'string' ? path : label }, o);
+export async function decodeFile(path: string | Buffer, o: DecodeOptions, label?: string): Promise<DecodedImage> {
+  const file = label ?? (typeof path === 'string' ? path : path.toString());
+  const { input, fh, st } = await openInput(path, file);
+  try {
+    const image = await decodeSource({ input, file, path: typeof path === 'string' ? path : file }, o);
+    // libvips read the descriptor's file itself: it must not have been written to meanwhile.
+    if (typeof input === 'string') await checkUnchanged(fh, st, file);
+    return image;
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
 }
 
 async function decodeSource(src: Source, o: DecodeOptions): Promise<DecodedImage> {

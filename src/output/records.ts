@@ -29,6 +29,8 @@ export interface RunHeader {
   shard?: { index: number; count: number };
   /** Only with --pool gem. */
   gemP?: number;
+  /** Only with --allow-non-finite: rows may hold NaN or ±Inf. */
+  allowNonFinite?: boolean;
   /** Only for a user's .onnx model: how its input is laid out and normalised. */
   inputLayout?: 'nhwc' | 'nchw';
   mean?: readonly number[];

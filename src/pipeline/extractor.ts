@@ -8,6 +8,7 @@ import { resolveExtractorOptions, type ResolvedExtractorOptions, type ResolvedSp
 import { descriptorLength, normalizeDescriptor, pyramidPool } from '../spp/spp.js';
 import { regionDescriber, type Box, type RegionResult } from '../spp/regions.js';
 import type { DecodedImage } from '../decode/decode.js';
+import { NON_FINITE, NonFiniteError, checkFinite, nonFiniteDetail } from './finite.js';
 
 /** @deprecated import them from the package root; kept for code that imported them from here. */
 export { DEFAULT_LEVELS, NORMALIZE_MODES, POOL_MODES };
@@ -23,6 +24,8 @@ export interface SppOptions {
 
 export interface ExtractorOptions extends EngineOptions, SppOptions {
   decode?: Partial<DecodeOptions>;
+  /** Keep descriptors holding NaN or ±Inf (default false: they throw NonFiniteError, a run records a 'non-finite' failure). */
+  allowNonFinite?: boolean;
 }
 
 /** One image's result with the sizes a manifest records. */
@@ -52,6 +55,7 @@ export interface ExtractorInfo extends BackboneInfo, ResolvedSppOptions {
   readonly warnings: readonly string[];
   readonly dim: number;
   readonly decode: DecodeOptions;
+  readonly allowNonFinite: boolean;
   /** Measured once at load, on a grey square image; absent when the model would not run on it. */
   readonly mapSize?: MapSize;
   readonly inputRangeHint?: InputRangeHint;
@@ -90,26 +94,35 @@ export async function createExtractor(options: ExtractorOptions = {}): Promise<E
 export async function openExtractor(
   o: ResolvedExtractorOptions, extra: Pick<EngineOptions, 'onWarning' | 'worker'> = {},
 ): Promise<Extractor> {
-  const { levels, pool, gemP, normalize, decode, ...model } = o;
+  const { levels, pool, gemP, normalize, decode, allowNonFinite: allow, ...model } = o;
+  // The command line leaves an unset flag undefined.
+  const allowNonFinite = allow === true;
   const engineOptions: EngineOptions = { ...model, ...definedOnly(extra) };
   const { backbone, engine, fallbackReason, warnings = [] } = await loadEngine(engineOptions);
   const [mapSize, inputRangeHint] = await Promise.all([probeMapSize(backbone, decode), guessInputRangeHint(backbone.info)]);
   const info: ExtractorInfo = {
     ...backbone.info, levels, pool, gemP, normalize, engine, ...(fallbackReason ? { engineFallback: fallbackReason } : {}), warnings,
-    dim: descriptorLength(backbone.info.channels, levels), decode,
+    dim: descriptorLength(backbone.info.channels, levels), decode, allowNonFinite,
     ...(mapSize ? { mapSize } : {}), ...(inputRangeHint ? { inputRangeHint } : {}),
   };
 
   const describe = async (image: RgbPixels, hint?: BackboneHint) => {
     const map = await backbone.featureMap(image, hint);
-    const descriptor = normalizeDescriptor(pyramidPool(map, levels, pool, gemP), normalize);
+    const descriptor = checkFinite(normalizeDescriptor(pyramidPool(map, levels, pool, gemP), normalize), allowNonFinite);
     return { descriptor, map };
   };
 
   const describer = async (img: DecodedImage, hint?: BackboneHint) => {
     const map = await backbone.featureMap(img, hint);
     const image = { width: img.originalWidth, height: img.originalHeight };
-    return regionDescriber(map, image, { width: img.width, height: img.height }, { levels, pool, gemP, normalize });
+    const describeBox = regionDescriber(map, image, { width: img.width, height: img.height }, { levels, pool, gemP, normalize });
+    if (allowNonFinite) return describeBox;
+    // Checked per box: one box's window can hold the map's NaN while another's does not.
+    return (box: Box): RegionResult => {
+      const r = describeBox(box);
+      const detail = r.ok ? nonFiniteDetail(r.descriptor) : undefined;
+      return detail === undefined ? r : { ok: false, reason: NON_FINITE, message: `${NON_FINITE}: ${detail}` };
+    };
   };
   const regionsOfImage = async (img: DecodedImage, boxes: readonly Box[], hint?: BackboneHint): Promise<RegionResult[]> =>
     boxes.map(await describer(img, hint));
@@ -118,7 +131,7 @@ export async function openExtractor(
     if (!Array.isArray(boxes)) throw invalidParameterError('boxes', 'an array of [x0, y0, x1, y1] boxes', boxes);
     const results = await regionsOfImage(await decodeResolved(input, decode, typeof input === 'string' ? input : undefined), boxes);
     return results.map((r, k) => {
-      if (!r.ok) throw new RangeError(`boxes[${k}]: ${r.message}`);
+      if (!r.ok) throw r.reason === NON_FINITE ? new NonFiniteError(`boxes[${k}]: ${r.message}`) : new RangeError(`boxes[${k}]: ${r.message}`);
       return r.descriptor;
     });
   };

@@ -8,6 +8,7 @@ import { recordRef, type WorkItem } from '../inputs/shard.js';
 import type { FailureRecord, RegionRef, RowRecord } from '../output/records.js';
 import { gridBoxes, type Box, type CellWindow, type RegionResult } from '../spp/regions.js';
 import type { DecodedImage } from '../decode/decode.js';
+import { NON_FINITE } from './finite.js';
 
 /** A record for the writer, in order. */
 export type RunRecord = { kind: 'row'; rec: RowRecord } | { kind: 'failure'; rec: FailureRecord };
@@ -51,7 +52,9 @@ export function* regionRecords(
       continue;
     }
     if (!r.ok) {
-      yield { kind: 'failure', rec: { ...ref, region, reason: `box-${r.reason}`, error: `${path}: box ${k}: ${r.message}` } };
+      // A box's own problem is box-<why>; a descriptor that is not finite is the model's, named as for a whole image.
+      const reason = r.reason === NON_FINITE ? NON_FINITE : `box-${r.reason}`;
+      yield { kind: 'failure', rec: { ...ref, region, reason, error: `${path}: box ${k}: ${r.message}` } };
       continue;
     }
     if (!small && (r.window.x1 - r.window.x0 < finest || r.window.y1 - r.window.y0 < finest)) {

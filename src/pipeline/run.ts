@@ -7,6 +7,7 @@ import type { OutputWriter, RunSummary } from '../output/records.js';
 import { recordsOf } from '../inputs/boxes.js';
 import { plannedBoxes, regionRecords, type RunRecord } from './regions.js';
 import type { CellWindow } from '../spp/regions.js';
+import { NON_FINITE, NonFiniteError } from './finite.js';
 
 export interface RunProgress {
   /** Inputs finished by this run (rows and failures), of `total` this run has to do. */
@@ -162,7 +163,10 @@ export async function runExtraction(
     if (decoded.ok) {
       inFlight.push(
         describe(item, decoded.image, extractor, warnSmall, { waitedOn: ready >= waitedOnWhenReady })
-          .catch((err: Error) => failed(item, 'backbone', `${item.path}: backbone failed: ${err.message}`)),
+          .catch((err: Error) => err instanceof NonFiniteError
+            ? failed(item, NON_FINITE, `${item.path}: ${NON_FINITE}: ${err.message}`)
+            // ORT's messages can end in a newline or span several lines: a failure is one line.
+            : failed(item, 'backbone', `${item.path}: backbone failed: ${err.message.trim().replace(/\s*\n\s*/g, ' | ')}`)),
       );
     } else {
       inFlight.push(Promise.resolve(failed(item, decoded.reason, decoded.message)));

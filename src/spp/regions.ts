@@ -203,10 +203,10 @@ export function gridBoxes(width: number, height: number, rows: number, cols: num
   return boxes;
 }
 
-/** One box's outcome: its descriptor and window, or why it has none (its failure record's reason). */
+/** One box's outcome: its descriptor and window, or why it has none (its failure record's reason; 'non-finite': pipeline/finite.ts). */
 export type RegionResult =
   | { ok: true; descriptor: Float32Array; window: CellWindow }
-  | { ok: false; reason: ClipFailure; message: string };
+  | { ok: false; reason: ClipFailure | 'non-finite'; message: string };
 
 export interface RegionSpp {
   levels: readonly number[];

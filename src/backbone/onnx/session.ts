@@ -23,9 +23,12 @@ export type { RgbPixels, TensorLayout };
 // the main thread before the worker starts; this covers sessions on the main thread. A user's
 // value is kept.
 process.env.ORT_DISABLE_TELEMETRY ??= '1';
-// ORT's default 'warning' level prints lines beside our own one-line warnings. This module's ORT
-// instance creates the process's first session, so its level is the one ORT keeps.
-if (ort.env.logLevel === 'warning') ort.env.logLevel = 'error';
+// ORT prints its own coloured log lines on stderr (warnings, and an error line for every failed
+// run) beside ours; whatever fails reaches us as an exception, and our one line says it. So only
+// 'fatal' is left to ORT, for the environment (this module's ORT instance creates the process's
+// first session, so its level is the one ORT keeps) and for each session (LOG_SEVERITY_FATAL).
+if (ort.env.logLevel === 'warning') ort.env.logLevel = 'fatal';
+const LOG_SEVERITY_FATAL = 4;
 
 export function sessionOptions(threads: number): Ort.InferenceSession.SessionOptions {
   return {
@@ -33,6 +36,7 @@ export function sessionOptions(threads: number): Ort.InferenceSession.SessionOpt
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
     graphOptimizationLevel: 'all',
+    logSeverityLevel: LOG_SEVERITY_FATAL,
     // Spinning workers burn the cores sharp needs for decoding ahead; measured no faster here.
     extra: { session: { intra_op: { allow_spinning: '0' } } },
   };
@@ -132,10 +136,22 @@ function probeImage(inShape: readonly Dim[], layout: TensorLayout): RgbPixels {
   return { data: new Uint8Array(height * width * 3), width, height };
 }
 
-async function runProbe(runner: Runner, inShape: readonly Dim[]): Promise<ProbeResult> {
+/**
+ * A feature map with a 0 dimension (0 channels, 0 height) gives every image an empty or failing
+ * descriptor: refused at load, naming the model, the output and its shape, declared or produced.
+ */
+function checkNoZeroDim(req: OpenRequest, output: string, shape: readonly Dim[], how: 'declares' | 'gave the probe'): void {
+  if (!shape.some((d) => d === 0)) return;
+  const dims = shape.map((d) => (typeof d === 'number' && d >= 0 ? String(d) : (d ?? '?'))).join(',');
+  throw new ModelOptionError('--layer', `--model ${req.label}: output '${output}' ${how} shape [${dims}]: a feature map needs every dimension of at least 1`);
+}
+
+async function runProbe(runner: Runner, inShape: readonly Dim[], req: OpenRequest): Promise<ProbeResult> {
   const image = probeImage(inShape, runner.layout);
   const map = await makeFeatureMap(runner)(image);
-  return { inputHeight: image.height, inputWidth: image.width, height: map.height, width: map.width, channels: map.channels };
+  const { height, width, channels } = map;
+  checkNoZeroDim(req, runner.outputName, runner.layout === 'nhwc' ? [1, height, width, channels] : [1, channels, height, width], 'gave the probe');
+  return { inputHeight: image.height, inputWidth: image.width, height, width, channels };
 }
 
 function outputsOf(session: Ort.InferenceSession): LayerCandidate[] {
@@ -169,8 +185,10 @@ export async function openSession(
     if (!session.outputNames.includes(outputName)) {
       throw new ModelOptionError('--layer', `--layer: '${outputName}' is not an output of ${req.label} (outputs: ${session.outputNames.join(', ')})`);
     }
+    const declared = session.outputMetadata.find((m) => m.name === outputName);
+    if (declared?.isTensor) checkNoZeroDim(req, outputName, declared.shape, 'declares');
     const runner: Runner = { session, threads: req.threads, inputName: session.inputNames[0], outputName, layout, range: req.range, mean: req.mean, std: req.std };
-    const probe = req.knownProbe ?? (await runProbe(runner, inShape));
+    const probe = req.knownProbe ?? (await runProbe(runner, inShape, req));
     return { runner, opened: { inputName: runner.inputName, outputName, layout, channels: probe.channels, probe, outputs: outputsOf(session) } };
   } catch (err) {
     await session.release().catch(() => undefined);
