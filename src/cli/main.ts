@@ -11,6 +11,7 @@ import { OutputError } from '../output/errors.js';
 import { startedEarly } from './early.js';
 import { EXIT } from './exit.js';
 import { helpAfter, helpPointer } from './help.js';
+import { installInterruptHandler, isStopping } from './interrupt.js';
 import { addTableOptions } from './options.js';
 
 export { EXIT } from './exit.js';
@@ -87,6 +88,8 @@ function exitCodeFor(err: unknown, pointer: string): number {
     return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help' ? err.exitCode : EXIT.fatal;
   }
   if (err instanceof OutputError && err.target === '-' && err.code === 'EPIPE') return EXIT.brokenPipe;
+  // A signal cut the run short and said so in its own line.
+  if (isStopping()) return EXIT.interrupted;
   let msg = ((err as Error).message ?? String(err)).split('\n')[0];
   if (err instanceof OutputError && err.target !== '-') msg += '; what is on disk is kept: fix the cause, then finish with --resume';
   process.stderr.write(`spp-extract: error: ${msg}\n`);
@@ -96,6 +99,8 @@ function exitCodeFor(err: unknown, pointer: string): number {
 }
 
 export async function main(argv: string[] = process.argv): Promise<number> {
+  // bin installed it already; main() called on its own (tests, embedding) installs it for the call.
+  const uninstall = installInterruptHandler();
   let code: number = EXIT.ok;
   const program = buildProgram((c) => (code = c));
   let running: Command = program;
@@ -112,6 +117,7 @@ export async function main(argv: string[] = process.argv): Promise<number> {
     return exitCodeFor(err, helpPointer(running));
   } finally {
     await closePrestarted();
+    uninstall();
   }
   return code;
 }

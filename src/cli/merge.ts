@@ -2,22 +2,31 @@
 import { UsageError } from '../core/invalid.js';
 import { resolveCommandLine } from '../core/resolve.js';
 import { expandFileGlobs } from '../inputs/expand.js';
-import { prepareOutput } from '../output/index.js';
+import { outputTempFiles, prepareOutput } from '../output/index.js';
 import { mergeShards } from '../pipeline/merge.js';
 import { EXIT } from './exit.js';
+import { interruptNote, removeOnInterrupt } from './interrupt.js';
 import { plural } from './text.js';
 
 export async function mergeCommand(args: string[], raw: Record<string, unknown>): Promise<number> {
   const o = resolveCommandLine(raw, 'merge');
   const output = o.output!; // required by commander
   const shards = await expandFileGlobs(args);
-  const prepared = await prepareOutput(output, { force: o.force });
+  // A merge is redone, never resumed: a signal removes its half-written temp files.
+  const restoreNote = interruptNote(`merge stopped; ${output} not written`);
   try {
-    if (prepared.format !== 'npy' || prepared.target.kind !== 'file') throw new UsageError(`merge writes .npy, got -o ${output}`);
-    const summary = await mergeShards(shards, prepared.target.path, output);
-    process.stderr.write(`spp-extract: merged ${plural(shards.length, 'shard')}: ${plural(summary.rows, 'row')}, ${summary.failures} failed → ${output}\n`);
-    return summary.failures > 0 ? EXIT.someFailed : EXIT.ok;
+    const prepared = await prepareOutput(output, { force: o.force });
+    try {
+      if (prepared.format !== 'npy' || prepared.target.kind !== 'file') throw new UsageError(`merge writes .npy, got -o ${output}`);
+      const forgetTemps = removeOnInterrupt(outputTempFiles(prepared.target.path, 'npy'));
+      const summary = await mergeShards(shards, prepared.target.path, output).finally(forgetTemps);
+      interruptNote(`stopped after the merge; ${output} is complete`);
+      process.stderr.write(`spp-extract: merged ${plural(shards.length, 'shard')}: ${plural(summary.rows, 'row')}, ${summary.failures} failed → ${output}\n`);
+      return summary.failures > 0 ? EXIT.someFailed : EXIT.ok;
+    } finally {
+      prepared.release();
+    }
   } finally {
-    prepared.release();
+    restoreNote();
   }
 }

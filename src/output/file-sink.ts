@@ -1,5 +1,6 @@
-import type { FileHandle } from 'node:fs/promises';
+import { rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { interruptedBySignal } from '../core/interrupt-cleanup.js';
 import { OutputError } from './errors.js';
 import { outputIo, sinkTuning } from './io.js';
 
@@ -39,9 +40,17 @@ export class FileSink {
 
   static async create(finalPath: string, label: SinkLabel): Promise<FileSink> {
     const tempPath = partialPath(finalPath);
+    const stopped = () => new OutputError(label.target, `cannot create ${label.file}`, new Error('stopped by a signal'));
+    if (interruptedBySignal()) throw stopped();
     const fh = await outputIo().open(tempPath, 'w').catch((err) => {
       throw new OutputError(label.target, `cannot create ${label.file}`, err);
     });
+    // A signal while it was being created: the process is exiting, the file would be left behind.
+    if (interruptedBySignal()) {
+      await outputIo().close(fh).catch(() => undefined);
+      await rm(tempPath, { force: true });
+      throw stopped();
+    }
     return new FileSink(finalPath, tempPath, fh, 0, label);
   }
 

@@ -1,6 +1,7 @@
 import { closeSync, linkSync, openSync, readFileSync, readlinkSync, renameSync, statSync, unlinkSync, utimesSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
+import { atInterrupt } from '../core/interrupt-cleanup.js';
 import { OutputError, OutputRefused } from './errors.js';
 
 /** `.feats.npy.lock` beside the output: one writer per output, across processes on shared storage. */
@@ -201,6 +202,7 @@ function held(path: string): OutputLock {
     heldHere.delete(path);
     clearInterval(heartbeat);
     process.off('exit', release);
+    forgetAtInterrupt();
     try {
       unlinkSync(path);
     } catch {
@@ -208,5 +210,7 @@ function held(path: string): OutputLock {
     }
   };
   process.on('exit', release);
+  // A signal releases it at once, before the process waits for its workers to close.
+  const forgetAtInterrupt = atInterrupt(release);
   return { path, release };
 }
