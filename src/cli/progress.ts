@@ -1,4 +1,5 @@
 import type { Ora } from 'ora';
+import { interruptedBySignal } from '../core/interrupt-cleanup.js';
 import type { RunProgress } from '../pipeline/run.js';
 import { formatDuration } from './text.js';
 
@@ -47,6 +48,8 @@ export async function createReporter(opts: { quiet: boolean; stream?: NodeJS.Wri
       }
     },
     line(text) {
+      // A signal's stop line was the last word: the images it cut short are not failures.
+      if (interruptedBySignal()) return;
       if (spinner) {
         spinner.clear();
         stream.write(`${text}\n`);

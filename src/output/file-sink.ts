@@ -73,8 +73,17 @@ export class FileSink {
     return new FileSink(path, null, fh, -1, label);
   }
 
-  private async guard<T>(action: string, op: () => Promise<T>): Promise<T> {
+  /**
+   * A signal stopped the process: it exits once its workers close, and what is on disk stays as the
+   * signal found it (resumable), not amended with the failures of images it cut short.
+   */
+  private throwIfFailed(): void {
+    if (!this.failure && interruptedBySignal()) this.failure = new OutputError(this.label.target, `stopped writing ${this.label.file}`, new Error('stopped by a signal'));
     if (this.failure) throw this.failure;
+  }
+
+  private async guard<T>(action: string, op: () => Promise<T>): Promise<T> {
+    this.throwIfFailed();
     try {
       return await op();
     } catch (err) {
@@ -89,7 +98,7 @@ export class FileSink {
    * thousand. Data larger than a chunk is written at once, after what is pending.
    */
   async append(data: Uint8Array | string): Promise<void> {
-    if (this.failure) throw this.failure;
+    this.throwIfFailed();
     const size = typeof data === 'string' ? Buffer.byteLength(data, 'utf8') : data.byteLength;
     const capacity = sinkTuning.flushBytes;
     if (this.used + size > capacity) {

@@ -51,3 +51,32 @@ export function runAndSignal(args: string[], journal: string, afterRecords: numb
     });
   });
 }
+
+/**
+ * Runs the CLI with stdin held open (a `-` input list that never ends) and sends `signal` once
+ * `ready()` holds (polled): a stage the test can see, such as the lock file, a temp file or a
+ * request to a model server. Not a timing. `again` sends a second signal once stderr matches it.
+ */
+export function signalWhen(
+  args: string[], ready: () => boolean, signal: NodeJS.Signals, opts: { cwd?: string; env?: NodeJS.ProcessEnv; again?: RegExp } = {},
+) {
+  return new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; sent: number }>((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd ?? REPO_ROOT, env: { ...process.env, ...opts.env }, stdio: ['pipe', 'ignore', 'pipe'] });
+    let stderr = '';
+    let sent = 0;
+    child.stderr.on('data', (d) => {
+      stderr += d;
+      if (opts.again && sent === 1 && opts.again.test(stderr) && child.kill(signal)) sent++;
+    });
+    const timer = setInterval(() => {
+      if (!ready()) return;
+      clearInterval(timer);
+      if (child.kill(signal)) sent++;
+    }, 5);
+    child.on('error', reject);
+    child.on('close', (code, sig) => {
+      clearInterval(timer);
+      resolve({ code, signal: sig, stderr, sent });
+    });
+  });
+}
