@@ -14,4 +14,12 @@ const early = (sig) => {
 };
 process.on('SIGINT', early);
 process.on('SIGTERM', early);
-import('./spp-extract.js');
+import('./spp-extract.js').catch(async (err) => {
+  // Too few file descriptors (ulimit -n) fail the loading of the code itself: one line, not a stack.
+  if (err?.code !== 'EMFILE' && err?.code !== 'ENFILE') throw err;
+  process.stderr.write(`spp-extract: error: too many open files (${err.code}) while starting; raise the open-file limit (ulimit -n) and run again\n`);
+  // Nothing is held or written yet. The worker started early is closed (never torn down inside ONNX
+  // Runtime), then the process exits: a worker that failed half-made can hold the event loop forever.
+  await import('../dist/src/backbone/onnx/worker-client.js').then((m) => m.discardPrestartedWorker()).catch(() => undefined);
+  process.exit(1);
+});

@@ -12,6 +12,7 @@ import { startedEarly } from './early.js';
 import { EXIT } from './exit.js';
 import { helpAfter, helpPointer } from './help.js';
 import { installInterruptHandler, isStopping } from './interrupt.js';
+import { openFilesAdvice } from './open-files.js';
 import { addTableOptions } from './options.js';
 
 export { EXIT } from './exit.js';
@@ -91,6 +92,9 @@ function exitCodeFor(err: unknown, pointer: string): number {
   // A signal cut the run short and said so in its own line.
   if (isStopping()) return EXIT.interrupted;
   let msg = ((err as Error).message ?? String(err)).split('\n')[0];
+  // Too few file descriptors: which limit and how to raise it, not the module or file it hit.
+  const advice = openFilesAdvice(err);
+  if (advice) msg = err instanceof OutputError ? `${msg}; ${advice}` : advice;
   if (err instanceof OutputError && err.target !== '-') msg += '; what is on disk is kept: fix the cause, then finish with --resume';
   process.stderr.write(`spp-extract: error: ${msg}\n`);
   // A mistake in the call, not a failure of the run: say where the options are described.
