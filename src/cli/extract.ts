@@ -79,16 +79,16 @@ export async function extractCommand(inputs: string[], raw: Record<string, unkno
   if (inputs.length === 0 && o.boxes === undefined) throw new UsageError('no inputs: give files, folders, globs, or - to read paths from stdin');
   if (o.resume && o.force) throw new UsageError('--resume and --force contradict each other: pick one');
   const restoreNote = interruptNote(o.resume ? 'stopped before the run resumed; what was on disk is kept' : 'stopped before the run started; nothing written');
+  // Refuse a bad -o before the model loads; from here on the output is locked.
+  const prepared = await prepareOutput(output, { format: o.format, resume: o.resume, force: o.force }).catch((err) => {
+    restoreNote();
+    throw err;
+  });
   try {
-    // Refuse a bad -o before the model loads; from here on the output is locked.
-    const prepared = await prepareOutput(output, { format: o.format, resume: o.resume, force: o.force });
-    try {
-      if (o.dtype !== 'float32' && prepared.format !== 'npy') throw new UsageError(`--dtype ${o.dtype} applies to .npy output only`);
-      return await extractInto(prepared, output, inputs, o, shard);
-    } finally {
-      prepared.release();
-    }
+    if (o.dtype !== 'float32' && prepared.format !== 'npy') throw new UsageError(`--dtype ${o.dtype} applies to .npy output only`);
+    return await extractInto(prepared, output, inputs, o, shard);
   } finally {
+    prepared.release();
     restoreNote();
   }
 }

@@ -14,19 +14,19 @@ export async function mergeCommand(args: string[], raw: Record<string, unknown>)
   const shards = await expandFileGlobs(args);
   // A merge is redone, never resumed: a signal removes its half-written temp files.
   const restoreNote = interruptNote(`merge stopped; ${output} not written`);
+  const prepared = await prepareOutput(output, { force: o.force }).catch((err) => {
+    restoreNote();
+    throw err;
+  });
   try {
-    const prepared = await prepareOutput(output, { force: o.force });
-    try {
-      if (prepared.format !== 'npy' || prepared.target.kind !== 'file') throw new UsageError(`merge writes .npy, got -o ${output}`);
-      const forgetTemps = removeOnInterrupt(outputTempFiles(prepared.target.path, 'npy'));
-      const summary = await mergeShards(shards, prepared.target.path, output).finally(forgetTemps);
-      interruptNote(`stopped after the merge; ${output} is complete`);
-      process.stderr.write(`spp-extract: merged ${plural(shards.length, 'shard')}: ${plural(summary.rows, 'row')}, ${summary.failures} failed → ${output}\n`);
-      return summary.failures > 0 ? EXIT.someFailed : EXIT.ok;
-    } finally {
-      prepared.release();
-    }
+    if (prepared.format !== 'npy' || prepared.target.kind !== 'file') throw new UsageError(`merge writes .npy, got -o ${output}`);
+    const forgetTemps = removeOnInterrupt(outputTempFiles(prepared.target.path, 'npy'));
+    const summary = await mergeShards(shards, prepared.target.path, output).finally(forgetTemps);
+    interruptNote(`stopped after the merge; ${output} is complete`);
+    process.stderr.write(`spp-extract: merged ${plural(shards.length, 'shard')}: ${plural(summary.rows, 'row')}, ${summary.failures} failed → ${output}\n`);
+    return summary.failures > 0 ? EXIT.someFailed : EXIT.ok;
   } finally {
+    prepared.release();
     restoreNote();
   }
 }
