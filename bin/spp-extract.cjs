@@ -5,4 +5,21 @@
 // One thread per core (libuv's default is 4): on 2 cores, 4 decoder threads cost ~4 % more CPU per
 // image for nothing (npm run bench); on a larger machine, 4 would cap decoding. A user's value is kept.
 process.env.UV_THREADPOOL_SIZE ??= String(require('node:os').availableParallelism());
-import('./spp-extract.js');
+// A signal while the code loads: nothing is held or written yet. Once interrupt.js has its own
+// handler (bin/spp-extract.js installs it first thing), this one leaves the signal to it.
+const early = (sig) => {
+  if (process.listenerCount(sig) > 1) return;
+  process.stderr.write(`spp-extract: ${sig}: stopped; nothing written\n`);
+  process.exit(130);
+};
+process.on('SIGINT', early);
+process.on('SIGTERM', early);
+import('./spp-extract.js').catch(async (err) => {
+  // Too few file descriptors (ulimit -n) fail the loading of the code itself: one line, not a stack.
+  if (err?.code !== 'EMFILE' && err?.code !== 'ENFILE') throw err;
+  process.stderr.write(`spp-extract: error: too many open files (${err.code}) while starting; raise the open-file limit (ulimit -n) and run again\n`);
+  // Nothing is held or written yet. The worker started early is closed (never torn down inside ONNX
+  // Runtime), then the process exits: a worker that failed half-made can hold the event loop forever.
+  await import('../dist/src/backbone/onnx/worker-client.js').then((m) => m.discardPrestartedWorker()).catch(() => undefined);
+  process.exit(1);
+});

@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// Ctrl-C / SIGTERM from the first moment: release the lock, one line, exit 130 (see interrupt.ts).
+(await import('../dist/src/cli/interrupt.js')).installInterruptHandler();
 // The inference worker starts booting before the CLI's code loads (see early.ts).
 await (await import('../dist/src/cli/early.js')).prestartForArgv(process.argv);
 const { main, systemReason } = await import('../dist/src/cli/main.js');

@@ -4,12 +4,13 @@ import { colourHex, parseGrid } from '../core/options.js';
 import { resolveCommandLine, type ResolvedCommandLine } from '../core/resolve.js';
 import { expandInputs } from '../inputs/expand.js';
 import { readBoxesFile, recordsOf } from '../inputs/boxes.js';
-import { openWriter, prepareOutput, type OpenedOutput, type PreparedOutput, type RunHeader, type RunSummary } from '../output/index.js';
+import { openWriter, outputTempFiles, prepareOutput, type OpenedOutput, type PreparedOutput, type RunHeader, type RunSummary } from '../output/index.js';
 import { openExtractor, optionAdvice, type Extractor } from '../pipeline/extractor.js';
 import { defaultDecodeAhead, prefetchDecodes, runExtraction, type RunOptions, type WorkItem } from '../pipeline/run.js';
 import { parseShard, recordRef, selectShard, type ShardSpec } from '../inputs/shard.js';
 import { printable } from '../core/printable.js';
 import { EXIT } from './exit.js';
+import { interruptNote, removeOnInterrupt, stopNow, takeOverSignals } from './interrupt.js';
 import { createReporter, formatDuration, plural, type Reporter } from './progress.js';
 
 type Options = ResolvedCommandLine;
@@ -80,9 +81,13 @@ export async function extractCommand(inputs: string[], raw: Record<string, unkno
   checkRegionOptions(inputs, o);
   if (inputs.length === 0 && o.boxes === undefined) throw new UsageError('no inputs: give files, folders, globs, or - to read paths from stdin');
   if (o.resume && o.force) throw new UsageError('--resume and --force contradict each other: pick one');
+  const restoreNote = interruptNote(o.resume ? 'stopped before the run resumed; what was on disk is kept' : 'stopped before the run started; nothing written');
   // Refuse a bad -o before the model loads; from here on the output is locked.
   const boxesFile = o.boxes !== undefined && o.boxes !== '-' ? [{ path: o.boxes, what: 'the boxes file' }] : [];
-  const prepared = await prepareOutput(output, { format: o.format, resume: o.resume, force: o.force, inputs: boxesFile });
+  const prepared = await prepareOutput(output, { format: o.format, resume: o.resume, force: o.force, inputs: boxesFile }).catch((err) => {
+    restoreNote();
+    throw err;
+  });
   try {
     if (o.dtype !== 'float32' && prepared.format !== 'npy') throw new UsageError(`--dtype ${o.dtype} applies to .npy output only`);
     if (o.allowNonFinite && prepared.format !== 'npy') {
@@ -91,6 +96,7 @@ export async function extractCommand(inputs: string[], raw: Record<string, unkno
     return await extractInto(prepared, output, inputs, o, shard);
   } finally {
     prepared.release();
+    restoreNote();
   }
 }
 
@@ -108,14 +114,22 @@ async function extractInto(prepared: PreparedOutput, output: string, inputs: str
   try {
     tellAboutRun(extractor, reporter, o, `${plural(items.length, 'input')}${shard ? ` (shard ${shard.index}/${shard.count} of ${entries.length})` : ''}`);
     const resumeItems = items.map((i) => (i.regions ? { ...recordRef(i), records: recordsOf(i.regions) } : i));
+    // A signal before the run loop removes the temp files a fresh run has only begun; from the loop on they are resumable state.
+    const { target, format } = prepared;
+    const forgetTemps = !o.resume && target.kind === 'file' ? removeOnInterrupt(outputTempFiles(target.path, format)) : () => undefined;
     const warn = (m: string) => reporter.line(`spp-extract: warning: ${m}`);
-    const opened = await openWriter(prepared, runHeader(extractor.info, o, entries.length, shard), resumeItems, o.resume === true, warn);
+    let opened: OpenedOutput;
+    try {
+      opened = await openWriter(prepared, runHeader(extractor.info, o, entries.length, shard), resumeItems, o.resume === true, warn);
+    } finally {
+      forgetTemps();
+    }
     if (opened.kind === 'complete') {
       process.stderr.write(`spp-extract: ${printable(output)} is already complete (${plural(opened.rows, 'row')}, ${opened.failures} failed); nothing to do\n`);
       return opened.failures > 0 ? EXIT.someFailed : EXIT.ok;
     }
     if (o.resume && opened.startAt > 0) reporter.line(`spp-extract: resuming ${output}: ${opened.startAt} of ${plural(items.length, 'input')} already done`);
-    return await runAndReport(opened, output, items, extractor, reporter, o, prefetched);
+    return await runAndReport(opened, output, target.kind === 'file', items, extractor, reporter, o, prefetched);
   } finally {
     await extractor.dispose();
   }
@@ -134,30 +148,35 @@ function tellAboutRun(extractor: Extractor, reporter: Reporter, o: Options, inpu
     `pool ${info.pool}, dim ${info.dim}, ${inputs}`);
 }
 
-/** First Ctrl-C / SIGTERM: finish the image in flight, then write out what is done. Second: exit now. */
-function onSignals(reporter: Reporter): { signal: AbortSignal; off(): void } {
+/** What a run cut short leaves: a file resumes, a stream (stdout, FIFO, device) is cut. */
+const cutShort = (resumable: boolean) => (resumable ? 'what is on disk is kept: finish with --resume' : 'the output is cut short');
+
+/**
+ * While the run loop runs, first Ctrl-C / SIGTERM: finish the image in flight, then write out what
+ * is done. Second: exit now (lock released, one line).
+ */
+function onSignals(reporter: Reporter, resumable: boolean): { signal: AbortSignal; off(): void } {
   const abort = new AbortController();
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (abort.signal.aborted) process.exit(EXIT.interrupted);
+  const off = takeOverSignals((sig) => {
+    if (abort.signal.aborted) {
+      reporter.stop();
+      stopNow(sig, `stopped at once; ${cutShort(resumable)}`);
+      return;
+    }
     reporter.line(`spp-extract: ${sig}: stopping after the current image, writing what is done`);
     abort.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  return {
-    signal: abort.signal,
-    off: () => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
-    },
-  };
+  });
+  return { signal: abort.signal, off };
 }
 
 async function runAndReport(
-  opened: Writer, output: string, items: WorkItem[], extractor: Extractor, reporter: Reporter, o: Options, prefetched?: RunOptions['prefetched'],
+  opened: Writer, output: string, resumable: boolean, items: WorkItem[], extractor: Extractor, reporter: Reporter, o: Options,
+  prefetched?: RunOptions['prefetched'],
 ): Promise<number> {
   const { writer } = opened;
-  const signals = onSignals(reporter);
+  const signals = onSignals(reporter, resumable);
+  // A signal once the loop is over (the engine closing) stops at once: say what the loop left.
+  let after = `stopped; ${cutShort(resumable)}`;
   reporter.start(items.length - opened.startAt);
   const started = Date.now();
   let imagesDone = 0;
@@ -178,6 +197,7 @@ async function runAndReport(
       prefetched,
     });
     await writer.close(summary);
+    if (summary.complete) after = `stopped after the run; ${output === '-' ? 'stdout' : output} is complete`;
   } catch (err) {
     // The disk is full, a write failed, stdout closed: what is on disk stays resumable.
     await writer.abandon();
@@ -185,6 +205,7 @@ async function runAndReport(
   } finally {
     reporter.stop();
     signals.off();
+    interruptNote(after);
   }
   if (!o.quiet) process.stderr.write(summaryLine(summary, imagesDone, (Date.now() - started) / 1000, output === '-' ? 'stdout' : printable(writer.paths.join(' + ')), o));
   if (!summary.complete) return EXIT.interrupted;

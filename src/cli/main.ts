@@ -12,6 +12,8 @@ import { OutputError } from '../output/errors.js';
 import { startedEarly } from './early.js';
 import { EXIT } from './exit.js';
 import { helpAfter, helpPointer } from './help.js';
+import { installInterruptHandler, isStopping } from './interrupt.js';
+import { openFilesAdvice } from './open-files.js';
 import { addTableOptions } from './options.js';
 
 export { EXIT } from './exit.js';
@@ -88,7 +90,12 @@ function exitCodeFor(err: unknown, pointer: string): number {
     return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help' ? err.exitCode : EXIT.fatal;
   }
   if (err instanceof OutputError && err.target === '-' && err.code === 'EPIPE') return EXIT.brokenPipe;
+  // A signal cut the run short and said so in its own line.
+  if (isStopping()) return EXIT.interrupted;
   let msg = ((err as Error).message ?? String(err)).split('\n')[0];
+  // Too few file descriptors: which limit and how to raise it, not the module or file it hit.
+  const advice = openFilesAdvice(err);
+  if (advice) msg = err instanceof OutputError ? `${msg}; ${advice}` : advice;
   if (err instanceof OutputError && err.target !== '-') msg += '; what is on disk is kept: fix the cause, then finish with --resume';
   process.stderr.write(`spp-extract: error: ${printable(msg)}\n`);
   // A mistake in the call, not a failure of the run: say where the options are described.
@@ -97,6 +104,8 @@ function exitCodeFor(err: unknown, pointer: string): number {
 }
 
 export async function main(argv: string[] = process.argv): Promise<number> {
+  // bin installed it already; main() called on its own (tests, embedding) installs it for the call.
+  const uninstall = installInterruptHandler();
   let code: number = EXIT.ok;
   const program = buildProgram((c) => (code = c));
   let running: Command = program;
@@ -113,6 +122,7 @@ export async function main(argv: string[] = process.argv): Promise<number> {
     return exitCodeFor(err, helpPointer(running));
   } finally {
     await closePrestarted();
+    uninstall();
   }
   return code;
 }

@@ -3,17 +3,23 @@ import { UsageError } from '../core/invalid.js';
 import { printable } from '../core/printable.js';
 import { resolveCommandLine } from '../core/resolve.js';
 import { expandFileGlobs } from '../inputs/expand.js';
-import { manifestPathFor, prepareOutput } from '../output/index.js';
+import { manifestPathFor, outputTempFiles, prepareOutput } from '../output/index.js';
 import { mergeShards } from '../pipeline/merge.js';
 import { EXIT } from './exit.js';
+import { interruptNote, removeOnInterrupt } from './interrupt.js';
 import { plural } from './text.js';
 
 export async function mergeCommand(args: string[], raw: Record<string, unknown>): Promise<number> {
   const o = resolveCommandLine(raw, 'merge');
   const output = o.output!; // required by commander
   const shards = await expandFileGlobs(args);
+  // A merge is redone, never resumed: a signal removes its half-written temp files.
+  const restoreNote = interruptNote(`merge stopped; ${output} not written`);
   const read = shards.flatMap((s) => [{ path: s, what: 'the shard' }, { path: manifestPathFor(s), what: 'the shard manifest' }]);
-  const prepared = await prepareOutput(output, { force: o.force, inputs: read });
+  const prepared = await prepareOutput(output, { force: o.force, inputs: read }).catch((err) => {
+    restoreNote();
+    throw err;
+  });
   try {
     if (prepared.format !== 'npy' || prepared.target.kind !== 'file') throw new UsageError(`merge writes .npy, got -o ${output}`);
     const warned = new Set<string>();
@@ -21,10 +27,13 @@ export async function mergeCommand(args: string[], raw: Record<string, unknown>)
       if (!warned.has(m)) process.stderr.write(`spp-extract: warning: ${printable(m)}\n`);
       warned.add(m);
     };
-    const summary = await mergeShards(shards, prepared.target.path, output, warn);
+    const forgetTemps = removeOnInterrupt(outputTempFiles(prepared.target.path, 'npy'));
+    const summary = await mergeShards(shards, prepared.target.path, output, warn).finally(forgetTemps);
+    interruptNote(`stopped after the merge; ${output} is complete`);
     process.stderr.write(`spp-extract: merged ${plural(shards.length, 'shard')}: ${plural(summary.rows, 'row')}, ${summary.failures} failed → ${printable(output)}\n`);
     return summary.failures > 0 ? EXIT.someFailed : EXIT.ok;
   } finally {
     prepared.release();
+    restoreNote();
   }
 }

@@ -1,4 +1,5 @@
 import type { Ora } from 'ora';
+import { interruptedBySignal } from '../core/interrupt-cleanup.js';
 import type { RunProgress } from '../pipeline/run.js';
 import { printable } from '../core/printable.js';
 import { formatDuration } from './text.js';
@@ -48,6 +49,8 @@ export async function createReporter(opts: { quiet: boolean; stream?: NodeJS.Wri
       }
     },
     line(message) {
+      // A signal's stop line was the last word: the images it cut short are not failures.
+      if (interruptedBySignal()) return;
       // File names in messages can hold ESC, BEL, newlines: shown escaped, never acted on.
       const text = printable(message);
       if (spinner) {

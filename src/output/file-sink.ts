@@ -1,5 +1,6 @@
 import { rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { interruptedBySignal } from '../core/interrupt-cleanup.js';
 import { OutputError } from './errors.js';
 import { outputIo, sinkTuning } from './io.js';
 
@@ -39,9 +40,17 @@ export class FileSink {
 
   static async create(finalPath: string, label: SinkLabel): Promise<FileSink> {
     const tempPath = partialPath(finalPath);
+    const stopped = () => new OutputError(label.target, `cannot create ${label.file}`, new Error('stopped by a signal'));
+    if (interruptedBySignal()) throw stopped();
     const fh = await outputIo().open(tempPath, 'w').catch((err) => {
       throw new OutputError(label.target, `cannot create ${label.file}`, err);
     });
+    // A signal while it was being created: the process is exiting, the file would be left behind.
+    if (interruptedBySignal()) {
+      await outputIo().close(fh).catch(() => undefined);
+      await rm(tempPath, { force: true });
+      throw stopped();
+    }
     return new FileSink(finalPath, tempPath, fh, 0, label);
   }
 
@@ -64,8 +73,17 @@ export class FileSink {
     return new FileSink(path, null, fh, -1, label);
   }
 
-  private async guard<T>(action: string, op: () => Promise<T>): Promise<T> {
+  /**
+   * A signal stopped the process: it exits once its workers close, and what is on disk stays as the
+   * signal found it (resumable), not amended with the failures of images it cut short.
+   */
+  private throwIfFailed(): void {
+    if (!this.failure && interruptedBySignal()) this.failure = new OutputError(this.label.target, `stopped writing ${this.label.file}`, new Error('stopped by a signal'));
     if (this.failure) throw this.failure;
+  }
+
+  private async guard<T>(action: string, op: () => Promise<T>): Promise<T> {
+    this.throwIfFailed();
     try {
       return await op();
     } catch (err) {
@@ -80,7 +98,7 @@ export class FileSink {
    * thousand. Data larger than a chunk is written at once, after what is pending.
    */
   async append(data: Uint8Array | string): Promise<void> {
-    if (this.failure) throw this.failure;
+    this.throwIfFailed();
     const size = typeof data === 'string' ? Buffer.byteLength(data, 'utf8') : data.byteLength;
     const capacity = sinkTuning.flushBytes;
     if (this.used + size > capacity) {

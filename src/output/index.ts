@@ -48,10 +48,16 @@ export function resolveFormat(output: string, format?: string): OutputFormat {
   throw new Error(`-o ${output}: cannot tell the format from the extension '${extname(output)}'; use .npy, .json, .jsonl or --format`);
 }
 
+const finalFiles = (path: string, format: OutputFormat) => (format === 'npy' ? [path, manifestPathFor(path)] : [path]);
+
 /** Every file a run of this output writes: final names, temp names, the .json journal. */
 export function outputFiles(path: string, format: OutputFormat): string[] {
-  const finals = format === 'npy' ? [path, manifestPathFor(path)] : [path];
-  return [...finals, ...finals.map(partialPath), ...(format === 'json' ? [jsonJournalPath(path)] : [])];
+  return [...finalFiles(path, format), ...outputTempFiles(path, format)];
+}
+
+/** The files a run writes before its renames: temp names and the .json journal. */
+export function outputTempFiles(path: string, format: OutputFormat): string[] {
+  return [...finalFiles(path, format).map(partialPath), ...(format === 'json' ? [jsonJournalPath(path)] : [])];
 }
 
 /** `-o` checked and, for a file, locked: nothing has been written or removed yet. */

@@ -1,6 +1,7 @@
-import { closeSync, linkSync, openSync, readFileSync, readlinkSync, renameSync, statSync, unlinkSync, utimesSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, linkSync, lstatSync, openSync, readFileSync, readlinkSync, readSync, renameSync, unlinkSync, utimesSync, writeSync, type Stats } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
+import { atInterrupt } from '../core/interrupt-cleanup.js';
 import { OutputError, OutputRefused } from './errors.js';
 
 /** `.feats.npy.lock` beside the output: one writer per output, across processes on shared storage. */
@@ -35,10 +36,60 @@ export interface OutputLock {
   release(): void;
 }
 
-function readHolder(path: string): Holder | undefined {
+/** What is at a lock path: a lock file (its holder, unless empty or torn, and its age), or nothing. */
+type Found = { holder: Holder | undefined; ageMs: number } | undefined;
+
+/** A lock file is a few hundred bytes; more is not ours. */
+const LOCK_READ_MAX = 64 * 1024;
+
+function kindOf(st: Stats): string | undefined {
+  if (st.isFile()) return undefined;
+  if (st.isSymbolicLink()) return 'a symbolic link';
+  if (st.isDirectory()) return 'a directory';
+  if (st.isFIFO()) return 'a FIFO';
+  if (st.isSocket()) return 'a socket';
+  return 'a device';
+}
+
+/**
+ * Reads a lock file without ever blocking or following a link: opened non-blocking with O_NOFOLLOW
+ * and read only if the descriptor is a regular file. Anything else at the lock path (a FIFO would
+ * block the read forever, a directory or a link is no lock of ours) is refused: never renamed,
+ * never waited on. `target` is the `-o` for the message.
+ */
+function readLockFile(path: string, target: string): Found {
+  const refuse = (what: string) => new OutputRefused(`-o ${target}: the lock path ${path} is ${what}, not a lock file; remove it, then run again`);
+  const seen = lstatSync(path, { throwIfNoEntry: false });
+  if (!seen) return undefined;
+  const odd = kindOf(seen);
+  if (odd) throw refuse(odd);
+  let fd: number;
   try {
-    const h = JSON.parse(readFileSync(path, 'utf8')) as Holder;
-    return typeof h.pid === 'number' && typeof h.host === 'string' ? h : undefined;
+    // O_NOFOLLOW and O_NONBLOCK are 0 where the platform lacks them (Windows has no FIFOs to fear).
+    fd = openSync(path, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0) | (constants.O_NOFOLLOW ?? 0));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return undefined; // released since the lstat
+    if (code === 'ELOOP') throw refuse('a symbolic link');
+    if (code === 'ENXIO') throw refuse('a socket');
+    throw new OutputError(target, `cannot read the lock file ${path}`, err);
+  }
+  try {
+    const st = fstatSync(fd);
+    const swapped = kindOf(st);
+    if (swapped) throw refuse(swapped);
+    const buf = Buffer.alloc(Math.min(st.size, LOCK_READ_MAX));
+    const n = buf.length > 0 ? readSync(fd, buf, 0, buf.length, 0) : 0;
+    return { holder: parseHolder(buf.subarray(0, n).toString('utf8')), ageMs: Date.now() - st.mtimeMs };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function parseHolder(text: string): Holder | undefined {
+  try {
+    const h = JSON.parse(text) as Holder;
+    return typeof h?.pid === 'number' && typeof h.host === 'string' ? h : undefined;
   } catch {
     return undefined;
   }
@@ -121,14 +172,21 @@ function tryCreate(path: string, holder: Holder): boolean {
  * by renaming it aside first: of two processes racing for the same stale lock only one rename
  * succeeds, so only one of them goes on to create the new lock.
  */
-function takeOverStale(path: string, stale: Holder): boolean {
+function takeOverStale(path: string, stale: Holder, target: string): boolean {
   const aside = `${path}.stale-${process.pid}`;
   try {
     renameSync(path, aside);
   } catch {
     return false;
   }
-  const moved = readHolder(aside);
+  let moved: Holder | undefined;
+  try {
+    moved = readLockFile(aside, target)?.holder;
+  } catch (err) {
+    // Swapped for something that is no lock file between our look and the rename: put it back as it was.
+    renameSync(aside, path);
+    throw err;
+  }
   const same = stale.pid === -1
     ? moved === undefined
     : moved !== undefined && moved.pid === stale.pid && moved.host === stale.host && moved.started === stale.started;
@@ -163,15 +221,16 @@ export function acquireOutputLock(outputPath: string, target: string): OutputLoc
     } catch (err) {
       throw new OutputError(target, `cannot create the lock file ${basename(path)}`, err);
     }
-    const holder = readHolder(path);
-    const age = Date.now() - (statSync(path, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
+    const found = readLockFile(path, target);
+    if (!found) continue; // released between our create and our look
+    const { holder, ageMs: age } = found;
     if (!holder) {
       // Empty or torn: a process died between create and write. Old enough to be sure, take it.
-      if (age > 10_000 && takeOverStale(path, { pid: -1, host: '', started: '' })) continue;
+      if (age > 10_000 && takeOverStale(path, { pid: -1, host: '', started: '' }, target)) continue;
       throw new OutputRefused(`-o ${target}: another spp-extract run is starting on it (lock ${path}); try again in a moment`);
     }
     if (deadHolderReason(holder, me, age) !== undefined) {
-      takeOverStale(path, holder);
+      takeOverStale(path, holder, target);
       continue; // won or lost the take-over, look again
     }
     const where = holder.host === me.host ? `pid ${holder.pid}` : `pid ${holder.pid} on host ${holder.host}`;
@@ -201,6 +260,7 @@ function held(path: string): OutputLock {
     heldHere.delete(path);
     clearInterval(heartbeat);
     process.off('exit', release);
+    forgetAtInterrupt();
     try {
       unlinkSync(path);
     } catch {
@@ -208,5 +268,7 @@ function held(path: string): OutputLock {
     }
   };
   process.on('exit', release);
+  // A signal releases it at once, before the process waits for its workers to close.
+  const forgetAtInterrupt = atInterrupt(release);
   return { path, release };
 }

@@ -8,12 +8,16 @@ export const BIN = join(REPO_ROOT, 'bin', 'spp-extract.cjs');
 export interface CliResult { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
 
 /** Runs bin/spp-extract.cjs (the installed command) as a user would (separate process, stdout/stderr captured). */
-export function runCli(args: string[], opts: { stdin?: string | Buffer; cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+export function runCli(
+  args: string[], opts: { stdin?: string | Buffer; cwd?: string; env?: NodeJS.ProcessEnv; killAfterMs?: number } = {},
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
       cwd: opts.cwd ?? REPO_ROOT,
       env: { ...process.env, ...opts.env },
       stdio: ['pipe', 'pipe', 'pipe'],
+      // A guard, not a timing: a run that hangs (a regression) is killed and fails its test.
+      ...(opts.killAfterMs !== undefined ? { timeout: opts.killAfterMs, killSignal: 'SIGKILL' as const } : {}),
     });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
@@ -43,6 +47,35 @@ export function runAndSignal(args: string[], journal: string, afterRecords: numb
         clearInterval(timer);
         sent = child.kill(signal);
       }
+    }, 5);
+    child.on('error', reject);
+    child.on('close', (code, sig) => {
+      clearInterval(timer);
+      resolve({ code, signal: sig, stderr, sent });
+    });
+  });
+}
+
+/**
+ * Runs the CLI with stdin held open (a `-` input list that never ends) and sends `signal` once
+ * `ready()` holds (polled): a stage the test can see, such as the lock file, a temp file or a
+ * request to a model server. Not a timing. `again` sends a second signal once stderr matches it.
+ */
+export function signalWhen(
+  args: string[], ready: () => boolean, signal: NodeJS.Signals, opts: { cwd?: string; env?: NodeJS.ProcessEnv; again?: RegExp } = {},
+) {
+  return new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; sent: number }>((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd ?? REPO_ROOT, env: { ...process.env, ...opts.env }, stdio: ['pipe', 'ignore', 'pipe'] });
+    let stderr = '';
+    let sent = 0;
+    child.stderr.on('data', (d) => {
+      stderr += d;
+      if (opts.again && sent === 1 && opts.again.test(stderr) && child.kill(signal)) sent++;
+    });
+    const timer = setInterval(() => {
+      if (!ready()) return;
+      clearInterval(timer);
+      if (child.kill(signal)) sent++;
     }, 5);
     child.on('error', reject);
     child.on('close', (code, sig) => {

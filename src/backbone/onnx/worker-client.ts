@@ -1,4 +1,5 @@
 import { Worker } from 'node:worker_threads';
+import { closeAtInterrupt } from '../../core/interrupt-cleanup.js';
 import type { BackboneHint, FeatureMap, RgbPixels } from '../contract.js';
 import { ModelOptionError } from '../errors.js';
 import type { OpenedModel, OpenRequest } from './session.js';
@@ -41,7 +42,10 @@ export function spawnInferenceWorker(): InferenceEngine {
     waiting.clear();
   };
   worker.on('error', failAll);
-  worker.on('exit', (code) => failAll(new Error(`inference worker exited (code ${code})`)));
+  worker.on('exit', (code) => {
+    failAll(new Error(`inference worker exited (code ${code})`));
+    forgetAtInterrupt();
+  });
   worker.on('message', (msg: WorkerReply) => {
     const w = waiting.get(msg.id);
     waiting.delete(msg.id);
@@ -60,6 +64,23 @@ export function spawnInferenceWorker(): InferenceEngine {
       worker.postMessage(req);
     });
 
+  const close = () => {
+    if (failure) return Promise.resolve();
+    if (!closing) {
+      closing = true;
+      worker.ref();
+      worker.postMessage('close');
+    }
+    return new Promise<void>((resolve) => (failure ? resolve() : worker.once('exit', () => resolve())));
+  };
+  // A signal: the worker finishes the ONNX Runtime call it is in and exits (process.exit would abort
+  // inside it); what waits on it is refused, so the run goes no further.
+  const forgetAtInterrupt = closeAtInterrupt(() => {
+    const closed = close();
+    failAll(new Error('stopped by a signal'));
+    return closed;
+  });
+
   return {
     open: async (source, req) => {
       const reply = await request({ type: 'open', id: nextId++, source, request: req });
@@ -74,15 +95,7 @@ export function spawnInferenceWorker(): InferenceEngine {
       const { data, height, width, channels } = reply as Extract<WorkerReply, { data: Float32Array }>;
       return { data, height, width, channels };
     },
-    close: () => {
-      if (failure) return Promise.resolve();
-      if (!closing) {
-        closing = true;
-        worker.ref();
-        worker.postMessage('close');
-      }
-      return new Promise<void>((resolve) => (failure ? resolve() : worker.once('exit', () => resolve())));
-    },
+    close,
   };
 }
 

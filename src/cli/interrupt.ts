@@ -1,0 +1,82 @@
+/**
+ * SIGINT / SIGTERM from the command's first moment to its exit. Without a handler Node dies of the
+ * signal (exit 143) and no 'exit' listener runs, so the output's lock stays behind. Here a signal
+ * releases the locks and removes the temp files that are not resumable state (the steps registered
+ * in core/interrupt-cleanup.ts), says one line about what is on disk, closes the inference workers
+ * (process.exit while ONNX Runtime runs in one aborts the process) and exits 130. The run loop
+ * takes the signals over while it runs (it finishes the image in flight and writes what is done).
+ */
+import { lstatSync, unlinkSync } from 'node:fs';
+import { atInterrupt, closeForInterrupt, interruptedBySignal, runInterruptSteps } from '../core/interrupt-cleanup.js';
+import { printable } from '../core/printable.js';
+import { EXIT } from './exit.js';
+
+type Handler = (sig: NodeJS.Signals) => void;
+
+let note = 'stopped; nothing written';
+let takenOver: Handler | undefined;
+let installed = false;
+
+/**
+ * Cleans up, says `spp-extract: SIGTERM: <what>`, exits 130 once the workers are closed. A signal
+ * while they close exits at once. Also the run loop's second signal.
+ */
+export function stopNow(sig: NodeJS.Signals, what: string = note): void {
+  if (interruptedBySignal()) process.exit(EXIT.interrupted);
+  runInterruptSteps();
+  process.stderr.write(`spp-extract: ${sig}: ${printable(what)}\n`);
+  process.exitCode = EXIT.interrupted;
+  void closeForInterrupt().finally(() => process.exit(EXIT.interrupted));
+}
+
+/** Whether a signal is stopping the process: the errors of what it cut short are not news. */
+export const isStopping = interruptedBySignal;
+
+const dispatch: Handler = (sig) => (takenOver && !interruptedBySignal() ? takenOver(sig) : stopNow(sig));
+
+/** Installs the handler; returns its removal, a no-op where it was installed already (bin did). */
+export function installInterruptHandler(): () => void {
+  if (installed) return () => undefined;
+  installed = true;
+  process.on('SIGINT', dispatch);
+  process.on('SIGTERM', dispatch);
+  return () => {
+    installed = false;
+    process.off('SIGINT', dispatch);
+    process.off('SIGTERM', dispatch);
+  };
+}
+
+/** What the line says about the disk if a signal comes now; returns the restore of the previous note. */
+export function interruptNote(text: string): () => void {
+  const before = note;
+  note = text;
+  return () => {
+    note = before;
+  };
+}
+
+/**
+ * Temp files this process is about to create that are worthless if it stops before using them (not
+ * resumable): removed on a signal. Only names free now: what an earlier run left is not ours to remove.
+ */
+export function removeOnInterrupt(paths: readonly string[]): () => void {
+  const ours = paths.filter((p) => lstatSync(p, { throwIfNoEntry: false }) === undefined);
+  return atInterrupt(() => {
+    for (const p of ours) {
+      try {
+        unlinkSync(p);
+      } catch {
+        /* never created, or gone */
+      }
+    }
+  });
+}
+
+/** The run loop's own handling while it runs; returns the hand-back. */
+export function takeOverSignals(handler: Handler): () => void {
+  takenOver = handler;
+  return () => {
+    if (takenOver === handler) takenOver = undefined;
+  };
+}
