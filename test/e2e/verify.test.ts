@@ -15,7 +15,10 @@ import { tempDir } from '../helpers/tmp.js';
  * expected, leaving no output behind. fixtures/images: 5 inputs, the 4th a failure.
  */
 const MODEL = ['--model', fixture('tiny-layers'), '--engine', 'onnx', '--threads', '1'];
-const IMAGES = fixture('images');
+// Relative to fixtures/ (the runs' working folder): which shard an input lands in hashes its path, so
+// the split must not depend on where the checkout lives. This one puts inputs 0-3 in shard 1, 4 in shard 2.
+const IMAGES = 'images';
+const runImages = (args: string[]) => runCli(args, { cwd: fixture() });
 const DIM = 126;
 let shardDir = '';
 let refNpy = '';
@@ -24,10 +27,10 @@ let refJsonl = '';
 before(async () => {
   shardDir = tempDir('spp-verify-');
   const runs = await Promise.all([
-    runCli([IMAGES, '-o', join(shardDir, 's-{shard}.npy'), ...MODEL, '--shard', '1/2', '-q']),
-    runCli([IMAGES, '-o', join(shardDir, 's-{shard}.npy'), ...MODEL, '--shard', '2/2', '-q']),
-    runCli([IMAGES, '-o', join(shardDir, 'ref.npy'), ...MODEL, '-q']),
-    runCli([IMAGES, '-o', join(shardDir, 'ref.jsonl'), ...MODEL, '-q']),
+    runImages([IMAGES, '-o', join(shardDir, 's-{shard}.npy'), ...MODEL, '--shard', '1/2', '-q']),
+    runImages([IMAGES, '-o', join(shardDir, 's-{shard}.npy'), ...MODEL, '--shard', '2/2', '-q']),
+    runImages([IMAGES, '-o', join(shardDir, 'ref.npy'), ...MODEL, '-q']),
+    runImages([IMAGES, '-o', join(shardDir, 'ref.jsonl'), ...MODEL, '-q']),
   ]);
   for (const r of runs) assert.ok(r.code === 0 || r.code === 2, r.stderr);
   refNpy = join(shardDir, 'ref.npy');
@@ -162,7 +165,7 @@ function interrupted(format: 'npy' | 'jsonl'): { dir: string; out: string; journ
 
 test('--resume: a crafted interruption resumes byte-equal (control), a row line replaced by a failure line is refused naming the line', async () => {
   const ok = interrupted('npy');
-  const resumed = await runCli([IMAGES, '-o', ok.out, ...MODEL, '--resume', '-q']);
+  const resumed = await runImages([IMAGES, '-o', ok.out, ...MODEL, '--resume', '-q']);
   assert.equal(resumed.code, 2, resumed.stderr);
   assert.ok(readFileSync(ok.out).equals(readFileSync(refNpy)), 'the control resumes to the uninterrupted bytes');
 
@@ -172,7 +175,7 @@ test('--resume: a crafted interruption resumes byte-equal (control), a row line 
     return JSON.stringify({ type: 'failure', index, path, reason: 'corrupt', error: 'x' });
   });
   const before = readFileSync(bad.journal);
-  const r = await runCli([IMAGES, '-o', bad.out, ...MODEL, '--resume', '-q']);
+  const r = await runImages([IMAGES, '-o', bad.out, ...MODEL, '--resume', '-q']);
   assert.equal(r.code, 1, r.stderr);
   assert.match(r.stderr, /--resume: .*\.run\.manifest\.jsonl\.partial line 4: "row" is 2, expected 1 \(the rows before it\); the journal was edited/);
   assert.ok(readFileSync(bad.journal).equals(before), 'the journal is left untouched');
@@ -182,19 +185,19 @@ test('--resume: a crafted interruption resumes byte-equal (control), a row line 
 test('--resume: records of the wrong shape (index not an integer, a short descriptor, an unknown line type) are refused naming the line', async () => {
   const index = interrupted('npy');
   editLine(index.journal, 2, (l) => l.replace('"index":0', '"index":"0"'));
-  const r1 = await runCli([IMAGES, '-o', index.out, ...MODEL, '--resume', '-q']);
+  const r1 = await runImages([IMAGES, '-o', index.out, ...MODEL, '--resume', '-q']);
   assert.equal(r1.code, 1, r1.stderr);
   assert.match(r1.stderr, /line 2: "index" is "0", expected a non-negative integer/);
 
   const descriptor = interrupted('jsonl');
   editLine(descriptor.journal, 3, (l) => l.replace(/"descriptor":\[[^\]]*\]/, '"descriptor":[1]'));
-  const r2 = await runCli([IMAGES, '-o', descriptor.out, ...MODEL, '--resume', '-q']);
+  const r2 = await runImages([IMAGES, '-o', descriptor.out, ...MODEL, '--resume', '-q']);
   assert.equal(r2.code, 1, r2.stderr);
   assert.match(r2.stderr, /\.run\.jsonl\.partial line 3: "descriptor" is not a list of 126 numbers/);
 
   const type = interrupted('jsonl');
   editLine(type.journal, 2, (l) => l.replace('"type":"row"', '"type":"header"'));
-  const r3 = await runCli([IMAGES, '-o', type.out, ...MODEL, '--resume', '-q']);
+  const r3 = await runImages([IMAGES, '-o', type.out, ...MODEL, '--resume', '-q']);
   assert.equal(r3.code, 1, r3.stderr);
   assert.match(r3.stderr, /line 2: "type" is "header", expected "row" or "failure"/);
 });
@@ -202,7 +205,7 @@ test('--resume: records of the wrong shape (index not an integer, a short descri
 test('--resume: a .npy whose header claims a row count that is neither 0 (running) nor the rows on disk is refused', async () => {
   const run = interrupted('npy');
   editHeader(join(run.dir, '.run.npy.partial'), `(4, ${DIM})`, `(9, ${DIM})`);
-  const r = await runCli([IMAGES, '-o', run.out, ...MODEL, '--resume', '-q']);
+  const r = await runImages([IMAGES, '-o', run.out, ...MODEL, '--resume', '-q']);
   assert.equal(r.code, 1, r.stderr);
   assert.match(r.stderr, /\.run\.npy\.partial is not an spp-extract \.npy of 126 float32 columns \(its header says 9 rows, 4 are on disk\)/);
   // A finished run whose data has a row more than its manifest is not "already complete".
@@ -211,7 +214,7 @@ test('--resume: a .npy whose header claims a row count that is neither 0 (runnin
   copyFileSync(refNpy.replace(/\.npy$/, '.manifest.jsonl'), join(dir, 'run.manifest.jsonl'));
   editHeader(join(dir, 'run.npy'), `(4, ${DIM})`, `(5, ${DIM})`);
   writeFileSync(join(dir, 'run.npy'), Buffer.concat([readFileSync(join(dir, 'run.npy')), Buffer.alloc(DIM * 4)]));
-  const done = await runCli([IMAGES, '-o', join(dir, 'run.npy'), ...MODEL, '--resume', '-q']);
+  const done = await runImages([IMAGES, '-o', join(dir, 'run.npy'), ...MODEL, '--resume', '-q']);
   assert.equal(done.code, 1, done.stderr);
   assert.match(done.stderr, /run\.npy holds 2648 bytes with a header of 5 rows, but its manifest lists 4 rows/);
 });
