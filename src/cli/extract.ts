@@ -9,6 +9,7 @@ import { openExtractor, optionAdvice, type Extractor } from '../pipeline/extract
 import { defaultDecodeAhead, prefetchDecodes, runExtraction, type RunOptions, type WorkItem } from '../pipeline/run.js';
 import { parseShard, recordRef, selectShard, type ShardSpec } from '../inputs/shard.js';
 import { printable } from '../core/printable.js';
+import { float16OverflowDetail } from '../pipeline/finite.js';
 import { EXIT } from './exit.js';
 import { interruptNote, removeOnInterrupt, stopNow, takeOverSignals } from './interrupt.js';
 import { createReporter, formatDuration, plural, type Reporter } from './progress.js';
@@ -195,6 +196,7 @@ async function runAndReport(
       onFailure: (_path, _reason, message) => reporter.line(`spp-extract: failed: ${message}`),
       onWarning: (message) => reporter.line(`spp-extract: warning: ${message}`),
       prefetched,
+      ...(o.dtype === 'float16' && !o.allowNonFinite ? { unrepresentable: float16OverflowDetail } : {}),
     });
     await writer.close(summary);
     if (summary.complete) after = `stopped after the run; ${output === '-' ? 'stdout' : output} is complete`;

@@ -46,3 +46,18 @@ export function checkFinite(d: Float32Array, allow: boolean): Float32Array {
   if (detail !== undefined) throw new NonFiniteError(detail);
   return d;
 }
+
+/** float16 rounds every |x| >= 65520 to ±Inf (numpy's astype(np.float16) does the same). */
+const FLOAT16_OVERFLOW = 65520;
+
+/**
+ * The failure's detail for a finite descriptor that --dtype float16 would turn into ±Inf; undefined
+ * when every value fits. A NaN or ±Inf already there is checkFinite's, not counted here.
+ */
+export function float16OverflowDetail(d: Float32Array): string | undefined {
+  let over = 0;
+  for (let i = 0; i < d.length; i++) if (Math.abs(d[i]!) >= FLOAT16_OVERFLOW && Number.isFinite(d[i]!)) over++;
+  return over === 0
+    ? undefined
+    : `descriptor has ${over} of ${d.length} values beyond float16's range (|x| >= 65520 would be written as ±Inf); write float32, or --allow-non-finite keeps them as ±Inf`;
+}

@@ -35,6 +35,11 @@ export interface RunOptions {
   onWarning?: (message: string) => void;
   onProgress?: (p: RunProgress) => void;
   signal?: AbortSignal;
+  /**
+   * A row the output cannot hold as it is (--dtype float16 and values past its range): the problem,
+   * and the row is recorded as a `non-finite` failure instead; undefined when it fits.
+   */
+  unrepresentable?: (descriptor: Float32Array) => string | undefined;
   /** Decodes started before the model was loaded (prefetchDecodes), for the items from `at` on. */
   prefetched?: { at: number; decoded: readonly Prefetched[] };
 }
@@ -193,9 +198,16 @@ function recordWriter(writer: OutputWriter, opts: RunOptions, first: number, tot
       let described = false;
       for (const r of records) {
         described ||= r.kind === 'row' || r.rec.region !== undefined;
-        if (r.kind === 'row') {
+        const problem = r.kind === 'row' ? opts.unrepresentable?.(r.rec.descriptor) : undefined;
+        if (r.kind === 'row' && problem === undefined) {
           await writer.row(r.rec);
           rows++;
+        } else if (r.kind === 'row') {
+          const { descriptor: _d, width: _w, height: _h, ...ref } = r.rec;
+          const rec = { ...ref, reason: NON_FINITE, error: `${ref.path}${ref.region ? `: box ${ref.region.boxIndex}` : ''}: ${NON_FINITE}: ${problem}` };
+          failures++;
+          opts.onFailure?.(rec.path, rec.reason, rec.error);
+          await writer.failure(rec);
         } else {
           failures++;
           opts.onFailure?.(r.rec.path, r.rec.reason, r.rec.error);

@@ -160,3 +160,23 @@ test("ONNX Runtime's own log lines never reach stderr: a failing run says one li
   assert.match(lines[0]!, /^spp-extract: failed: .*noise-100x70\.jpg: backbone failed: Non-zero status code returned while running Reshape node/);
   assert.match(lines.at(-1)!, /^spp-extract: done: 0 rows, 1 failed/);
 });
+
+/** x · 1e5: finite in float32, past float16's 65504 wherever a channel is lit. */
+const times1e5 = model('times-1e5', [{ opType: 'Mul', inputs: ['x', 'big'], outputs: ['feat'] }], [floatTensor('big', [1], [1e5])]);
+
+test('--dtype float16: a finite descriptor past float16\'s range fails as non-finite (it would be written as Inf), unless --allow-non-finite', async () => {
+  const npy = join(dir, 'f16.npy');
+  const r = await runCli([RED, '-o', npy, '--model', times1e5, '--dtype', 'float16']);
+  assert.equal(r.code, 2, r.stderr);
+  assert.match(r.stderr, /failed: .*red-64x48\.png: non-finite: descriptor has 21 of 63 values beyond float16's range/);
+  const lines = readJsonl(npy.replace(/\.npy$/, '.manifest.jsonl'));
+  assert.deepEqual(lines.slice(1).map((l) => [l.type, l.reason]), [['failure', 'non-finite'], ['summary', undefined]]);
+  assert.deepEqual(parseNpyHeader(readFileSync(npy))!.shape, [0, 63]);
+  // float32 holds it; --allow-non-finite writes float16's +Inf on purpose.
+  assert.equal((await runCli([RED, '-o', join(dir, 'f32.npy'), '--model', times1e5, '-q'])).code, 0);
+  const kept = join(dir, 'f16-allowed.npy');
+  assert.equal((await runCli([RED, '-o', kept, '--model', times1e5, '--dtype', 'float16', '--allow-non-finite', '-q'])).code, 0);
+  const bytes = readFileSync(kept);
+  const halves = new Uint16Array(bytes.buffer.slice(bytes.byteOffset + 128, bytes.byteOffset + bytes.length));
+  assert.equal(halves.filter((h) => h === 0x7c00).length, 21, '+Inf in float16 for the 21 lit red values');
+});
