@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { expectedGroupBytes } from './artifacts.js';
 import { ModelOptionError } from './errors.js';
@@ -208,3 +208,22 @@ export {
   DEFAULT_IDLE_TIMEOUT_MS, DEFAULT_MAX_DOWNLOAD_BYTES, DEFAULT_MAX_REDIRECTS, DEFAULT_TOTAL_TIMEOUT_MS,
   DOWNLOAD_TIMEOUT_ENV, downloadLimits, MAX_DOWNLOAD_ENV, parseByteSize, type DownloadLimits,
 } from './download.js';
+
+/** A folder with more entries than this is not a model's: only the named file is checked. */
+const MODEL_FOLDER_MAX_ENTRIES = 10_000;
+
+/**
+ * The files on disk a local --model may read (the folder of model.json and its shards, or of a
+ * .onnx and its external data), so that an output is never written over them; none for a registry
+ * id or a URL. Read from the folder's listing: no model file is parsed.
+ */
+export async function localModelFiles(spec: string | undefined): Promise<string[]> {
+  if (spec === undefined || isUrl(spec)) return [];
+  const path = isOnnxModelSpec(spec) ? localOnnxPath(spec) : spec;
+  const st = await stat(path).catch(() => undefined);
+  if (!st) return [];
+  const folder = st.isDirectory() ? path : dirname(path);
+  const names = await readdir(folder).catch(() => [] as string[]);
+  if (names.length > MODEL_FOLDER_MAX_ENTRIES) return st.isDirectory() ? [] : [path];
+  return names.map((n) => join(folder, n));
+}

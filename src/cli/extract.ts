@@ -9,6 +9,7 @@ import { openExtractor, optionAdvice, type Extractor } from '../pipeline/extract
 import { defaultDecodeAhead, prefetchDecodes, runExtraction, type RunOptions, type WorkItem } from '../pipeline/run.js';
 import { parseShard, recordRef, selectShard, type ShardSpec } from '../inputs/shard.js';
 import { printable } from '../core/printable.js';
+import { localModelFiles } from '../backbone/source.js';
 import { float16OverflowDetail } from '../pipeline/finite.js';
 import { EXIT } from './exit.js';
 import { interruptNote, removeOnInterrupt, stopNow, takeOverSignals } from './interrupt.js';
@@ -85,7 +86,8 @@ export async function extractCommand(inputs: string[], raw: Record<string, unkno
   const restoreNote = interruptNote(o.resume ? 'stopped before the run resumed; what was on disk is kept' : 'stopped before the run started; nothing written');
   // Refuse a bad -o before the model loads; from here on the output is locked.
   const boxesFile = o.boxes !== undefined && o.boxes !== '-' ? [{ path: o.boxes, what: 'the boxes file' }] : [];
-  const prepared = await prepareOutput(output, { format: o.format, resume: o.resume, force: o.force, inputs: boxesFile }).catch((err) => {
+  const modelFiles = (await localModelFiles(o.model)).map((path) => ({ path, what: 'a file of --model' }));
+  const prepared = await prepareOutput(output, { format: o.format, resume: o.resume, force: o.force, inputs: [...boxesFile, ...modelFiles] }).catch((err) => {
     restoreNote();
     throw err;
   });

@@ -4,9 +4,10 @@
  * removed until the new output exists, and an output that is also an input is refused up front.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
+import { encodeModel } from '../../src/backbone/onnx/proto.js';
 import { nodeIo, type OutputIo } from '../../src/output/io.js';
 import { runCli } from '../helpers/cli.js';
 import { readJsonl } from '../helpers/jsonl.js';
@@ -116,4 +117,33 @@ test('--force: a failure between the two final renames never pairs new rows with
   assert.equal(resumed.code, 0, resumed.stderr);
   const fresh = await runCli([IMAGES[0], '-o', join(dir, 'fresh.npy'), ...model()]);
   assert.deepEqual(readFileSync(out), readFileSync(join(dir, 'fresh.npy')));
+});
+
+test('--force onto a file of --model (its model.json, a weight shard, the .onnx itself) is refused and the model kept', async () => {
+  const dir = tempDir('spp-force-');
+  const modelDir = join(dir, 'tiny');
+  cpSync(fixture('tiny-layers'), modelDir, { recursive: true });
+  const own = ['--model', modelDir, '--engine', 'onnx', '--threads', '1', '--cache-dir', cache, '-q'];
+  const onnx = join(dir, 'net.onnx');
+  writeFileSync(onnx, encodeModel({
+    graph: {
+      name: 'user',
+      nodes: [{ opType: 'Relu', inputs: ['pixels'], outputs: ['feat'], name: 'relu' }],
+      initializers: [],
+      inputs: [{ name: 'pixels', elemType: 1, shape: ['N', 3, 'H', 'W'] }],
+      outputs: [{ name: 'feat', elemType: 1 }],
+    },
+  }));
+  const before = readdirSync(modelDir).map((f) => readFileSync(join(modelDir, f)).toString('base64'));
+  const beforeOnnx = readFileSync(onnx);
+  for (const [out, format] of [[join(modelDir, 'group1-shard1of1.bin'), 'npy'], [join(modelDir, 'model.json'), 'json']]) {
+    const r = await runCli([...IMAGES, '-o', out, '--format', format, '--force', ...own]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /would replace a file of --model/);
+  }
+  const r = await runCli([...IMAGES, '-o', onnx, '--format', 'npy', '--force', '--model', onnx, '--cache-dir', cache, '-q']);
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /net\.onnx would replace a file of --model/);
+  assert.deepEqual(readdirSync(modelDir).map((f) => readFileSync(join(modelDir, f)).toString('base64')), before);
+  assert.deepEqual(readFileSync(onnx), beforeOnnx);
 });
