@@ -61,3 +61,13 @@ export function float16OverflowDetail(d: Float32Array): string | undefined {
     ? undefined
     : `descriptor has ${over} of ${d.length} values beyond float16's range (|x| >= 65520 would be written as ±Inf); write float32, or --allow-non-finite keeps them as ±Inf`;
 }
+
+/** Whether little-endian float32 (`<f4`) or float16 (`<f2`) bytes hold a NaN or ±Inf (exponent bits all set). */
+export function rawHasNonFinite(bytes: Uint8Array, dtype: 'float32' | 'float16'): boolean {
+  if (dtype === 'float16') {
+    for (let i = 1; i < bytes.length; i += 2) if ((bytes[i]! & 0x7c) === 0x7c) return true;
+    return false;
+  }
+  for (let i = 3; i < bytes.length; i += 4) if ((bytes[i]! & 0x7f) === 0x7f && (bytes[i - 1]! & 0x80) === 0x80) return true;
+  return false;
+}

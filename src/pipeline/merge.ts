@@ -1,5 +1,6 @@
 import { rm, type FileHandle } from 'node:fs/promises';
 import { NPY_HEADER_BYTES, npyLayoutProblem } from '../output/npy.js';
+import { rawHasNonFinite } from './finite.js';
 import { NotAJournal, pathBytesOfLine, readJournalLines, recordProblem, regionOfLine } from '../output/journal.js';
 import { NotRegularFile, openRegularFile, readExactly } from '../output/regular-file.js';
 import { headerDifferences, manifestPathFor, modelUnchecked, modelUncheckedWarning, NpyWriter, OutputError, partialPath, systemReason, type RunHeader, type RunSummary } from '../output/index.js';
@@ -162,6 +163,11 @@ async function copyRecords(writer: NpyWriter, slots: Slot[], handles: FileHandle
         continue;
       }
       await readExactly(handles[shard], `merge: ${shards[shard].path}`, buf, rowBytes, NPY_HEADER_BYTES + rec.row * rowBytes);
+      // A run without --allow-non-finite never writes NaN or ±Inf: such bytes were put there by hand or by damage.
+      const { header } = shards[shard];
+      if (!header.allowNonFinite && rawHasNonFinite(buf, header.dtype)) {
+        throw new Error(`merge: ${shards[shard].path} row ${rec.row} (${rec.path}) holds NaN or ±Inf, which its run (no --allow-non-finite) never writes: the file was edited or damaged`);
+      }
       await writer.rawRow({ index: rec.index, path: rec.path, ...pathBytesOfLine(rec), width: rec.width, height: rec.height, ...(region ? { region } : {}) }, buf);
       rows++;
     }

@@ -218,3 +218,16 @@ test('--resume: a .npy whose header claims a row count that is neither 0 (runnin
   assert.equal(done.code, 1, done.stderr);
   assert.match(done.stderr, /run\.npy holds 2648 bytes with a header of 5 rows, but its manifest lists 4 rows/);
 });
+
+test('merge: NaN or ±Inf bytes in a shard whose run did not allow them are refused naming the shard and row', async () => {
+  for (const [name, bits] of [['NaN', 0x7fc00000], ['+Inf', 0x7f800000], ['-Inf', 0xff800000]] as const) {
+    const r = await mergeEdited((dir) => {
+      const p = join(dir, 's-1.npy');
+      const b = readFileSync(p);
+      b.writeUInt32LE(bits, 128 + DIM * 4 + 8); // row 1, third value
+      writeFileSync(p, b);
+    });
+    assert.equal(r.code, 1, `${name}: ${r.stderr}`);
+    assert.match(r.stderr, /s-1\.npy row 1 \(.*\) holds NaN or ±Inf/, name);
+  }
+});

@@ -313,3 +313,14 @@ describe('npyLayoutProblem', () => {
     assert.equal(npyLayoutProblem(fortran, '<f4', 8, 3), 'fortran_order True, expected False');
   });
 });
+
+it('rawHasNonFinite: every float32 and float16 NaN / ±Inf pattern, and no finite value (largest, subnormal, -0)', async () => {
+  const { rawHasNonFinite } = await import('../../src/pipeline/finite.js');
+  const f32 = (v: number[]) => new Uint8Array(new Float32Array(v).buffer);
+  assert.equal(rawHasNonFinite(f32([0, -0, 1, -3.4028234663852886e38, 3.4028234663852886e38, 1e-45, -1e-45]), 'float32'), false);
+  for (const v of [NaN, Infinity, -Infinity]) assert.equal(rawHasNonFinite(f32([1, 2, v, 4]), 'float32'), true, String(v));
+  const f16 = (bits: number[]) => new Uint8Array(new Uint16Array(bits).buffer);
+  // 0x7bff = 65504 (largest), 0x0001 subnormal, 0x8000 = -0, 0xfbff = -65504.
+  assert.equal(rawHasNonFinite(f16([0x7bff, 0x0001, 0x8000, 0xfbff, 0x3c00]), 'float16'), false);
+  for (const b of [0x7c00, 0xfc00, 0x7e00, 0x7c01]) assert.equal(rawHasNonFinite(f16([0x3c00, b]), 'float16'), true, b.toString(16));
+});
