@@ -4,7 +4,7 @@ import { colourHex, parseGrid } from '../core/options.js';
 import { resolveCommandLine, type ResolvedCommandLine } from '../core/resolve.js';
 import { expandInputs } from '../inputs/expand.js';
 import { readBoxesFile, recordsOf } from '../inputs/boxes.js';
-import { openWriter, outputTempFiles, prepareOutput, type OpenedOutput, type PreparedOutput, type RunHeader, type RunSummary } from '../output/index.js';
+import { manifestPathFor, openWriter, outputTempFiles, prepareOutput, type OpenedOutput, type PreparedOutput, type RunHeader, type RunSummary } from '../output/index.js';
 import { openExtractor, optionAdvice, type Extractor } from '../pipeline/extractor.js';
 import { defaultDecodeAhead, prefetchDecodes, runExtraction, type RunOptions, type WorkItem } from '../pipeline/run.js';
 import { parseShard, recordRef, selectShard, type ShardSpec } from '../inputs/shard.js';
@@ -12,7 +12,7 @@ import { printable } from '../core/printable.js';
 import { localModelFiles } from '../backbone/source.js';
 import { float16OverflowDetail } from '../pipeline/finite.js';
 import { EXIT } from './exit.js';
-import { interruptNote, removeOnInterrupt, stopNow, takeOverSignals } from './interrupt.js';
+import { interruptNote, removeOnInterrupt, stopNow, takeOverSignals, uninterrupted } from './interrupt.js';
 import { createReporter, formatDuration, plural, type Reporter } from './progress.js';
 
 type Options = ResolvedCommandLine;
@@ -132,7 +132,9 @@ async function extractInto(prepared: PreparedOutput, output: string, inputs: str
       return opened.failures > 0 ? EXIT.someFailed : EXIT.ok;
     }
     if (o.resume && opened.startAt > 0) reporter.line(`spp-extract: resuming ${output}: ${opened.startAt} of ${plural(items.length, 'input')} already done`);
-    return await runAndReport(opened, output, target.kind === 'file', items, extractor, reporter, o, prefetched);
+    // --force over a finished output: that output stays until this run is complete.
+    const replacing = !o.resume && target.kind === 'file' && prepared.leftovers.some((p) => p === target.path || p === manifestPathFor(target.path));
+    return await runAndReport(opened, output, { resumable: target.kind === 'file', replacing }, items, extractor, reporter, o, prefetched);
   } finally {
     await extractor.dispose();
   }
@@ -173,8 +175,8 @@ function onSignals(reporter: Reporter, resumable: boolean): { signal: AbortSigna
 }
 
 async function runAndReport(
-  opened: Writer, output: string, resumable: boolean, items: WorkItem[], extractor: Extractor, reporter: Reporter, o: Options,
-  prefetched?: RunOptions['prefetched'],
+  opened: Writer, output: string, { resumable, replacing }: { resumable: boolean; replacing: boolean }, items: WorkItem[], extractor: Extractor,
+  reporter: Reporter, o: Options, prefetched?: RunOptions['prefetched'],
 ): Promise<number> {
   const { writer } = opened;
   const signals = onSignals(reporter, resumable);
@@ -200,7 +202,9 @@ async function runAndReport(
       prefetched,
       ...(o.dtype === 'float16' && !o.allowNonFinite ? { unrepresentable: float16OverflowDetail } : {}),
     });
-    await writer.close(summary);
+    // Cut short while replacing an output: keep the old one; this run's progress stays resumable under temp names.
+    if (!summary.complete && replacing) await writer.abandon();
+    else await uninterrupted(() => writer.close(summary));
     if (summary.complete) after = `stopped after the run; ${output === '-' ? 'stdout' : output} is complete`;
   } catch (err) {
     // The disk is full, a write failed, stdout closed: what is on disk stays resumable.
@@ -211,7 +215,9 @@ async function runAndReport(
     signals.off();
     interruptNote(after);
   }
-  if (!o.quiet) process.stderr.write(summaryLine(summary, imagesDone, (Date.now() - started) / 1000, output === '-' ? 'stdout' : printable(writer.paths.join(' + ')), o));
+  const where = output === '-' ? 'stdout' : printable(writer.paths.join(' + '));
+  const kept = !summary.complete && replacing ? `temp files; ${printable(output)} is still the earlier output` : undefined;
+  if (!o.quiet) process.stderr.write(summaryLine(summary, imagesDone, (Date.now() - started) / 1000, kept ?? where, o));
   if (!summary.complete) return EXIT.interrupted;
   return summary.failures > 0 ? EXIT.someFailed : EXIT.ok;
 }

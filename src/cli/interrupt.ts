@@ -80,3 +80,25 @@ export function takeOverSignals(handler: Handler): () => void {
     if (takenOver === handler) takenOver = undefined;
   };
 }
+
+/**
+ * Runs `commit` (an output's final syncs and renames) to its end whatever signals come: stopping
+ * between two renames could leave new data without its manifest, or an old output half replaced. A
+ * signal meanwhile is acted on once it is done, saying `after(ok)`.
+ */
+export async function uninterrupted<T>(commit: () => Promise<T>, after: (ok: boolean) => string = () => note): Promise<T> {
+  let got: NodeJS.Signals | undefined;
+  const before = takenOver;
+  takenOver = (sig) => {
+    got ??= sig;
+  };
+  let ok = false;
+  try {
+    const result = await commit();
+    ok = true;
+    return result;
+  } finally {
+    takenOver = before;
+    if (got) stopNow(got, after(ok));
+  }
+}

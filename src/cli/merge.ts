@@ -6,7 +6,7 @@ import { expandFileGlobs } from '../inputs/expand.js';
 import { manifestPathFor, outputTempFiles, prepareOutput } from '../output/index.js';
 import { mergeShards } from '../pipeline/merge.js';
 import { EXIT } from './exit.js';
-import { interruptNote, removeOnInterrupt } from './interrupt.js';
+import { interruptNote, removeOnInterrupt, uninterrupted } from './interrupt.js';
 import { plural } from './text.js';
 
 export async function mergeCommand(args: string[], raw: Record<string, unknown>): Promise<number> {
@@ -28,7 +28,8 @@ export async function mergeCommand(args: string[], raw: Record<string, unknown>)
       warned.add(m);
     };
     const forgetTemps = removeOnInterrupt(outputTempFiles(prepared.target.path, 'npy'));
-    const summary = await mergeShards(shards, prepared.target.path, output, warn).finally(forgetTemps);
+    const commit = (close: () => Promise<void>) => uninterrupted(close, (ok) => (ok ? `stopped after the merge; ${output} is complete` : `merge stopped; ${output} not written`));
+    const summary = await mergeShards(shards, prepared.target.path, output, warn, commit).finally(forgetTemps);
     interruptNote(`stopped after the merge; ${output} is complete`);
     process.stderr.write(`spp-extract: merged ${plural(shards.length, 'shard')}: ${plural(summary.rows, 'row')}, ${summary.failures} failed → ${printable(output)}\n`);
     return summary.failures > 0 ? EXIT.someFailed : EXIT.ok;

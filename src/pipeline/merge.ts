@@ -87,6 +87,8 @@ async function openShardData(s: ShardFile, rowBytes: number): Promise<FileHandle
  */
 export async function mergeShards(
   shardPaths: readonly string[], output: string, target = output, warn: (message: string) => void = () => undefined,
+  /** Runs the final syncs and renames (the CLI holds signals back meanwhile). */
+  commit: (close: () => Promise<void>) => Promise<void> = (close) => close(),
 ): Promise<RunSummary> {
   if (shardPaths.length === 0) throw new Error('merge: no shard outputs given');
   const shards = await Promise.all(shardPaths.map(readShard));
@@ -131,7 +133,8 @@ export async function mergeShards(
     try {
       writer = await NpyWriter.create(output, header, target);
       const summary = await copyRecords(writer, slots, handles, shards, rowBytes);
-      await writer.close(summary);
+      const done = writer;
+      await commit(() => done.close(summary));
       return summary;
     } catch (err) {
       // A merge is not resumable: leave no temp files behind (a rerun would find them).

@@ -4,12 +4,13 @@
  * removed until the new output exists, and an output that is also an input is refused up front.
  */
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { encodeModel } from '../../src/backbone/onnx/proto.js';
 import { nodeIo, type OutputIo } from '../../src/output/io.js';
-import { runCli } from '../helpers/cli.js';
+import sharp from 'sharp';
+import { runAndSignal, runCli } from '../helpers/cli.js';
 import { readJsonl } from '../helpers/jsonl.js';
 import { runMain } from '../helpers/main.js';
 import { fixture } from '../helpers/shared.js';
@@ -26,7 +27,7 @@ before(() => {
 
 /** Every file in a folder with its bytes: "intact" means this does not change. */
 function snapshot(dir: string): Record<string, string> {
-  return Object.fromEntries(readdirSync(dir).filter((f) => f !== 'cache').map((f) => [f, readFileSync(join(dir, f)).toString('base64')]));
+  return Object.fromEntries(readdirSync(dir).filter((f) => f !== 'cache' && f !== 'images').map((f) => [f, readFileSync(join(dir, f)).toString('base64')]));
 }
 
 async function goodOutput(dir: string, name: string): Promise<string> {
@@ -146,4 +147,24 @@ test('--force onto a file of --model (its model.json, a weight shard, the .onnx 
   assert.match(r.stderr, /net\.onnx would replace a file of --model/);
   assert.deepEqual(readdirSync(modelDir).map((f) => readFileSync(join(modelDir, f)).toString('base64')), before);
   assert.deepEqual(readFileSync(onnx), beforeOnnx);
+});
+
+test('--force cut short by SIGTERM keeps the old output; --resume then finishes the new run to a fresh run\'s bytes', async () => {
+  const dir = tempDir('spp-force-');
+  const images = join(dir, 'images');
+  mkdirSync(images);
+  await Promise.all(Array.from({ length: 240 }, (_, i) => sharp({ create: { width: 24 + (i % 9), height: 20, channels: 3, background: { r: i, g: 255 - i, b: (i * 7) % 256 } } })
+    .png().toFile(join(images, `${String(i).padStart(3, '0')}.png`))));
+  const out = await goodOutput(dir, 'x.npy');
+  const before = snapshot(dir);
+  const cut = await runAndSignal([images, '-o', out, '--force', ...model()], join(dir, '.x.manifest.jsonl.partial'), 120, 'SIGTERM');
+  assert.ok(cut.sent, 'the signal was sent mid-run');
+  assert.equal(cut.code, 130, cut.stderr);
+  const after = snapshot(dir);
+  for (const f of ['x.npy', 'x.manifest.jsonl']) assert.equal(after[f], before[f], `${f} is still the earlier output`);
+  assert.ok(existsSync(join(dir, '.x.npy.partial')), "the new run's progress is kept for --resume");
+  const resumed = await runCli([images, '-o', out, '--resume', ...model()]);
+  assert.equal(resumed.code, 0, resumed.stderr);
+  assert.equal((await runCli([images, '-o', join(dir, 'fresh.npy'), ...model()])).code, 0);
+  assert.deepEqual(readFileSync(out), readFileSync(join(dir, 'fresh.npy')));
 });
