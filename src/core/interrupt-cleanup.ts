@@ -1,3 +1,4 @@
+import { closeSync, constants, openSync, statSync } from 'node:fs';
 /**
  * What must happen when a signal stops the process (cli/interrupt.ts runs it): the layers that own
  * a resource register it here (locks, temp files, inference workers) without knowing about signals.
@@ -41,4 +42,16 @@ export async function closeForInterrupt(): Promise<void> {
   const all = [...closers];
   closers.clear();
   await Promise.allSettled(all.map((close) => close()));
+}
+
+/**
+ * A FIFO this process is opening: until its other end is opened, a thread of libuv's pool waits in
+ * open(), and the process cannot exit while it waits. On a signal, this process opens the other end
+ * itself (non-blocking) and closes it, so the open returns and the exit goes through.
+ */
+export function unblockFifoAtInterrupt(path: string, opening: 'read' | 'write'): () => void {
+  return atInterrupt(() => {
+    if (!statSync(path, { throwIfNoEntry: false })?.isFIFO()) return;
+    closeSync(openSync(path, (opening === 'read' ? constants.O_WRONLY : constants.O_RDONLY) | constants.O_NONBLOCK));
+  });
 }

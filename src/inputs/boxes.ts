@@ -13,6 +13,7 @@
  * error naming the file and line. Parsing is pure (parseBoxes); readBoxesFile adds the I/O.
  */
 import { readFile } from 'node:fs/promises';
+import { unblockFifoAtInterrupt } from '../core/interrupt-cleanup.js';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import type { BoxFormat } from '../core/options.js';
 
@@ -208,10 +209,14 @@ export async function readBoxesFile(file: string, stdin: NodeJS.ReadableStream =
     return parseBoxes(Buffer.concat(chunks).toString('utf8'), '-', process.cwd());
   }
   let text: string;
+  // A FIFO (mkfifo, <(…)) is read as a file is; a signal while its writer has not come must not hang the exit.
+  const forget = unblockFifoAtInterrupt(file, 'read');
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
     throw new BoxesFileError(file, undefined, `cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  } finally {
+    forget();
   }
   return parseBoxes(text, file, dirname(resolve(file)));
 }

@@ -1,6 +1,6 @@
 import { rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { interruptedBySignal } from '../core/interrupt-cleanup.js';
+import { interruptedBySignal, unblockFifoAtInterrupt } from '../core/interrupt-cleanup.js';
 import { OutputError } from './errors.js';
 import { outputIo, sinkTuning } from './io.js';
 
@@ -67,9 +67,11 @@ export class FileSink {
 
   /** A FIFO or character device: written in order, never renamed, never synced. */
   static async direct(path: string, label: SinkLabel): Promise<FileSink> {
+    // A FIFO's open waits for its reader; a signal meanwhile must not hang the exit.
+    const forget = unblockFifoAtInterrupt(path, 'write');
     const fh = await outputIo().open(path, 'w').catch((err) => {
       throw new OutputError(label.target, `cannot open ${label.file}`, err);
-    });
+    }).finally(forget);
     return new FileSink(path, null, fh, -1, label);
   }
 

@@ -4,6 +4,7 @@
  * for real and the signal sent once the test sees it (a lock file, a request, a temp file).
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { join } from 'node:path';
@@ -97,4 +98,24 @@ test('SIGTERM while merge writes: exit 130, one line, its temp files removed and
   assert.equal(r.code, 130, r.stderr);
   assert.equal(r.stderr, `spp-extract: SIGTERM: merge stopped; ${join(outDir, 'all.npy')} not written\n`);
   assert.deepEqual(readdirSync(outDir), [], 'no lock, no temp file, no output');
+});
+
+test('SIGTERM while a FIFO given as --boxes or -o waits for its other end: exit 130, one line, no lock (it used to hang)', GUARD, async () => {
+  const dir = tempDir('spp-sig-');
+  const fifo = (name: string) => {
+    execFileSync('mkfifo', [join(dir, name)]);
+    return join(dir, name);
+  };
+  const cases = [
+    ['--boxes', fifo('boxes.jsonl'), '-o', join(dir, 'x.jsonl')],
+    [fixture('images'), '-o', fifo('out.jsonl')],
+  ];
+  for (const args of cases) {
+    // Whatever stage the signal meets (loading, or blocked in the FIFO's open), the outcome is the same.
+    const t0 = Date.now();
+    const r = await signalWhen([...args, ...MODEL], () => Date.now() - t0 > 1500, 'SIGTERM');
+    assert.equal(r.code, 130, r.stderr);
+    assert.match(r.stderr, /^spp-extract: SIGTERM: stopped[^\n]*\n$/);
+    assert.deepEqual(hidden(dir), [], 'no lock');
+  }
 });
