@@ -240,7 +240,11 @@ export async function expandInputs(args: readonly string[], opts: ExpandOptions 
     if (st?.isDirectory()) {
       out.push(...(await walkDirectory(arg, st, exts)));
     } else if (st === undefined && GLOB_CHARS.test(arg)) {
-      for (const p of await globMatches(arg)) out.push({ path: p, source: 'glob' });
+      // Folders the glob could not read are failures (after its matches), never a silent gap.
+      const blind = await globBlindSpots(arg);
+      const matches = blind.length > 0 ? await expandGlob(arg) : await globMatches(arg);
+      for (const p of matches) out.push({ path: p, source: 'glob' });
+      out.push(...blind);
     } else {
       out.push({ path: arg, source: 'file' });
     }
@@ -253,6 +257,51 @@ async function globMatches(pattern: string): Promise<string[]> {
   const matches = await expandGlob(pattern);
   if (matches.length === 0) throw new Error(`no files match '${pattern}'`);
   return matches;
+}
+
+/**
+ * The folders a glob could not look into (the glob library skips them without a word): each a failure
+ * entry, so what they hold is never lost silently. Every folder under the glob's base down to the
+ * depth its pattern reaches (all of them with `**`) is listed once, symlinks followed, hidden ones
+ * skipped as the glob skips them.
+ */
+async function globBlindSpots(pattern: string): Promise<InputEntry[]> {
+  const { base, rest } = splitGlob(pattern);
+  const segments = rest.split('/');
+  const maxDepth = segments.includes('**') || segments.some((s) => s.includes('**')) ? Infinity : segments.length - 1;
+  const out: InputEntry[] = [];
+  const visited = new Set<string>();
+  const failed = (dir: string, what: string, err: unknown): InputEntry =>
+    ({ path: dir || '.', source: 'glob', failure: { reason: 'unreadable', error: `${what} (it may hold matches of '${pattern}'): ${systemText(err)}` } });
+  const visit = async (dir: string, shown: string, depth: number): Promise<void> => {
+    let entries: Dirent[];
+    try {
+      const st = await fsp.stat(dir);
+      if (visited.has(`${st.dev}:${st.ino}`)) return;
+      visited.add(`${st.dev}:${st.ino}`);
+      entries = await fsp.readdir(dir, { withFileTypes: true });
+    } catch (err) {
+      if (!isGone(err)) out.push(failed(shown, 'cannot read folder', err));
+      return;
+    }
+    if (depth >= maxDepth) return;
+    for (const e of entries) {
+      if (e.name.startsWith('.') || !(e.isDirectory() || e.isSymbolicLink())) continue;
+      const child = path.join(dir, e.name);
+      const childShown = shown === '' ? e.name : shown === '/' ? `/${e.name}` : `${shown}/${e.name}`;
+      if (e.isSymbolicLink()) {
+        const st = await fsp.stat(child).catch((err: unknown) => err);
+        if (st instanceof Error) {
+          if (!isGone(st)) out.push(failed(childShown, 'cannot stat', st));
+          continue;
+        }
+        if (!(st as Stats).isDirectory()) continue;
+      }
+      await visit(child, childShown, depth + 1);
+    }
+  };
+  await visit(base === '' ? '.' : base, base, 0);
+  return out.sort((a, b) => comparePaths(a.path, b.path));
 }
 
 /**

@@ -252,3 +252,27 @@ test('stdin: paths are split as bytes; a name that is not UTF-8 keeps its bytes 
   const nul = await expandInputs(['-'], { stdin: Readable.from([utf8.subarray(0, 1), utf8.subarray(1)]), nulSeparated: true });
   assert.deepEqual(nul.map((x) => [x.path, x.pathBytes?.toString('latin1')]), [['é.jpg', undefined], ['x\\xff', 'x\xff']]);
 });
+
+test('glob: a folder the glob cannot read is a failure entry after the matches, never a silent gap; out-of-reach depths are not', async () => {
+  const root = await tree(['ok/a.jpg', 'locked/b.jpg', 'open/deep/locked2/c.jpg', 'z.jpg']);
+  await fsp.chmod(root, 0o755);
+  await fsp.chmod(path.join(root, 'locked'), 0o311); // enterable, not listable
+  await fsp.chmod(path.join(root, 'open', 'deep', 'locked2'), 0o000);
+  try {
+    const one = await asNobody(() => inDir(root, () => expandInputs(['*/*.jpg'])));
+    assert.deepEqual(one.map((e) => [e.path, e.source, e.failure?.error]), [
+      ['ok/a.jpg', 'glob', undefined],
+      ['locked', 'glob', "cannot read folder (it may hold matches of '*/*.jpg'): permission denied (EACCES)"],
+    ], 'open/deep/locked2 is deeper than */*.jpg reaches');
+    const all = await asNobody(() => inDir(root, () => expandInputs(['**/*.jpg'])));
+    assert.deepEqual(all.filter((e) => e.failure).map((e) => e.path), ['locked', 'open/deep/locked2']);
+    assert.deepEqual(all.filter((e) => !e.failure).map((e) => e.path), ['ok/a.jpg', 'z.jpg']);
+    // Nothing readable matched, but a folder could not be looked into: a failure, not "no files match".
+    const none = await asNobody(() => inDir(root, () => expandInputs(['locked/*.jpg'])));
+    assert.deepEqual(none.map((e) => [e.path, e.failure?.reason]), [['locked', 'unreadable']]);
+  } finally {
+    await fsp.chmod(path.join(root, 'locked'), 0o755);
+    await fsp.chmod(path.join(root, 'open', 'deep', 'locked2'), 0o755);
+    await fsp.rm(root, { recursive: true, force: true });
+  }
+});
