@@ -56,7 +56,13 @@ export interface JournalEntry {
 }
 
 /** Where reading stopped: after `lines` whole lines (`end` bytes); `torn` is the number of an unparsable or unfinished line that ended it. */
-export interface JournalEnd { lines: number; end: number; torn?: number }
+export interface JournalEnd {
+  lines: number;
+  end: number;
+  torn?: number;
+  /** The `torn` line ends in a newline: not cut off by a kill but written whole (or edited) and unparsable. */
+  whole?: boolean;
+}
 
 /** Longest line a journal may hold: a .jsonl line holds one descriptor (a few MiB at most), so far above any real one. */
 export const JOURNAL_MAX_LINE_BYTES = 64 * 1024 * 1024;
@@ -113,9 +119,9 @@ export async function readJournal(
         try {
           line = JSON.parse(bytes.toString('utf8')) as JournalLine;
         } catch {
-          return { lines: number - 1, end: offset, torn: number };
+          return { lines: number - 1, end: offset, torn: number, whole: true };
         }
-        if (line === null || typeof line !== 'object') return { lines: number - 1, end: offset, torn: number };
+        if (line === null || typeof line !== 'object') return { lines: number - 1, end: offset, torn: number, whole: true };
         offset += length + 1;
         if ((await onLine({ line, end: offset, number })) === false) return { lines: number, end: offset };
         start = nl + 1;

@@ -89,7 +89,7 @@ async function walkJournal(
 ): Promise<JournalState> {
   const s: JournalState = { startAt: 0, rows: 0, failures: 0, journalBytes: 0, complete: false, sawHeader: false };
   let open: OpenItem = { lines: 0, rows: 0, failures: 0 };
-  await readJournal(path, ({ line, end, number }: JournalEntry) => {
+  const read = await readJournal(path, ({ line, end, number }: JournalEntry) => {
     if (!s.sawHeader) return checkHeader(line, path, target, header, s, end, warn);
     if (line.type === 'summary') {
       s.complete = line.complete === true && s.startAt === items.length && open.lines === 0;
@@ -127,6 +127,8 @@ async function walkJournal(
     if (err instanceof NotAJournal || err instanceof NotRegularFile) throw foreign(target, path, err.message.slice(err.path.length + 1));
     throw err;
   });
+  // A kill cuts the last line short; a whole line that is not JSON was put there some other way.
+  if (read.whole && read.torn !== undefined) throw edited(path, read.torn, 'the line is not JSON (whole, not cut off by a kill)');
   return s;
 }
 

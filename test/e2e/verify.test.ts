@@ -231,3 +231,21 @@ test('merge: NaN or ±Inf bytes in a shard whose run did not allow them are refu
     assert.match(r.stderr, /s-1\.npy row 1 \(.*\) holds NaN or ±Inf/, name);
   }
 });
+
+test('--resume: a whole line that is not JSON in the middle of a journal is refused naming it, not taken for a cut-off tail', async () => {
+  for (const format of ['npy', 'jsonl'] as const) {
+    const run = interrupted(format);
+    editLine(run.journal, 2, () => '{garbage');
+    const before = readFileSync(run.journal);
+    const r = await runImages([IMAGES, '-o', run.out, ...MODEL, '--resume', '-q']);
+    assert.equal(r.code, 1, `${format}: ${r.stderr}`);
+    assert.match(r.stderr, /line 2: the line is not JSON \(whole, not cut off by a kill\)/, format);
+    assert.ok(readFileSync(run.journal).equals(before), 'the journal is left untouched');
+  }
+  // A tail cut off by a kill (no newline after it) still resumes.
+  const cut = interrupted('jsonl');
+  writeFileSync(cut.journal, Buffer.concat([readFileSync(cut.journal), Buffer.from('{"type":"row","ind')]));
+  const r = await runImages([IMAGES, '-o', cut.out, ...MODEL, '--resume', '-q']);
+  assert.equal(r.code, 2, r.stderr);
+  assert.ok(readFileSync(cut.out).equals(readFileSync(refJsonl)));
+});
