@@ -4,7 +4,7 @@
  * table (src/core/options.ts). The commands are imported when they run, so --help, --version and
  * merge load no model runtime (tfjs, ONNX Runtime) and no image decoder.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { UsageError } from '../core/invalid.js';
 import { printable, printableLines } from '../core/printable.js';
@@ -96,7 +96,9 @@ function exitCodeFor(err: unknown, pointer: string): number {
   // Too few file descriptors: which limit and how to raise it, not the module or file it hit.
   const advice = openFilesAdvice(err);
   if (advice) msg = err instanceof OutputError ? `${msg}; ${advice}` : advice;
-  if (err instanceof OutputError && err.target !== '-') msg += '; what is on disk is kept: fix the cause, then finish with --resume';
+  // A FIFO or device written into (-o /dev/full) has nothing to resume.
+  const streamed = err instanceof OutputError && (err.target === '-' || !(statSync(err.target, { throwIfNoEntry: false })?.isFile() ?? true));
+  if (err instanceof OutputError && !streamed) msg += '; what is on disk is kept: fix the cause, then finish with --resume';
   process.stderr.write(`spp-extract: error: ${printable(msg)}\n`);
   // A mistake in the call, not a failure of the run: say where the options are described.
   if (err instanceof UsageError) process.stderr.write(`(${pointer} lists the options)\n`);

@@ -206,7 +206,9 @@ function kindOf(st: Stats): string {
 function failFs(label: string, err: unknown): never {
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ENOENT' || code === 'ENOTDIR') fail(label, 'missing', 'no such file');
-  fail(label, 'unreadable', `${code ?? ''} ${(err as Error).message}`.trim());
+  const message = (err as Error).message;
+  // Node's message already starts with the code ("EACCES: permission denied, open …").
+  fail(label, 'unreadable', code === undefined || message.startsWith(code) ? message : `${code} ${message}`);
 }
 
 /** The file's size and modification time: what a change while it is read alters. */

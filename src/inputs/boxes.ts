@@ -12,7 +12,7 @@
  * box's failure at run time, not an error here. A file that cannot be read as either format is an
  * error naming the file and line. Parsing is pure (parseBoxes); readBoxesFile adds the I/O.
  */
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { unblockFifoAtInterrupt } from '../core/interrupt-cleanup.js';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import type { BoxFormat } from '../core/options.js';
@@ -208,6 +208,10 @@ export async function readBoxesFile(file: string, stdin: NodeJS.ReadableStream =
     }
     return parseBoxes(Buffer.concat(chunks).toString('utf8'), '-', process.cwd());
   }
+  // A device (a link to /dev/zero) would be read until memory runs out: only files and FIFOs are boxes files.
+  const st = await stat(file).catch(() => undefined);
+  if (st && !st.isFile() && !st.isFIFO()) throw new BoxesFileError(file, undefined, 'is not a regular file or a FIFO');
+  if (st && st.size > MAX_BOXES_BYTES) throw new BoxesFileError(file, undefined, 'is over 2 GiB; split the boxes into several runs');
   let text: string;
   // A FIFO (mkfifo, <(…)) is read as a file is; a signal while its writer has not come must not hang the exit.
   const forget = unblockFifoAtInterrupt(file, 'read');

@@ -235,7 +235,7 @@ export function acquireOutputLock(outputPath: string, target: string): OutputLoc
     }
     const where = holder.host === me.host ? `pid ${holder.pid}` : `pid ${holder.pid} on host ${holder.host}`;
     const lease = holder.host === me.host && (holder.pidns ?? me.pidns) === me.pidns ? '' : `; it is taken over once its heartbeat stops for ${LEASE_MS / 60_000} minutes`;
-    throw new OutputRefused(`-o ${target}: in use by another spp-extract run (${where}, since ${holder.started})${lease}; ` +
+    throw new OutputRefused(`-o ${target}: in use by another spp-extract run (${where}, since ${holder.started ?? 'an unknown time'})${lease}; ` +
       `wait for it, or if that run is dead delete ${path}`);
   }
   throw new OutputRefused(`-o ${target}: could not take the lock ${path}; try again`);

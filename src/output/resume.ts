@@ -104,8 +104,10 @@ async function walkJournal(
     const expected = items[s.startAt];
     // By bytes: a name that is not UTF-8 is its escape in `path` and its bytes in `path_bytes`.
     if (line.index !== expected?.index || line.path !== expected?.path || line.path_bytes !== expected.pathBytes?.toString('base64')) {
-      throw new OutputRefused(`--resume: input ${expected?.index ?? s.startAt} was '${line.path}' before and is '${expected?.path ?? '(none)'}' now; ` +
-        'the input list changed; use --force to start over');
+      const what = line.path === expected?.path && line.path_bytes === expected.pathBytes?.toString('base64')
+        ? `'${line.path}' was input ${line.index} before and is input ${expected.index} now`
+        : `input ${expected?.index ?? s.startAt} was '${line.path}' before and is '${expected?.path ?? '(none)'}' now`;
+      throw new OutputRefused(`--resume: ${what}; the input list changed; use --force to start over`);
     }
     if (line.type === 'row') {
       if (s.rows + open.rows >= rowsOnDisk) return false; // journalled, but its bytes never reached the disk

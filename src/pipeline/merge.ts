@@ -100,7 +100,8 @@ export async function mergeShards(
     const diffs = headerDifferences(base as RunHeader, rest as RunHeader);
     if (diffs.length) throw new Error(`merge: ${s.path} was made with different options (${diffs.join('; ')})`);
     if (modelUnchecked(base as RunHeader, rest as RunHeader)) warn(modelUncheckedWarning(rest.modelSha256 === undefined ? s.path : shards[0].path));
-    if (!shard || shard.count !== count) throw new Error(`merge: ${s.path} is not shard k/${count}`);
+    if (!shard) throw new Error(`merge: ${s.path} is not a --shard output (its header has no shard k/n)`);
+    if (shard.count !== count) throw new Error(`merge: ${s.path} is shard ${shard.index}/${shard.count}, but ${shards[0].path} is of ${count}`);
     if (seen.has(shard.index)) throw new Error(`merge: shard ${shard.index}/${count} given twice`);
     seen.add(shard.index);
   }

@@ -134,3 +134,10 @@ describe('region records', () => {
     assert.deepEqual(small, [], 'windows of 4 cells are not smaller than 2 bins');
   });
 });
+
+describe('readBoxesFile: what it reads', () => {
+  it('refuses a device (a link to /dev/zero would be read until memory runs out) naming the file', async () => {
+    const { readBoxesFile } = await import('../../src/inputs/boxes.js');
+    await assert.rejects(readBoxesFile('/dev/zero'), (err: Error) => err instanceof BoxesFileError && /\/dev\/zero: is not a regular file or a FIFO/.test(err.message));
+  });
+});

@@ -313,7 +313,10 @@ const INPUT_LAYOUTS: readonly TensorLayout[] = ['nhwc', 'nchw'];
 
 async function loadUserOnnx(spec: string, opts: OnnxBackboneOptions, threads: number): Promise<OnnxBackbone> {
   const path = localOnnxPath(spec);
-  if (!(await isFile(path))) throw new ModelOptionError('--model', `--model ${spec}: no such .onnx file`);
+  if (!(await isFile(path))) {
+    const there = await stat(path).then(() => true, () => false);
+    throw new ModelOptionError('--model', `--model ${spec}: ${there ? 'is not a regular file' : 'no such .onnx file'}`);
+  }
   const mean = channelTriple('mean', opts.mean);
   const std = channelTriple('std', opts.std);
   if (std?.some((s) => s === 0)) throw new ModelOptionError('--std', '--std values must be non-zero');
