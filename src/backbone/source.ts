@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { expectedGroupBytes } from './artifacts.js';
+import { expectedGroupBytes, readModelFile } from './artifacts.js';
 import { ModelOptionError } from './errors.js';
 import { DEFAULT_MODEL_ID, MODEL_REGISTRY, findRegistryEntry, modelJsonUrl, type RegistryEntry } from './registry.js';
 import {
@@ -209,21 +209,19 @@ export {
   DOWNLOAD_TIMEOUT_ENV, downloadLimits, MAX_DOWNLOAD_ENV, parseByteSize, type DownloadLimits,
 } from './download.js';
 
-/** A folder with more entries than this is not a model's: only the named file is checked. */
-const MODEL_FOLDER_MAX_ENTRIES = 10_000;
-
 /**
- * The files on disk a local --model may read (the folder of model.json and its shards, or of a
- * .onnx and its external data), so that an output is never written over them; none for a registry
- * id or a URL. Read from the folder's listing: no model file is parsed.
+ * The files on disk a local --model reads (a .onnx; a TF.js model.json and the weight shards it
+ * names), so that an output is never written over them; none for a registry id or a URL. Only the
+ * model.json is parsed, not the weights; one that cannot be parsed counts alone (its load says why).
  */
 export async function localModelFiles(spec: string | undefined): Promise<string[]> {
   if (spec === undefined || isUrl(spec)) return [];
-  const path = isOnnxModelSpec(spec) ? localOnnxPath(spec) : spec;
-  const st = await stat(path).catch(() => undefined);
+  if (isOnnxModelSpec(spec)) return [localOnnxPath(spec)];
+  const st = await stat(spec).catch(() => undefined);
   if (!st) return [];
-  const folder = st.isDirectory() ? path : dirname(path);
-  const names = await readdir(folder).catch(() => [] as string[]);
-  if (names.length > MODEL_FOLDER_MAX_ENTRIES) return st.isDirectory() ? [] : [path];
-  return names.map((n) => join(folder, n));
+  const modelJson = st.isDirectory() ? join(spec, 'model.json') : spec;
+  // Only a regular file is read here (a FIFO would wait for a writer): the load reports anything else.
+  if (!(await stat(modelJson).catch(() => undefined))?.isFile()) return [modelJson];
+  const model = await readModelFile(modelJson).catch(() => undefined);
+  return [modelJson, ...(model?.weightFiles ?? [])];
 }
