@@ -5,6 +5,7 @@ import type { Metadata, OutputInfo, SharpOptions } from 'sharp';
 import type { DecodeOptions } from '../core/options.js';
 import { resolveDecodeOptions } from '../core/resolve.js';
 import { readJpegHeader } from './jpeg-header.js';
+import { fileKind } from '../core/file-kind.js';
 
 // sharp's CommonJS build: its ES module build reaches the same code through Node's ESM-to-CJS
 // translation and loads ~30 ms slower, all of it on the command's start-up path (node -e, 7 runs).
@@ -194,14 +195,6 @@ export const READ_WHOLE_MAX_BYTES = 8 * 2 ** 20;
 // blocking a libuv thread forever; reads of a regular file ignore the flag.
 const OPEN_FLAGS = fsConstants.O_RDONLY | (fsConstants.O_NONBLOCK ?? 0);
 
-/** What fstat says a non-regular file is, for "not a regular file (a FIFO)". */
-function kindOf(st: Stats): string {
-  if (st.isFIFO()) return 'a FIFO';
-  if (st.isCharacterDevice()) return 'a character device';
-  if (st.isBlockDevice()) return 'a block device';
-  if (st.isSocket()) return 'a socket';
-  return 'of an unknown kind';
-}
 
 function failFs(label: string, err: unknown): never {
   const code = (err as NodeJS.ErrnoException).code;
@@ -290,7 +283,7 @@ async function openInput(path: string | Buffer, label: string): Promise<OpenedIn
       failFs(label, err);
     }
     if (st.isDirectory()) fail(label, 'unreadable', 'is a directory');
-    if (!st.isFile()) fail(label, 'unreadable', `not a regular file (${kindOf(st)})`);
+    if (!st.isFile()) fail(label, 'unreadable', `not a regular file (${fileKind(st)})`);
     if (st.size === 0) fail(label, 'empty', '0 bytes');
     const large = st.size > READ_WHOLE_MAX_BYTES ? largeInput(fh) : undefined;
     const input = large ?? (await readExactly(fh, st.size, label));

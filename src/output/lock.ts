@@ -1,8 +1,9 @@
-import { closeSync, constants, fstatSync, linkSync, lstatSync, openSync, readFileSync, readlinkSync, readSync, renameSync, unlinkSync, utimesSync, writeSync, type Stats } from 'node:fs';
+import { closeSync, constants, fstatSync, linkSync, lstatSync, openSync, readFileSync, readlinkSync, readSync, renameSync, unlinkSync, utimesSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { atInterrupt } from '../core/interrupt-cleanup.js';
 import { OutputError, OutputRefused } from './errors.js';
+import { fileKind } from '../core/file-kind.js';
 
 /** `.feats.npy.lock` beside the output: one writer per output, across processes on shared storage. */
 export function lockPathFor(outputPath: string): string {
@@ -42,14 +43,6 @@ type Found = { holder: Holder | undefined; ageMs: number } | undefined;
 /** A lock file is a few hundred bytes; more is not ours. */
 const LOCK_READ_MAX = 64 * 1024;
 
-function kindOf(st: Stats): string | undefined {
-  if (st.isFile()) return undefined;
-  if (st.isSymbolicLink()) return 'a symbolic link';
-  if (st.isDirectory()) return 'a directory';
-  if (st.isFIFO()) return 'a FIFO';
-  if (st.isSocket()) return 'a socket';
-  return 'a device';
-}
 
 /**
  * Reads a lock file without ever blocking or following a link: opened non-blocking with O_NOFOLLOW
@@ -61,8 +54,7 @@ function readLockFile(path: string, target: string): Found {
   const refuse = (what: string) => new OutputRefused(`-o ${target}: the lock path ${path} is ${what}, not a lock file; remove it, then run again`);
   const seen = lstatSync(path, { throwIfNoEntry: false });
   if (!seen) return undefined;
-  const odd = kindOf(seen);
-  if (odd) throw refuse(odd);
+  if (!seen.isFile()) throw refuse(fileKind(seen));
   let fd: number;
   try {
     // O_NOFOLLOW and O_NONBLOCK are 0 where the platform lacks them (Windows has no FIFOs to fear).
@@ -76,8 +68,7 @@ function readLockFile(path: string, target: string): Found {
   }
   try {
     const st = fstatSync(fd);
-    const swapped = kindOf(st);
-    if (swapped) throw refuse(swapped);
+    if (!st.isFile()) throw refuse(fileKind(st));
     const buf = Buffer.alloc(Math.min(st.size, LOCK_READ_MAX));
     const n = buf.length > 0 ? readSync(fd, buf, 0, buf.length, 0) : 0;
     return { holder: parseHolder(buf.subarray(0, n).toString('utf8')), ageMs: Date.now() - st.mtimeMs };

@@ -1,5 +1,6 @@
-import { constants, type Stats } from 'node:fs';
+import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
+import { fileKind } from '../core/file-kind.js';
 
 /** A file the tool reads as its own state (a journal, a manifest, a shard) is not a regular file. */
 export class NotRegularFile extends Error {
@@ -9,14 +10,6 @@ export class NotRegularFile extends Error {
   }
 }
 
-function kindOf(st: Stats): string {
-  if (st.isDirectory()) return 'a folder';
-  if (st.isFIFO()) return 'a FIFO';
-  if (st.isCharacterDevice()) return 'a character device';
-  if (st.isBlockDevice()) return 'a block device';
-  if (st.isSocket()) return 'a socket';
-  return 'not a plain file';
-}
 
 /**
  * Opens `path` for reading only if it is a regular file. Non-blocking, so a FIFO never hangs the
@@ -27,7 +20,7 @@ export async function openRegularFile(path: string): Promise<{ fh: FileHandle; s
   const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
     const st = await fh.stat();
-    if (!st.isFile()) throw new NotRegularFile(path, kindOf(st));
+    if (!st.isFile()) throw new NotRegularFile(path, fileKind(st));
     return { fh, size: st.size };
   } catch (err) {
     await fh.close().catch(() => undefined);

@@ -62,7 +62,7 @@ test('readJournal: only regular files: a symlink to /dev/zero, a FIFO (never wai
   execFileSync('ln', ['-s', '/dev/zero', zero]);
   const fifo = join(dir, 'fifo.jsonl');
   execFileSync('mkfifo', [fifo]);
-  for (const [path, what] of [[zero, 'a character device'], [fifo, 'a FIFO'], [dir, 'a folder']]) {
+  for (const [path, what] of [[zero, 'a character device'], [fifo, 'a FIFO'], [dir, 'a directory']]) {
     await assert.rejects(readJournal(path, () => undefined), (err: Error) => {
       assert.ok(err instanceof NotRegularFile, String(err));
       assert.equal(err.message, `${path} is not a regular file (${what}); refusing to read it`);
