@@ -112,11 +112,11 @@ const isGone = (err: unknown) => ['ENOENT', 'ENOTDIR'].includes((err as NodeJS.E
  * PATH_MAX …), becomes an entry with a `failure`, where the walk would have been; only an entry
  * removed since it was listed is skipped.
  */
-async function walkDirectory(root: string, rootStats: Stats, exts: ReadonlySet<string>): Promise<InputEntry[]> {
+async function walkDirectory(root: string, rootStats: Stats, exts: ReadonlySet<string>, maxDepth = Infinity): Promise<InputEntry[]> {
   const out: InputEntry[] = [];
   const visited = new Set<string>();
-  type Item = { kind: 'dir'; bin: string; stats: Stats } | { kind: 'entry'; entry: InputEntry };
-  const stack: Item[] = [{ kind: 'dir', bin: binOf(root), stats: rootStats }];
+  type Item = { kind: 'dir'; bin: string; stats: Stats; depth: number } | { kind: 'entry'; entry: InputEntry };
+  const stack: Item[] = [{ kind: 'dir', bin: binOf(root), stats: rootStats, depth: 0 }];
 
   while (stack.length > 0) {
     const item = stack.pop()!;
@@ -157,7 +157,9 @@ async function walkDirectory(root: string, rootStats: Stats, exts: ReadonlySet<s
         else if (wanted && e.isSymbolicLink()) children.push({ kind: 'entry', entry: entryOf(p) });
         continue;
       }
-      if (st.isDirectory()) children.push({ kind: 'dir', bin: p, stats: st });
+      if (st.isDirectory()) {
+        if (item.depth < maxDepth) children.push({ kind: 'dir', bin: p, stats: st, depth: item.depth + 1 });
+      }
       else if (st.isFile() && wanted) children.push({ kind: 'entry', entry: entryOf(p) });
     }
     for (let i = children.length - 1; i >= 0; i--) stack.push(children[i]!);
@@ -260,49 +262,25 @@ async function globMatches(pattern: string): Promise<string[]> {
 }
 
 /**
- * The folders a glob could not look into (the glob library skips them without a word): each a failure
- * entry, so what they hold is never lost silently. Every folder under the glob's base down to the
- * depth its pattern reaches (all of them with `**`) is listed once, symlinks followed, hidden ones
- * skipped as the glob skips them.
+ * The folders a glob could not look into (the glob library skips them without a word): the walk's
+ * failure entries under the glob's base, down to the depth its pattern reaches (all with `**`), so
+ * what they hold is never lost silently.
  */
 async function globBlindSpots(pattern: string): Promise<InputEntry[]> {
   const { base, rest } = splitGlob(pattern);
   const segments = rest.split('/');
-  const maxDepth = segments.includes('**') || segments.some((s) => s.includes('**')) ? Infinity : segments.length - 1;
-  const out: InputEntry[] = [];
-  const visited = new Set<string>();
-  const failed = (dir: string, what: string, err: unknown): InputEntry =>
-    ({ path: dir || '.', source: 'glob', failure: { reason: 'unreadable', error: `${what} (it may hold matches of '${pattern}'): ${systemText(err)}` } });
-  const visit = async (dir: string, shown: string, depth: number): Promise<void> => {
-    let entries: Dirent[];
-    try {
-      const st = await fsp.stat(dir);
-      if (visited.has(`${st.dev}:${st.ino}`)) return;
-      visited.add(`${st.dev}:${st.ino}`);
-      entries = await fsp.readdir(dir, { withFileTypes: true });
-    } catch (err) {
-      if (!isGone(err)) out.push(failed(shown, 'cannot read folder', err));
-      return;
-    }
-    if (depth >= maxDepth) return;
-    for (const e of entries) {
-      if (e.name.startsWith('.') || !(e.isDirectory() || e.isSymbolicLink())) continue;
-      const child = path.join(dir, e.name);
-      const childShown = shown === '' ? e.name : shown === '/' ? `/${e.name}` : `${shown}/${e.name}`;
-      if (e.isSymbolicLink()) {
-        const st = await fsp.stat(child).catch((err: unknown) => err);
-        if (st instanceof Error) {
-          if (!isGone(st)) out.push(failed(childShown, 'cannot stat', st));
-          continue;
-        }
-        if (!(st as Stats).isDirectory()) continue;
-      }
-      await visit(child, childShown, depth + 1);
-    }
-  };
-  await visit(base === '' ? '.' : base, base, 0);
-  return out.sort((a, b) => comparePaths(a.path, b.path));
+  const maxDepth = segments.some((s) => s.includes('**')) ? Infinity : segments.length - 1;
+  const root = base === '' ? '.' : base;
+  const st = await statOrUndefined(root);
+  if (!st?.isDirectory()) return [];
+  const walked = await walkDirectory(root, st, NO_EXTENSIONS, maxDepth);
+  return walked.flatMap((e) => (e.failure
+    ? [{ ...e, source: 'glob' as const, failure: { ...e.failure, error: e.failure.error.replace(': ', ` (it may hold matches of '${pattern}'): `) } }]
+    : []));
 }
+
+/** A walk that keeps no files: only what it could not read. */
+const NO_EXTENSIONS: ReadonlySet<string> = new Set();
 
 /**
  * Arguments naming files (merge's shard outputs): a missing path with glob characters expands as
