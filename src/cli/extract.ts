@@ -4,7 +4,7 @@ import { colourHex, parseGrid } from '../core/options.js';
 import { resolveCommandLine, type ResolvedCommandLine } from '../core/resolve.js';
 import { expandInputs } from '../inputs/expand.js';
 import { readBoxesFile, recordsOf } from '../inputs/boxes.js';
-import { manifestPathFor, openWriter, outputTempFiles, prepareOutput, type OpenedOutput, type PreparedOutput, type RunHeader, type RunSummary } from '../output/index.js';
+import { openWriter, replacesFinishedOutput, outputTempFiles, prepareOutput, type OpenedOutput, type PreparedOutput, type RunHeader, type RunSummary } from '../output/index.js';
 import { openExtractor, optionAdvice, type Extractor } from '../pipeline/extractor.js';
 import { defaultDecodeAhead, prefetchDecodes, runExtraction, type RunOptions, type WorkItem } from '../pipeline/run.js';
 import { parseShard, recordRef, selectShard, type ShardSpec } from '../inputs/shard.js';
@@ -86,12 +86,13 @@ export async function extractCommand(inputs: string[], raw: Record<string, unkno
   const restoreNote = interruptNote(o.resume ? 'stopped before the run resumed; what was on disk is kept' : 'stopped before the run started; nothing written');
   // Refuse a bad -o before the model loads; from here on the output is locked.
   const boxesFile = o.boxes !== undefined && o.boxes !== '-' ? [{ path: o.boxes, what: 'the boxes file' }] : [];
-  const modelFiles = (await localModelFiles(o.model)).map((path) => ({ path, what: 'a file of --model' }));
-  const prepared = await prepareOutput(output, { format: o.format, resume: o.resume, force: o.force, inputs: [...boxesFile, ...modelFiles] }).catch((err) => {
+  const prepared = await prepareOutput(output, { format: o.format, resume: o.resume, force: o.force, inputs: boxesFile }).catch((err) => {
     restoreNote();
     throw err;
   });
   try {
+    // Only an output that exists already can be a model file: no model.json is parsed on a fresh run's start-up.
+    if (prepared.leftovers.length > 0) await prepared.refuseInputs((await localModelFiles(o.model)).map((path) => ({ path, what: 'a file of --model' })));
     if (o.dtype !== 'float32' && prepared.format !== 'npy') throw new UsageError(`--dtype ${o.dtype} applies to .npy output only`);
     if (o.allowNonFinite && prepared.format !== 'npy') {
       throw new UsageError(`--allow-non-finite applies to .npy output only: ${prepared.format.toUpperCase()} cannot hold NaN or ±Inf (it would write null)`);
@@ -133,7 +134,7 @@ async function extractInto(prepared: PreparedOutput, output: string, inputs: str
     }
     if (o.resume && opened.startAt > 0) reporter.line(`spp-extract: resuming ${output}: ${opened.startAt} of ${plural(items.length, 'input')} already done`);
     // --force over a finished output: that output stays until this run is complete.
-    const replacing = !o.resume && target.kind === 'file' && prepared.leftovers.some((p) => p === target.path || p === manifestPathFor(target.path));
+    const replacing = !o.resume && replacesFinishedOutput(prepared);
     return await runAndReport(opened, output, { resumable: target.kind === 'file', replacing }, items, extractor, reporter, o, prefetched);
   } finally {
     await extractor.dispose();

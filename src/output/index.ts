@@ -130,13 +130,20 @@ async function findLeftovers(files: readonly string[], output: string, allowed: 
  */
 async function removeStaleTemps(prepared: PreparedOutput): Promise<void> {
   if (prepared.target.kind !== 'file') return;
-  const finals = new Set([prepared.target.path, manifestPathFor(prepared.target.path)]);
+  const finals = new Set(finalFiles(prepared.target.path, prepared.format));
   for (const p of prepared.leftovers) {
     if (finals.has(p)) continue;
     await rm(p, { force: true }).catch((err) => {
       throw new OutputError(prepared.target.target, `cannot replace ${p}`, err);
     });
   }
+}
+
+/** Whether a finished output of an earlier run is there (under its final names): --force replaces it. */
+export function replacesFinishedOutput(prepared: PreparedOutput): boolean {
+  if (prepared.target.kind !== 'file') return false;
+  const finals = new Set(finalFiles(prepared.target.path, prepared.format));
+  return prepared.leftovers.some((p) => finals.has(p));
 }
 
 export type OpenedOutput =
