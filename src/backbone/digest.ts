@@ -2,10 +2,13 @@
 import { createHash } from 'node:crypto';
 import { open, stat } from 'node:fs/promises';
 
-/** What changes when a file is replaced (inode) or rewritten in place (size, mtime, ctime). */
+/**
+ * What changes when a file is replaced (inode) or rewritten in place (size, mtime, ctime in
+ * nanoseconds, as git's index uses; ctime cannot be set back by a user).
+ */
 type Version = string;
 
-const versionOf = (st: { dev: bigint; ino: bigint; size: bigint; mtimeNs: bigint; ctimeNs: bigint }): Version =>
+export const versionOf = (st: { dev: bigint; ino: bigint; size: bigint; mtimeNs: bigint; ctimeNs: bigint }): Version =>
   `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
 
 /** SHA-256 (hex) of a file's bytes, read from one descriptor, with the version of the file it read. */

@@ -6,6 +6,7 @@ import type { DecodeOptions } from '../core/options.js';
 import { resolveDecodeOptions } from '../core/resolve.js';
 import { readJpegHeader } from './jpeg-header.js';
 import { fileKind } from '../core/file-kind.js';
+import { readUpTo } from '../core/read-fully.js';
 
 // sharp's CommonJS build: its ES module build reaches the same code through Node's ESM-to-CJS
 // translation and loads ~30 ms slower, all of it on the command's start-up path (node -e, 7 runs).
@@ -195,7 +196,6 @@ export const READ_WHOLE_MAX_BYTES = 8 * 2 ** 20;
 // blocking a libuv thread forever; reads of a regular file ignore the flag.
 const OPEN_FLAGS = fsConstants.O_RDONLY | (fsConstants.O_NONBLOCK ?? 0);
 
-
 function failFs(label: string, err: unknown): never {
   const code = (err as NodeJS.ErrnoException).code;
   if (code === 'ENOENT' || code === 'ENOTDIR') fail(label, 'missing', 'no such file');
@@ -226,13 +226,9 @@ async function checkUnchanged(fh: FileHandle, before: Stats, label: string): Pro
  */
 async function readExactly(fh: FileHandle, size: number, label: string): Promise<Buffer> {
   const buf = Buffer.allocUnsafe(size);
-  let got = 0;
+  let got: number;
   try {
-    while (got < size) {
-      const { bytesRead } = await fh.read(buf, got, size - got, got);
-      if (bytesRead === 0) break;
-      got += bytesRead;
-    }
+    got = await readUpTo(fh, buf, size, 0);
   } catch (err) {
     failFs(label, err);
   }

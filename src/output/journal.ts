@@ -154,6 +154,13 @@ const shown = (v: unknown) => (v === undefined ? 'missing' : JSON.stringify(v).s
  * carry (the count of rows before it); `dim`: the descriptor length a .jsonl/.json row must have.
  * Fields it does not know are left alone.
  */
+/** A summary line whose counts disagree with the records before it: the problem, else undefined. */
+export function summaryProblem(summary: object, rows: number, failures: number): string | undefined {
+  const said = summary as { rows?: unknown; failures?: unknown };
+  if (said.rows === rows && said.failures === failures) return undefined;
+  return `the summary says ${JSON.stringify(said.rows)} rows, ${JSON.stringify(said.failures)} failures; the lines before it list ${rows} rows, ${failures} failures`;
+}
+
 export function recordProblem(record: object, expect: { row?: number; dim?: number } = {}): string | undefined {
   const line = record as Record<string, unknown>;
   const bad = (field: string, want: string) => `"${field}" is ${shown(line[field])}, expected ${want}`;

@@ -43,7 +43,6 @@ type Found = { holder: Holder | undefined; ageMs: number } | undefined;
 /** A lock file is a few hundred bytes; more is not ours. */
 const LOCK_READ_MAX = 64 * 1024;
 
-
 /**
  * Reads a lock file without ever blocking or following a link: opened non-blocking with O_NOFOLLOW
  * and read only if the descriptor is a regular file. Anything else at the lock path (a FIFO would

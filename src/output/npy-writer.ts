@@ -1,5 +1,5 @@
 import { basename } from 'node:path';
-import { NPY_HEADER_BYTES, float32ToFloat16Bits, npyHeader, type NpyDtype } from './npy.js';
+import { NPY_HEADER_BYTES, float32ToFloat16Bits, npyDtypeOf, npyHeader, type NpyDtype } from './npy.js';
 import { FileSink } from './file-sink.js';
 import { ManifestWriter, manifestPathFor } from './manifest.js';
 import type { FailureRecord, OutputWriter, RowRecord, RunHeader, RunSummary } from './records.js';
@@ -23,7 +23,7 @@ export class NpyWriter implements OutputWriter {
 
   /** `path` is where the bytes go (a symlink's target); `target` is the `-o` the user typed. */
   static async create(path: string, header: RunHeader, target = path): Promise<NpyWriter> {
-    const dtype: NpyDtype = header.dtype === 'float16' ? '<f2' : '<f4';
+    const dtype = npyDtypeOf(header.dtype);
     const data = await FileSink.create(path, { target, file: basename(path) });
     let manifest: ManifestWriter;
     try {
@@ -49,7 +49,7 @@ export class NpyWriter implements OutputWriter {
       await data.abandon();
       throw err;
     }
-    return new NpyWriter(data, manifest, header.dim, header.dtype === 'float16' ? '<f2' : '<f4', at.rows);
+    return new NpyWriter(data, manifest, header.dim, npyDtypeOf(header.dtype), at.rows);
   }
 
   get paths(): readonly string[] {

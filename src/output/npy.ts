@@ -7,6 +7,12 @@
 
 export type NpyDtype = '<f4' | '<f2';
 
+/** The numpy dtype of a run's `--dtype`. */
+export const npyDtypeOf = (dtype: 'float32' | 'float16'): NpyDtype => (dtype === 'float16' ? '<f2' : '<f4');
+
+/** Bytes of one row of `dim` values in a run's `--dtype`. */
+export const npyRowBytes = (h: { dim: number; dtype: 'float32' | 'float16' }): number => h.dim * (h.dtype === 'float16' ? 2 : 4);
+
 /** Fixed total header length (magic + version + length + dict + padding); a multiple of 64. */
 export const NPY_HEADER_BYTES = 128;
 

@@ -1,6 +1,7 @@
 import { constants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { fileKind } from '../core/file-kind.js';
+import { readUpTo } from '../core/read-fully.js';
 
 /** A file the tool reads as its own state (a journal, a manifest, a shard) is not a regular file. */
 export class NotRegularFile extends Error {
@@ -9,7 +10,6 @@ export class NotRegularFile extends Error {
     this.name = 'NotRegularFile';
   }
 }
-
 
 /**
  * Opens `path` for reading only if it is a regular file. Non-blocking, so a FIFO never hangs the
@@ -30,10 +30,6 @@ export async function openRegularFile(path: string): Promise<{ fh: FileHandle; s
 
 /** Reads exactly `length` bytes at `position`; a short read (the file shrank or lies) is an error naming it. */
 export async function readExactly(fh: FileHandle, path: string, buf: Buffer, length: number, position: number): Promise<void> {
-  let done = 0;
-  while (done < length) {
-    const { bytesRead } = await fh.read(buf, done, length - done, position + done);
-    if (bytesRead === 0) throw new Error(`${path}: short read: ${done} of ${length} bytes at offset ${position} (the file is shorter than it claims, or changed while being read)`);
-    done += bytesRead;
-  }
+  const done = await readUpTo(fh, buf, length, position);
+  if (done < length) throw new Error(`${path}: short read: ${done} of ${length} bytes at offset ${position} (the file is shorter than it claims, or changed while being read)`);
 }

@@ -1,10 +1,10 @@
 import { lstat, open } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { NPY_HEADER_BYTES, npyLayoutProblem, parseNpyHeader } from './npy.js';
+import { NPY_HEADER_BYTES, npyDtypeOf, npyLayoutProblem, npyRowBytes, parseNpyHeader } from './npy.js';
 import { OutputError, OutputRefused } from './errors.js';
 import { partialPath } from './file-sink.js';
 import { outputIo } from './io.js';
-import { NotAJournal, readJournal, recordProblem, type JournalEntry, type JournalLine } from './journal.js';
+import { NotAJournal, readJournal, recordProblem, summaryProblem, type JournalEntry, type JournalLine } from './journal.js';
 import { jsonJournalPath } from './json-writer.js';
 import { manifestPathFor } from './manifest.js';
 import type { OutputFormat, RunHeader } from './records.js';
@@ -93,9 +93,8 @@ async function walkJournal(
     if (!s.sawHeader) return checkHeader(line, path, target, header, s, end, warn);
     if (line.type === 'summary') {
       s.complete = line.complete === true && s.startAt === items.length && open.lines === 0;
-      if (s.complete && (line.rows !== s.rows || line.failures !== s.failures)) {
-        throw edited(path, number, `the summary says ${JSON.stringify(line.rows)} rows, ${JSON.stringify(line.failures)} failures; the lines before it list ${s.rows} rows, ${s.failures} failures`);
-      }
+      const problem = s.complete ? summaryProblem(line, s.rows, s.failures) : undefined;
+      if (problem) throw edited(path, number, problem);
       return false;
     }
     const problem = recordProblem(line, numbered ? { row: s.rows + open.rows } : { dim: header.dim });
@@ -180,9 +179,9 @@ async function npyRowsOnDisk(data: Located, target: string, header: RunHeader): 
   } finally {
     await fh.close();
   }
-  const problem = npyLayoutProblem(head, header.dtype === 'float16' ? '<f2' : '<f4', header.dim);
+  const problem = npyLayoutProblem(head, npyDtypeOf(header.dtype), header.dim);
   if (problem) throw not(problem);
-  const rows = Math.floor((size - NPY_HEADER_BYTES) / (header.dim * (header.dtype === 'float16' ? 2 : 4)));
+  const rows = Math.floor((size - NPY_HEADER_BYTES) / npyRowBytes(header));
   const headerRows = parseNpyHeader(head).shape[0];
   if (headerRows !== 0 && headerRows !== rows) throw not(`its header says ${headerRows} rows, ${rows} are on disk`);
   return { rows, headerRows, size };
@@ -209,7 +208,7 @@ async function resumeNpy(path: string, target: string, header: RunHeader, items:
   }
   const disk = await npyRowsOnDisk(data, target, header);
   const s = await walkJournal(journal.path, target, header, items, () => undefined, disk.rows, true);
-  const dataBytes = NPY_HEADER_BYTES + s.rows * header.dim * (header.dtype === 'float16' ? 2 : 4);
+  const dataBytes = NPY_HEADER_BYTES + s.rows * npyRowBytes(header);
   if (s.complete && !data.temp && !journal.temp) {
     // "Already complete" is a promise about the data too: exactly the manifest's rows, header saying so.
     if (disk.headerRows !== s.rows || disk.size !== dataBytes) {

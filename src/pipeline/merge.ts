@@ -1,7 +1,7 @@
 import { rm, type FileHandle } from 'node:fs/promises';
-import { NPY_HEADER_BYTES, npyLayoutProblem } from '../output/npy.js';
+import { NPY_HEADER_BYTES, npyDtypeOf, npyLayoutProblem, npyRowBytes } from '../output/npy.js';
 import { rawHasNonFinite } from './finite.js';
-import { NotAJournal, pathBytesOfLine, readJournalLines, recordProblem, regionOfLine } from '../output/journal.js';
+import { NotAJournal, pathBytesOfLine, readJournalLines, recordProblem, regionOfLine, summaryProblem } from '../output/journal.js';
 import { NotRegularFile, openRegularFile, readExactly } from '../output/regular-file.js';
 import { headerDifferences, manifestPathFor, modelUnchecked, modelUncheckedWarning, NpyWriter, OutputError, partialPath, systemReason, type RunHeader, type RunSummary } from '../output/index.js';
 
@@ -47,10 +47,8 @@ async function readShard(path: string): Promise<ShardFile> {
     if (line.type === 'row') rows++;
     else failures++;
   }
-  if (summary.line.rows !== rows || summary.line.failures !== failures) {
-    throw new Error(`merge: ${manifest} line ${summary.number}: the summary says ${JSON.stringify(summary.line.rows)} rows, ` +
-      `${JSON.stringify(summary.line.failures)} failures; the lines before it list ${rows} rows, ${failures} failures`);
-  }
+  const problem = summaryProblem(summary.line, rows, failures);
+  if (problem) throw new Error(`merge: ${manifest} line ${summary.number}: ${problem}`);
   return { path, manifest, header: header as unknown as RunHeader, records: rest.map((e) => e.line) as (RowLine | FailureLine)[], rows };
 }
 
@@ -69,7 +67,7 @@ async function openShardData(s: ShardFile, rowBytes: number): Promise<FileHandle
     if (size < NPY_HEADER_BYTES) throw new Error(`merge: ${s.path} holds ${size} bytes, less than a .npy header`);
     const head = Buffer.alloc(NPY_HEADER_BYTES);
     await readExactly(fh, s.path, head, NPY_HEADER_BYTES, 0);
-    const problem = npyLayoutProblem(head, s.header.dtype === 'float16' ? '<f2' : '<f4', s.header.dim, s.rows);
+    const problem = npyLayoutProblem(head, npyDtypeOf(s.header.dtype), s.header.dim, s.rows);
     if (problem) throw new Error(`merge: ${s.path}: ${problem} (its manifest ${s.manifest} lists ${s.rows} rows)`);
     if (size !== expected) {
       throw new Error(`merge: ${s.path} holds ${size} bytes, expected ${expected} (${s.rows} rows of ${rowBytes} bytes after the header)`);
@@ -125,7 +123,7 @@ export async function mergeShards(
   const gap = Array.from(slots, (s) => s === undefined).indexOf(true);
   if (gap >= 0 || slots.length !== total) throw new Error(`merge: input ${gap} is in no shard`);
 
-  const rowBytes = header.dim * (header.dtype === 'float16' ? 2 : 4);
+  const rowBytes = npyRowBytes(header);
   const handles: FileHandle[] = [];
   try {
     // Every shard checked before anything is written.

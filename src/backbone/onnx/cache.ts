@@ -8,6 +8,7 @@ import { rmSync } from 'node:fs';
 import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { LoadedArtifacts } from '../artifacts.js';
+import { versionOf } from '../digest.js';
 import type { ProbeResult } from '../contract.js';
 import { CACHE_WARNING_KEY, cacheUnwritableWarning, ensureDir, isFsError, privateTempDir, sweepStale, type WarningSink } from '../source.js';
 import { CONVERTER_VERSION } from './convert/common.js';
@@ -36,7 +37,7 @@ export async function fileIdentityKey(files: readonly string[], layer: string): 
   const hash = createHash('sha256');
   for (const [i, st] of stats.entries()) {
     if (!st?.isFile()) return undefined;
-    hash.update(`${files[i]}\0${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}\0`);
+    hash.update(`${files[i]}\0${versionOf(st)}\0`);
   }
   hash.update(`\0layer=${layer}\0converter=${CONVERTER_VERSION}`);
   return hash.digest('hex');
