@@ -14,7 +14,7 @@
  * Repeated scalars are written unpacked (the proto2 default); readers accept both forms.
  */
 
-export const DataType = { FLOAT: 1, INT64: 7 } as const;
+export const DataType = { FLOAT: 1, INT64: 7, DOUBLE: 11 } as const;
 export type DataType = (typeof DataType)[keyof typeof DataType];
 
 /** AttributeProto.AttributeType values used here. */
