@@ -7,6 +7,9 @@
 
 export type NpyDtype = '<f4' | '<f2';
 
+/** What a header can name: the float dtypes, or a unicode string of `n` code points (`<U{n}`, UTF-32LE). */
+export type NpyHeaderDtype = NpyDtype | `<U${number}`;
+
 /** The numpy dtype of a run's `--dtype`. */
 export const npyDtypeOf = (dtype: 'float32' | 'float16'): NpyDtype => (dtype === 'float16' ? '<f2' : '<f4');
 
@@ -35,8 +38,10 @@ function shapeRepr(shape: readonly number[]): string {
  * Header for a C-order array of `shape`. Always exactly NPY_HEADER_BYTES long (space padding, final
  * '\n'), so a streaming writer can write it with N = 0 first and rewrite the row count in place.
  */
-export function npyHeader(dtype: NpyDtype, shape: readonly number[]): Buffer {
-  if (dtype !== '<f4' && dtype !== '<f2') throw new Error(`npy dtype must be '<f4' or '<f2', got '${String(dtype)}'`);
+export function npyHeader(dtype: NpyHeaderDtype, shape: readonly number[]): Buffer {
+  if (dtype !== '<f4' && dtype !== '<f2' && !/^<U[1-9]\d{0,9}$/.test(dtype)) {
+    throw new Error(`npy dtype must be '<f4', '<f2' or '<U{n}', got '${String(dtype)}'`);
+  }
   checkShape(shape);
   // Same text numpy writes (keys sorted, trailing ", ").
   const dict = `{'descr': '${dtype}', 'fortran_order': False, 'shape': ${shapeRepr(shape)}, }`;
@@ -217,9 +222,10 @@ class LiteralParser {
 /**
  * Parses the header of a .npy file (v1.0, v2.0 or v3.0; any valid dict, not just ours).
  * `dtype` is the descr string (for structured dtypes, the literal text of the descr list);
- * `headerBytes` is where the data starts. Throws on bad magic, a truncated buffer or a bad dict.
+ * `headerBytes` is where the data starts. Throws on bad magic, a truncated buffer or a bad dict,
+ * and on a dict longer than `maxDictBytes` (numpy's own default limit is 10000) before reading it.
  */
-export function parseNpyHeader(buf: Buffer): { dtype: string; shape: number[]; fortranOrder: boolean; headerBytes: number } {
+export function parseNpyHeader(buf: Buffer, maxDictBytes = Infinity): { dtype: string; shape: number[]; fortranOrder: boolean; headerBytes: number } {
   if (buf.length < 10 || !buf.subarray(0, 6).equals(MAGIC)) throw new Error('not a .npy file: bad magic (expected \\x93NUMPY)');
   const major = buf[6];
   let headerLen: number;
@@ -234,6 +240,7 @@ export function parseNpyHeader(buf: Buffer): { dtype: string; shape: number[]; f
   } else {
     throw new Error(`unsupported .npy format version ${major}.${buf[7]}`);
   }
+  if (headerLen > maxDictBytes) throw new Error(`npy header dict of ${headerLen} bytes is longer than the limit of ${maxDictBytes}`);
   const headerBytes = start + headerLen;
   if (buf.length < headerBytes) throw new Error(`npy header truncated: needs ${headerBytes} bytes, have ${buf.length}`);
   const text = buf.subarray(start, headerBytes).toString(major === 3 ? 'utf8' : 'latin1');

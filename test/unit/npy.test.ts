@@ -80,6 +80,13 @@ describe('npyHeader', () => {
     assert.throws(() => npyHeader('<f8' as NpyDtype, [1]), /'<f8'/);
   });
 
+  it("writes a unicode string dtype '<U{n}' (n >= 1) and refuses '<U0' and other dtypes", () => {
+    assert.equal(npyHeader('<U5', []).subarray(10).toString('latin1').trimEnd(), "{'descr': '<U5', 'fortran_order': False, 'shape': (), }");
+    assert.equal(npyHeader('<U5', []).length, NPY_HEADER_BYTES);
+    assert.throws(() => npyHeader('<U0', []), /'<U0'/);
+    assert.throws(() => npyHeader('<i4' as NpyDtype, []), /'<i4'/);
+  });
+
   it('is byte-identical to the header np.save writes for the same array', (t) => {
     if (!hasNumpy()) return t.skip(NO_NUMPY);
     const cases: [NpyDtype, number[]][] = [['<f4', [5, 3]], ['<f2', [0, 1280]], ['<f4', [4]], ['<f4', []]];
@@ -237,6 +244,12 @@ describe('parseNpyHeader', () => {
     const v9 = Buffer.from(npyHeader('<f4', [1]));
     v9[6] = 9;
     assert.throws(() => parseNpyHeader(v9), /version 9/);
+    // A declared dict length over the limit is refused before anything is read or parsed.
+    const long = Buffer.concat([npyHeader('<f4', [2]).subarray(0, 8), Buffer.from([0xff, 0xff, 0xff, 0x7f])]);
+    long[6] = 2;
+    assert.throws(() => parseNpyHeader(long, 10_000), /dict of 2147483647 bytes is longer than the limit of 10000/);
+    assert.doesNotThrow(() => parseNpyHeader(npyHeader('<f4', [2]), 118));
+    assert.throws(() => parseNpyHeader(npyHeader('<f4', [2]), 117), /dict of 118 bytes/);
   });
 
   it('parses headers numpy wrote (np.save and format.write_array, v1 and v2)', (t) => {
