@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { REPO_ROOT } from '../helpers/shared.js';
 
 /** Bottom to top: a module may import from its own stage or any stage before it. */
-export const STAGES = ['core', 'inputs', 'decode', 'backbone', 'spp', 'output', 'pipeline', 'cli', 'index.ts'] as const;
+export const STAGES = ['core', 'inputs', 'decode', 'backbone', 'spp', 'output', 'pca', 'pipeline', 'cli', 'index.ts'] as const;
 
 const SRC = join(REPO_ROOT, 'src');
 
