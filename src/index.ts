@@ -15,3 +15,6 @@ export {
   type Box, type CellWindow, type ClipResult, type RegionResult, type Size,
 } from './spp/regions.js';
 export { parseBoxes, readBoxesFile, BoxesFileError, type BoxedImage, type GivenBox } from './inputs/boxes.js';
+export { fitPca, type FitPcaOptions, type FitPcaResult } from './pipeline/fit-pca.js';
+export { readProjection, parseProjection, type Projection, type ProjectionMeta, type DescriptorIdentity } from './pca/file.js';
+export { PRE_TRANSFORMS, type PreTransform } from './core/options.js';

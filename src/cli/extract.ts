@@ -1,6 +1,10 @@
 /** `spp-extract [inputs…] -o OUT`: the main command. Imported only when it runs (it loads the model runtime). */
 import { UsageError } from '../core/invalid.js';
-import { colourHex, parseGrid } from '../core/options.js';
+import { DEFAULT_PCA_SAMPLE, colourHex, findOption, flagName, parseGrid } from '../core/options.js';
+import { projectionMismatch, readProjection, type Projection } from '../pca/file.js';
+import { openProjector, projectingWriter, type Projector } from '../pca/projector.js';
+import { identityOfExtractor } from '../pipeline/fit-pca.js';
+import { describeImages, fitInto, fitSummary, projectionChoice } from './fit-pca.js';
 import { resolveCommandLine, type ResolvedCommandLine } from '../core/resolve.js';
 import { expandInputs } from '../inputs/expand.js';
 import { readBoxesFile, recordsOf } from '../inputs/boxes.js';
@@ -19,7 +23,7 @@ type Options = ResolvedCommandLine;
 type Writer = Extract<OpenedOutput, { kind: 'writer' }>;
 
 /** What every output records about the run; resume and merge compare it field by field. */
-function runHeader(info: Extractor['info'], o: Options, inputs: number, shard: ShardSpec | undefined): RunHeader {
+function runHeader(info: Extractor['info'], o: Options, inputs: number, shard: ShardSpec | undefined, projection?: Projection): RunHeader {
   const header: RunHeader = {
     tool: 'spp-extract',
     engine: info.engine,
@@ -49,6 +53,8 @@ function runHeader(info: Extractor['info'], o: Options, inputs: number, shard: S
   }
   if (o.boxes !== undefined) Object.assign(header, { regions: 'boxes', boxFormat: o.boxFormat });
   if (o.grid !== undefined) Object.assign(header, { regions: 'grid', grid: o.grid, gridFull: o.gridNoFull !== true });
+  // Rows are the projection's K values; what it is and where it was read from.
+  if (projection) Object.assign(header, { dim: projection.meta.dim, pca: projectionHeader(projection) });
   return header;
 }
 
@@ -75,18 +81,41 @@ function checkRegionOptions(inputs: string[], o: Options): void {
   if (o.gridNoFull && o.grid === undefined) throw new UsageError('--grid-no-full applies to --grid only');
 }
 
+/** Projection options that contradict each other or the run: refused before anything is read. */
+function checkPcaOptions(o: Options, output: string): void {
+  if (o.pcaDim === undefined) {
+    const fitOnly = (['sample', 'whiten', 'pcaPre'] as const).filter((k) => o[k] !== undefined);
+    if (fitOnly.length > 0) throw new UsageError(`${fitOnly.map(flagOf).join(', ')} appl${fitOnly.length > 1 ? 'y' : 'ies'} to --pca-dim (or fit-pca) only`);
+    return;
+  }
+  if (typeof o.pca === 'string') throw new UsageError('--pca and --pca-dim contradict each other: apply a projection, or fit one');
+  if (o.shard !== undefined) {
+    throw new UsageError('--pca-dim with --shard would fit a different projection in every task: fit once with `spp-extract fit-pca … -o proj.npz`, then give every task --pca proj.npz');
+  }
+  if (o.boxes !== undefined || o.grid !== undefined) {
+    throw new UsageError('--pca-dim fits on whole images; for region rows fit on a region output (`spp-extract fit-pca regions.npy --dim K -o proj.npz`), then use --pca');
+  }
+  if (output === '-' ) throw new UsageError('--pca-dim writes OUTPUT.pca.npz beside the output: give -o a file');
+}
+
+const flagOf = (key: 'sample' | 'whiten' | 'pcaPre') => flagName(findOption(key));
+
 export async function extractCommand(inputs: string[], raw: Record<string, unknown>): Promise<number> {
   const o = resolveCommandLine(raw, 'extract');
   const shard = o.shard === undefined ? undefined : parseShard(o.shard);
   const output = (o.output ?? (process.stdout.isTTY ? undefined : '-'))?.replaceAll('{shard}', String(shard?.index ?? 1));
   if (output === undefined) throw new UsageError('-o is required when stdout is a terminal (use -o - for JSONL on stdout)');
   checkRegionOptions(inputs, o);
+  checkPcaOptions(o, output);
   if (inputs.length === 0 && o.boxes === undefined) throw new UsageError('no inputs: give files, folders, globs, or - to read paths from stdin');
   if (o.resume && o.force) throw new UsageError('--resume and --force contradict each other: pick one');
   const restoreNote = interruptNote(o.resume ? 'stopped before the run resumed; what was on disk is kept' : 'stopped before the run started; nothing written');
   // Refuse a bad -o before the model loads; from here on the output is locked.
   const boxesFile = o.boxes !== undefined && o.boxes !== '-' ? [{ path: o.boxes, what: 'the boxes file' }] : [];
-  const prepared = await prepareOutput(output, { format: o.format, resume: o.resume, force: o.force, inputs: boxesFile }).catch((err) => {
+  const pcaFile = typeof o.pca === 'string' ? [{ path: o.pca, what: 'the --pca projection' }] : [];
+  // A bad projection file is refused before the model loads.
+  const projection = typeof o.pca === 'string' ? await readProjection(o.pca) : undefined;
+  const prepared = await prepareOutput(output, { format: o.format, resume: o.resume, force: o.force, inputs: [...boxesFile, ...pcaFile] }).catch((err) => {
     restoreNote();
     throw err;
   });
@@ -97,25 +126,36 @@ export async function extractCommand(inputs: string[], raw: Record<string, unkno
     if (o.allowNonFinite && prepared.format !== 'npy') {
       throw new UsageError(`--allow-non-finite applies to .npy output only: ${prepared.format.toUpperCase()} cannot hold NaN or ±Inf (it would write null)`);
     }
-    return await extractInto(prepared, output, inputs, o, shard);
+    if (o.pcaDim !== undefined && prepared.target.kind !== 'file') throw new UsageError('--pca-dim writes OUTPUT.pca.npz beside the output: give -o a file');
+    return await extractInto(prepared, output, inputs, o, shard, projection);
   } finally {
     prepared.release();
     restoreNote();
   }
 }
 
-async function extractInto(prepared: PreparedOutput, output: string, inputs: string[], o: Options, shard: ShardSpec | undefined): Promise<number> {
+async function extractInto(
+  prepared: PreparedOutput, output: string, inputs: string[], o: Options, shard: ShardSpec | undefined, given: Projection | undefined,
+): Promise<number> {
   const reporter = await createReporter({ quiet: o.quiet === true });
   const entries = await listImages(inputs, o, reporter);
   if (entries.length === 0) reporter.line('spp-extract: warning: the inputs name no image files');
   await prepared.refuseInputs(entries.map((e) => ({ path: e.pathBytes ?? e.path, shown: e.path, what: 'the input' })));
   const items = selectShard(entries, shard);
 
-  // The first images decode while the model loads (a fresh run starts there).
+  // The first images decode while the model loads (a fresh run starts there; --pca-dim starts with its sample).
   const ahead = o.decodeAhead ?? defaultDecodeAhead(o.decode);
-  const prefetched = o.resume ? undefined : { at: 0, decoded: prefetchDecodes(items.slice(0, ahead), o.decode) };
-  const extractor = await openExtractor(o);
+  const prefetched = o.resume || o.pcaDim !== undefined ? undefined : { at: 0, decoded: prefetchDecodes(items.slice(0, ahead), o.decode) };
+  const extractor = await openExtractor({ ...o, pca: undefined });
+  let projector: Projector | undefined;
   try {
+    const projection = given ?? (o.pcaDim !== undefined ? await projectionOfRun(output, o, o.pcaDim, items, extractor, reporter) : undefined);
+    if (projection === 'interrupted') return EXIT.interrupted;
+    if (projection) {
+      const diffs = projectionMismatch(projection.meta.descriptor, identityOfExtractor(extractor.info));
+      if (diffs.length > 0) throw new UsageError(`--pca ${projection.source} was fitted for other descriptors (${diffs.join('; ')})`);
+      projector = await openProjector(projection);
+    }
     tellAboutRun(extractor, reporter, o, `${plural(items.length, 'input')}${shard ? ` (shard ${shard.index}/${shard.count} of ${entries.length})` : ''}`);
     const resumeItems = items.map((i) => (i.regions ? { ...recordRef(i), records: recordsOf(i.regions) } : i));
     // A signal before the run loop removes the temp files a fresh run has only begun; from the loop on they are resumable state.
@@ -124,7 +164,7 @@ async function extractInto(prepared: PreparedOutput, output: string, inputs: str
     const warn = (m: string) => reporter.line(`spp-extract: warning: ${m}`);
     let opened: OpenedOutput;
     try {
-      opened = await openWriter(prepared, runHeader(extractor.info, o, entries.length, shard), resumeItems, o.resume === true, warn);
+      opened = await openWriter(prepared, runHeader(extractor.info, o, entries.length, shard, projection), resumeItems, o.resume === true, warn);
     } finally {
       forgetTemps();
     }
@@ -135,11 +175,46 @@ async function extractInto(prepared: PreparedOutput, output: string, inputs: str
     if (o.resume && opened.startAt > 0) reporter.line(`spp-extract: resuming ${output}: ${opened.startAt} of ${plural(items.length, 'input')} already done`);
     // --force over a finished output: that output stays until this run is complete.
     const replacing = !o.resume && replacesFinishedOutput(prepared);
-    return await runAndReport(opened, output, { resumable: target.kind === 'file', replacing }, items, extractor, reporter, o, prefetched);
+    const run = projector ? { ...opened, writer: projectingWriter(opened.writer, projector) } : opened;
+    return await runAndReport(run, output, { resumable: target.kind === 'file', replacing, projected: projector !== undefined }, items, extractor, reporter, o, prefetched);
   } finally {
+    await projector?.dispose();
     await extractor.dispose();
   }
 }
+
+/** The header's record of a projection: its identity (SHA-256), K and pre-transform; where it was read from (not compared). */
+function projectionHeader(p: Projection) {
+  return { sha256: p.sha256, dim: p.meta.dim, inputDim: p.meta.descriptor.dim, pre: p.meta.pre, whiten: p.meta.whiten, source: p.source };
+}
+
+/**
+ * --pca-dim K: the projection beside the output (OUTPUT.pca.npz). A resumed run takes the one its
+ * first part used (the header check then proves it is the same); otherwise it is fitted now on a
+ * sample of this run's inputs (replacing an earlier one only with --force).
+ */
+async function projectionOfRun(
+  output: string, o: Options, k: number, items: WorkItem[], extractor: Extractor, reporter: Reporter,
+): Promise<Projection | 'interrupted'> {
+  const path = pcaPathFor(output);
+  const existing = o.resume ? await readProjection(path).catch((err: Error) => (err.message.endsWith('no such file') ? undefined : Promise.reject(err))) : undefined;
+  if (existing) {
+    const choice = projectionChoice(o, k);
+    if (existing.meta.dim !== k || existing.meta.pre !== choice.pre || existing.meta.whiten !== choice.whiten) {
+      throw new UsageError(`--resume: ${path} has K ${existing.meta.dim}, pre-transform ${existing.meta.pre}, whitening ${existing.meta.whiten ?? 'none'}; ` +
+        'this run asks for another: give the options of the first run, or --force to start over');
+    }
+    return existing;
+  }
+  const fitted = await fitInto(path, { force: o.force === true || o.resume === true, threads: o.threads }, projectionChoice(o, k), reporter, [],
+    (rowsPath, signal) => describeImages(items, extractor, o, o.sample ?? DEFAULT_PCA_SAMPLE, rowsPath, reporter, signal));
+  if (fitted === 'interrupted') return 'interrupted';
+  if (!o.quiet) process.stderr.write(fitSummary(fitted.projection, path));
+  return fitted.projection;
+}
+
+/** Where --pca-dim writes its projection: `feats.npy` → `feats.pca.npz`. */
+export const pcaPathFor = (output: string) => output.replace(/(\.[^./]*)?$/, '.pca.npz');
 
 /** Warnings always; hints unless --quiet; with -v, what the run uses. */
 function tellAboutRun(extractor: Extractor, reporter: Reporter, o: Options, inputs: string): void {
@@ -176,7 +251,7 @@ function onSignals(reporter: Reporter, resumable: boolean): { signal: AbortSigna
 }
 
 async function runAndReport(
-  opened: Writer, output: string, { resumable, replacing }: { resumable: boolean; replacing: boolean }, items: WorkItem[], extractor: Extractor,
+  opened: Writer, output: string, { resumable, replacing, projected }: { resumable: boolean; replacing: boolean; projected: boolean }, items: WorkItem[], extractor: Extractor,
   reporter: Reporter, o: Options, prefetched?: RunOptions['prefetched'],
 ): Promise<number> {
   const { writer } = opened;
@@ -201,7 +276,8 @@ async function runAndReport(
       onFailure: (_path, _reason, message) => reporter.line(`spp-extract: failed: ${message}`),
       onWarning: (message) => reporter.line(`spp-extract: warning: ${message}`),
       prefetched,
-      ...(o.dtype === 'float16' && !o.allowNonFinite ? { unrepresentable: float16OverflowDetail } : {}),
+      // Projected rows are unit vectors: float16 holds them.
+      ...(o.dtype === 'float16' && !o.allowNonFinite && !projected ? { unrepresentable: float16OverflowDetail } : {}),
     });
     // Cut short while replacing an output: keep the old one; this run's progress stays resumable under temp names.
     if (!summary.complete && replacing) await writer.abandon();

@@ -13,7 +13,9 @@ const EXAMPLES: Record<CommandName, readonly (readonly [string, string])[]> = {
     ['spp-extract images/ --shard auto/8 -o feats-{shard}.npy', 'one shard of an array job'],
     ['spp-extract --boxes boxes.jsonl --size 448 -o regions.npy', 'one row per box, one forward pass per image'],
     ['spp-extract images/ --grid 2x2 -o quadrants.npy', 'the whole image, then its 4 quadrants'],
-    ['spp-extract help info', 'help for a command (info, merge)'],
+    ['spp-extract images/ --pca proj.npz -o small.npy', 'K values per image, projected with a fit-pca projection'],
+    ['spp-extract images/ --pca-dim 128 -o small.npy', 'fit a 128-component projection on these images first (small.pca.npz), then extract'],
+    ['spp-extract help info', 'help for a command (info, merge, fit-pca)'],
   ],
   info: [
     ['spp-extract info', 'the default model, layer and descriptor length'],
@@ -24,6 +26,11 @@ const EXAMPLES: Record<CommandName, readonly (readonly [string, string])[]> = {
     ['spp-extract merge feats-*.npy -o feats.npy', 'what one run over all inputs writes, byte for byte'],
     ["spp-extract merge 'feats-*.npy' -o feats.npy", 'globs are expanded as for extraction'],
   ],
+  'fit-pca': [
+    ['spp-extract fit-pca images/ --dim 128 -o proj.npz', 'learn a 128-component projection from (a sample of) the images'],
+    ['spp-extract fit-pca feats.npy --dim 64 --whiten -o proj.npz', 'from descriptors already extracted (options read from the manifest)'],
+    ['spp-extract images/ --pca proj.npz -o small.npy', 'then extract with it (every task of an array job gets the same file)'],
+  ],
 };
 
 /** The exit codes a command can end with, where its meaning differs from the main command's. */
@@ -32,6 +39,9 @@ const EXIT_CODES: Record<CommandName, readonly (number | readonly [number, strin
   info: [EXIT.ok, [EXIT.fatal, 'fatal: bad option, or the model failed to load']],
   merge: [EXIT.ok, [EXIT.fatal, 'fatal: shards incomplete, made with other options or not covering every input; output refused or failed'],
     [EXIT.someFailed, 'merged, but the shards recorded failed inputs']],
+  'fit-pca': [EXIT.ok, [EXIT.fatal, 'fatal: bad option, no usable rows, or the projection could not be written'],
+    [EXIT.someFailed, 'written, but some sampled inputs failed (each named on stderr) and were left out'],
+    [EXIT.interrupted, 'interrupted (Ctrl-C / SIGTERM): nothing written']],
 };
 
 /** Words wrapped at `width` columns, continuation lines indented by `indent`. */

@@ -1,5 +1,5 @@
 /**
- * The command line: `spp-extract [inputs…]` (extract.ts), `info` (info.ts), `merge` (merge.ts),
+ * The command line: `spp-extract [inputs…]` (extract.ts), `info` (info.ts), `merge` (merge.ts), `fit-pca` (fit-pca.ts),
  * `help [command]`, --help, --version. Options, their checks and --help come from the options
  * table (src/core/options.ts). The commands are imported when they run, so --help, --version and
  * merge load no model runtime (tfjs, ONNX Runtime) and no image decoder.
@@ -36,10 +36,10 @@ function configure(cmd: Command): Command {
 export function buildProgram(setExit: (code: number) => void): Command {
   const program = configure(new Command('spp-extract'))
     .description('Fixed-length image descriptors: pretrained MobileNet + spatial pyramid pooling → .npy / JSON / JSONL')
-    .usage('[options] [inputs...]\n       spp-extract info [options]\n       spp-extract merge <shards...> -o <out.npy>')
+    .usage('[options] [inputs...]\n       spp-extract info [options]\n       spp-extract merge <shards...> -o <out.npy>\n       spp-extract fit-pca <inputs...> --dim <k> -o <proj.npz>')
     .argument('[inputs...]', 'image files, folders (recursive), globs, or - for paths on stdin')
     .version(version(), '-V, --version', 'print the version')
-    .helpCommand('help [command]', 'show the help of a command (info, merge)')
+    .helpCommand('help [command]', 'show the help of a command (info, merge, fit-pca)')
     // Options after `info` belong to info, not to the extract command sharing their names.
     .enablePositionalOptions();
   addTableOptions(program, 'extract')
@@ -62,6 +62,13 @@ export function buildProgram(setExit: (code: number) => void): Command {
   addTableOptions(merge, 'merge')
     .addHelpText('after', helpAfter('merge'))
     .action(async (shards: string[], raw: Raw) => setExit(await (await import('./merge.js')).mergeCommand(shards, raw)));
+
+  const fitPca = configure(program.command('fit-pca'))
+    .description('learn a projection (centre, PCA, optional whitening, L2) that makes descriptors ~1/100 the size: apply it with --pca')
+    .argument('<inputs...>', 'images (files, folders, globs, - for paths on stdin), or spp-extract .npy outputs');
+  addTableOptions(fitPca, 'fit-pca')
+    .addHelpText('after', helpAfter('fit-pca'))
+    .action(async (inputs: string[], raw: Raw) => setExit(await (await import('./fit-pca.js')).fitPcaCommand(inputs, raw)));
   return program;
 }
 

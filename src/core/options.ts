@@ -10,7 +10,7 @@
  */
 import { invalidParameterError } from './invalid.js';
 
-export type CommandName = 'extract' | 'info' | 'merge';
+export type CommandName = 'extract' | 'info' | 'merge' | 'fit-pca';
 /** Whose words an error uses: the CLI's flags or the library's property names. */
 export type NameStyle = 'cli' | 'library';
 
@@ -24,6 +24,9 @@ export const OUTPUT_FORMAT_CHOICES = ['npy', 'json', 'jsonl'] as const;
 export const DTYPE_CHOICES = ['float32', 'float16'] as const;
 export const INPUT_LAYOUTS = ['nhwc', 'nchw'] as const;
 export const DEFAULT_LEVELS: readonly number[] = Object.freeze([1, 2, 4]);
+/** What a descriptor goes through before a projection's centring (src/pca/transform.ts). */
+export const PRE_TRANSFORMS = ['l2', 'sqrt', 'none'] as const;
+export type PreTransform = (typeof PRE_TRANSFORMS)[number];
 
 export type PoolMode = (typeof POOL_MODES)[number];
 export type BoxFormat = (typeof BOX_FORMATS)[number];
@@ -115,6 +118,17 @@ export function parseLevels(v: unknown): number[] | undefined {
   return list.length > 0 && list.every((n) => n !== undefined) ? (list as number[]) : undefined;
 }
 
+/** A finite number ≥ 0, from a number or a numeric string. */
+export function nonNegativeNumber(v: unknown): number | undefined {
+  const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
+  return typeof n === 'number' && Number.isFinite(n) && n >= 0 ? n : undefined;
+}
+
+/** A loaded projection (pca/file.ts Projection), as the library may pass one: checked for shape where it is used. */
+function isProjectionLike(v: unknown): boolean {
+  return typeof v === 'object' && v !== null && 'meta' in v && 'components' in v && 'mean' in v;
+}
+
 /** A finite number > 0, from a number or a numeric string. */
 export function positiveNumber(v: unknown): number | undefined {
   const n = typeof v === 'string' && v.trim() !== '' ? Number(v) : v;
@@ -167,40 +181,43 @@ const choice = (choices: readonly string[]) => (v: unknown) => (typeof v === 'st
 const nonEmpty = (v: unknown) => (typeof v === 'string' && v.trim() !== '' ? v : undefined);
 
 const EXTRACT_INFO: readonly CommandName[] = ['extract', 'info'];
+/** The commands that describe images: extraction, and the fit of a projection on a sample of them. */
+const DESCRIBE: readonly CommandName[] = ['extract', 'info', 'fit-pca'];
+const EXTRACT_FIT: readonly CommandName[] = ['extract', 'fit-pca'];
 const TRIPLE = 'one number or three comma-separated numbers (R,G,B)';
 
 /** The backbone and the pyramid: shared by extraction and `info`. */
 const MODEL_OPTIONS: readonly OptionDef[] = [
   // Its default is the registry's (backbone/registry.ts): the backbone applies it, the CLI shows it.
-  { key: 'model', flag: '--model <id|dir|url>', short: '-m', type: 'string', commands: EXTRACT_INFO, header: 'model',
+  { key: 'model', flag: '--model <id|dir|url>', short: '-m', type: 'string', commands: DESCRIBE, header: 'model',
     expected: 'a registry id, a folder, a model.json path or URL, or a .onnx file', check: nonEmpty,
     help: 'registry id, a folder with model.json, a model.json path or URL, or a .onnx file' },
-  { key: 'layer', flag: '--layer <name>', type: 'string', commands: EXTRACT_INFO, header: 'layer', expected: 'a layer or node name', check: nonEmpty,
+  { key: 'layer', flag: '--layer <name>', type: 'string', commands: DESCRIBE, header: 'layer', expected: 'a layer or node name', check: nonEmpty,
     help: 'layer (layers model) or node (graph model) giving the feature map; default: the last conv map' },
-  { key: 'inputRange', flag: '--input-range <lo,hi>', type: 'number[]', commands: EXTRACT_INFO, header: 'inputRange',
+  { key: 'inputRange', flag: '--input-range <lo,hi>', type: 'number[]', commands: DESCRIBE, header: 'inputRange',
     expected: 'LOW,HIGH with LOW < HIGH (e.g. 0,1 or -1,1)', expectedLibrary: 'two numbers [low, high] with low < high', check: parseRange,
     help: 'pixel range the model expects, e.g. 0,1 or -1,1 (write --input-range=-1,1); default from the registry or per format' },
-  { key: 'engine', flag: '--engine <name>', type: 'choice', commands: EXTRACT_INFO, header: 'engine', choices: ENGINE_CHOICES, default: 'auto',
+  { key: 'engine', flag: '--engine <name>', type: 'choice', commands: DESCRIBE, header: 'engine', choices: ENGINE_CHOICES, default: 'auto',
     check: choice(ENGINE_CHOICES), help: 'auto: ONNX Runtime when the model converts, else tfjs' },
-  { key: 'threads', flag: '--threads <n>', type: 'integer', commands: EXTRACT_INFO, expected: 'a positive integer', check: positiveInt,
+  { key: 'threads', flag: '--threads <n>', type: 'integer', commands: DESCRIBE, expected: 'a positive integer', check: positiveInt,
     help: 'ONNX Runtime threads (default: half the cores, the rest decode; 1 on 2 cores)' },
-  { key: 'backend', flag: '--backend <name>', type: 'choice', commands: EXTRACT_INFO, choices: BACKEND_CHOICES, default: 'auto',
+  { key: 'backend', flag: '--backend <name>', type: 'choice', commands: DESCRIBE, choices: BACKEND_CHOICES, default: 'auto',
     check: choice(BACKEND_CHOICES), help: 'tfjs backend (an explicit node/wasm/cpu implies --engine tfjs)' },
-  { key: 'inputLayout', flag: '--input-layout <layout>', type: 'choice', commands: EXTRACT_INFO, header: 'inputLayout', choices: INPUT_LAYOUTS,
+  { key: 'inputLayout', flag: '--input-layout <layout>', type: 'choice', commands: DESCRIBE, header: 'inputLayout', choices: INPUT_LAYOUTS,
     check: choice(INPUT_LAYOUTS), help: "a .onnx model's image layout (default: from its input shape)" },
-  { key: 'mean', flag: '--mean <r,g,b>', type: 'number[]', commands: EXTRACT_INFO, header: 'mean', expected: TRIPLE, check: parseTriple,
+  { key: 'mean', flag: '--mean <r,g,b>', type: 'number[]', commands: DESCRIBE, header: 'mean', expected: TRIPLE, check: parseTriple,
     help: "a .onnx model's per-channel mean, after scaling to --input-range (torchvision: 0.485,0.456,0.406)" },
-  { key: 'std', flag: '--std <r,g,b>', type: 'number[]', commands: EXTRACT_INFO, header: 'std', expected: `${TRIPLE}, none 0`,
+  { key: 'std', flag: '--std <r,g,b>', type: 'number[]', commands: DESCRIBE, header: 'std', expected: `${TRIPLE}, none 0`,
     check: (v) => parseTriple(v)?.every((s) => s !== 0) ? parseTriple(v) : undefined,
     help: "a .onnx model's per-channel std (torchvision: 0.229,0.224,0.225)" },
-  { key: 'levels', flag: '--levels <list>', type: 'integer[]', commands: EXTRACT_INFO, header: 'levels', default: DEFAULT_LEVELS, defaultText: '1,2,4',
+  { key: 'levels', flag: '--levels <list>', type: 'integer[]', commands: DESCRIBE, header: 'levels', default: DEFAULT_LEVELS, defaultText: '1,2,4',
     expected: 'a comma-separated list of positive integers', expectedLibrary: 'a non-empty array of positive integers', check: parseLevels,
     help: 'pyramid levels, n×n bins each (the paper: 6,3,2,1)' },
-  { key: 'pool', flag: '--pool <mode>', type: 'choice', commands: EXTRACT_INFO, header: 'pool', choices: POOL_MODES, default: 'max',
+  { key: 'pool', flag: '--pool <mode>', type: 'choice', commands: DESCRIBE, header: 'pool', choices: POOL_MODES, default: 'max',
     check: choice(POOL_MODES), help: 'pooling in each bin (gem: generalized mean, see --gem-p)' },
-  { key: 'gemP', flag: '--gem-p <p>', type: 'number', commands: EXTRACT_INFO, header: 'gemP', default: 3, expected: 'a finite number > 0',
+  { key: 'gemP', flag: '--gem-p <p>', type: 'number', commands: DESCRIBE, header: 'gemP', default: 3, expected: 'a finite number > 0',
     check: positiveNumber, help: 'exponent of --pool gem (1 = avg; large p approaches max)' },
-  { key: 'normalize', flag: '--normalize <mode>', type: 'choice', commands: EXTRACT_INFO, header: 'normalize', choices: NORMALIZE_MODES, default: 'none',
+  { key: 'normalize', flag: '--normalize <mode>', type: 'choice', commands: DESCRIBE, header: 'normalize', choices: NORMALIZE_MODES, default: 'none',
     check: choice(NORMALIZE_MODES), help: 'descriptor normalisation (sqrt = signed square root, then L2)' },
   // In the header only when given, so a plain run's header reads as it always has (extract.ts).
   { key: 'allowNonFinite', flag: '--allow-non-finite', type: 'boolean', commands: ['extract'], header: 'allowNonFinite', default: false,
@@ -210,19 +227,19 @@ const MODEL_OPTIONS: readonly OptionDef[] = [
 
 /** How images become pixels: `decode.*` in the library. `info` uses the size policy only. */
 const DECODE_OPTIONS: readonly OptionDef[] = [
-  { key: 'decode.size', flag: '--size <n>', type: 'integer', commands: EXTRACT_INFO, header: 'size', default: 224, nullable: true,
+  { key: 'decode.size', flag: '--size <n>', type: 'integer', commands: DESCRIBE, header: 'size', default: 224, nullable: true,
     expected: 'a positive integer', check: positiveInt, help: 'resize so the shorter side is N pixels, aspect kept' },
-  { key: 'resize', flag: '--no-resize', type: 'boolean', commands: EXTRACT_INFO, default: true, cliOnly: true,
+  { key: 'resize', flag: '--no-resize', type: 'boolean', commands: DESCRIBE, default: true, cliOnly: true,
     help: 'feed the native size (still capped by --max-side)' },
-  { key: 'decode.maxSide', flag: '--max-side <n>', type: 'integer', commands: EXTRACT_INFO, header: 'maxSide', default: 4096, nullable: true,
+  { key: 'decode.maxSide', flag: '--max-side <n>', type: 'integer', commands: DESCRIBE, header: 'maxSide', default: 4096, nullable: true,
     expected: 'a positive integer', check: positiveInt, help: 'cap on the longer side fed to the model' },
-  { key: 'decode.background', flag: '--background <colour>', type: 'rgb', commands: ['extract'], header: 'background',
+  { key: 'decode.background', flag: '--background <colour>', type: 'rgb', commands: EXTRACT_FIT, header: 'background',
     default: { r: 255, g: 255, b: 255 }, defaultText: 'white', check: parseColour,
     expected: 'white, black, gray, #rrggbb or R,G,B with integers 0-255', expectedLibrary: '{r, g, b} with integers 0-255, #rrggbb or r,g,b',
     help: 'colour transparent pixels are flattened onto (white, black, gray, #rrggbb, R,G,B)' },
-  { key: 'decode.maxInputPixels', flag: '--max-input-pixels <n>', type: 'integer', commands: ['extract'], default: 268402689,
+  { key: 'decode.maxInputPixels', flag: '--max-input-pixels <n>', type: 'integer', commands: EXTRACT_FIT, default: 268402689,
     expected: 'a positive integer', check: positiveInt, help: 'refuse images whose header declares more pixels (decompression-bomb guard)' },
-  { key: 'decode.failOn', flag: '--fail-on <level>', type: 'choice', commands: ['extract'], header: 'failOn', choices: FAIL_ON_CHOICES, default: 'error',
+  { key: 'decode.failOn', flag: '--fail-on <level>', type: 'choice', commands: EXTRACT_FIT, header: 'failOn', choices: FAIL_ON_CHOICES, default: 'error',
     check: choice(FAIL_ON_CHOICES), help: 'sharp failOn: how picky decoding is about damaged data' },
 ];
 
@@ -240,33 +257,57 @@ const REGION_OPTIONS: readonly OptionDef[] = [
 
 /** The extraction run itself, the command line only. */
 const RUN_OPTIONS: readonly OptionDef[] = [
-  { key: 'output', flag: '--output <path>', short: '-o', type: 'string', commands: ['extract', 'merge'], required: ['merge'], cliOnly: true,
-    help: 'output .npy, .json, .jsonl, or - for JSONL on stdout (default - when stdout is not a terminal)', helpFor: { merge: 'the merged .npy' } },
+  { key: 'output', flag: '--output <path>', short: '-o', type: 'string', commands: ['extract', 'merge', 'fit-pca'], required: ['merge', 'fit-pca'], cliOnly: true,
+    help: 'output .npy, .json, .jsonl, or - for JSONL on stdout (default - when stdout is not a terminal)',
+    helpFor: { merge: 'the merged .npy', 'fit-pca': 'the projection file (.npz)' } },
   { key: 'format', flag: '--format <format>', short: '-f', type: 'choice', commands: ['extract'], choices: OUTPUT_FORMAT_CHOICES, cliOnly: true,
     check: choice(OUTPUT_FORMAT_CHOICES), help: 'output format, for a name without a known extension (default: from the extension)' },
-  { key: 'null', flag: '--null', short: '-0', type: 'boolean', commands: ['extract'], cliOnly: true, help: 'paths on stdin are NUL-separated (find -print0)' },
-  { key: 'decodeAhead', flag: '--decode-ahead <n>', type: 'integer', commands: ['extract'], expected: 'a positive integer', cliOnly: true,
+  { key: 'null', flag: '--null', short: '-0', type: 'boolean', commands: EXTRACT_FIT, cliOnly: true, help: 'paths on stdin are NUL-separated (find -print0)' },
+  { key: 'decodeAhead', flag: '--decode-ahead <n>', type: 'integer', commands: EXTRACT_FIT, expected: 'a positive integer', cliOnly: true,
     check: positiveInt, help: 'images decoded in parallel ahead of the model (default: 16 on 2 cores at the default size policy; 8 per decoding core within 64 MiB of pixels, never below 4)' },
   { key: 'dtype', flag: '--dtype <type>', type: 'choice', commands: ['extract'], header: 'dtype', choices: DTYPE_CHOICES, default: 'float32', cliOnly: true,
     check: choice(DTYPE_CHOICES), help: '.npy element type (float16 halves the file; ~3 significant digits)' },
   { key: 'resume', flag: '--resume', type: 'boolean', commands: ['extract'], cliOnly: true, help: 'finish an interrupted run of the same output (same inputs and options)' },
-  { key: 'force', flag: '--force', type: 'boolean', commands: ['extract', 'merge'], cliOnly: true,
-    help: 'overwrite an existing output and discard an interrupted run', helpFor: { merge: 'overwrite an existing output' } },
+  { key: 'force', flag: '--force', type: 'boolean', commands: ['extract', 'merge', 'fit-pca'], cliOnly: true,
+    help: 'overwrite an existing output and discard an interrupted run', helpFor: { merge: 'overwrite an existing output', 'fit-pca': 'overwrite an existing projection file' } },
   { key: 'shard', flag: '--shard <k/n>', type: 'string', commands: ['extract'], cliOnly: true,
     help: 'process shard k of n (auto/n: k from SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX); {shard} in -o becomes k' },
-  { key: 'quiet', flag: '--quiet', short: '-q', type: 'boolean', commands: ['extract'], cliOnly: true, help: 'no progress, summary or hints on stderr (failures and warnings are still reported)' },
-  { key: 'verbose', flag: '--verbose', short: '-v', type: 'boolean', commands: ['extract'], cliOnly: true, help: 'print the backend, model and layer used' },
+  { key: 'quiet', flag: '--quiet', short: '-q', type: 'boolean', commands: EXTRACT_FIT, cliOnly: true, help: 'no progress, summary or hints on stderr (failures and warnings are still reported)' },
+  { key: 'verbose', flag: '--verbose', short: '-v', type: 'boolean', commands: EXTRACT_FIT, cliOnly: true, help: 'print the backend, model and layer used' },
   { key: 'layers', flag: '--layers', type: 'boolean', commands: ['info'], cliOnly: true, help: 'also list the candidate layers / nodes' },
   { key: 'json', flag: '--json', type: 'boolean', commands: ['info'], cliOnly: true, help: 'machine-readable output' },
 ];
 
 const CACHE_OPTIONS: readonly OptionDef[] = [
-  { key: 'cacheDir', flag: '--cache-dir <dir>', type: 'string', commands: EXTRACT_INFO, expected: 'a folder path', check: nonEmpty,
+  { key: 'cacheDir', flag: '--cache-dir <dir>', type: 'string', commands: DESCRIBE, expected: 'a folder path', check: nonEmpty,
     help: 'model cache (default $XDG_CACHE_HOME/spp-extract or ~/.cache/spp-extract)' },
 ];
 
+/** The default alpha of --whiten: the only one that kept mAP near the unwhitened value (scripts/pca_quality.json). */
+export const DEFAULT_WHITEN_ALPHA = 10;
+export const DEFAULT_PCA_SAMPLE = 10_000;
+
+/** A learned projection (src/pca): applying one (--pca), fitting one (fit-pca, --pca-dim) and how. */
+const PCA_OPTIONS: readonly OptionDef[] = [
+  { key: 'pca', flag: '--pca <file>', type: 'string', commands: EXTRACT_INFO, header: 'pca', expected: 'a projection file made by fit-pca (.npz)',
+    expectedLibrary: 'a projection file path or a projection from readProjection()',
+    check: (v) => nonEmpty(v) ?? (isProjectionLike(v) ? v : undefined),
+    help: 'project each descriptor with this fit-pca projection (centre, PCA, L2): K values per row instead of D' },
+  { key: 'pcaDim', flag: '--pca-dim <k>', type: 'integer', commands: ['extract'], cliOnly: true, expected: 'a positive integer', check: positiveInt,
+    help: 'fit a K-component projection on a sample of these inputs first (written to OUTPUT.pca.npz), then extract with it' },
+  { key: 'dim', flag: '--dim <k>', type: 'integer', commands: ['fit-pca'], required: ['fit-pca'], cliOnly: true, expected: 'a positive integer', check: positiveInt,
+    help: 'components to keep (K): the projected descriptor length' },
+  { key: 'sample', flag: '--sample <n>', type: 'integer', commands: EXTRACT_FIT, cliOnly: true, expected: 'a positive integer', check: positiveInt,
+    defaultText: String(DEFAULT_PCA_SAMPLE), help: 'fit on at most N inputs, those whose path hashes lowest (the same whatever the order or shard)' },
+  { key: 'whiten', flag: '--whiten [alpha]', type: 'number', commands: EXTRACT_FIT, cliOnly: true, expected: 'a number ≥ 0 (or no value)',
+    check: (v) => (v === true ? DEFAULT_WHITEN_ALPHA : nonNegativeNumber(v)),
+    help: `regularised whitening: scale component k by 1/sqrt(λk + alpha·mean(λ)) (alpha default ${DEFAULT_WHITEN_ALPHA}); default: no whitening` },
+  { key: 'pcaPre', flag: '--pca-pre <transform>', type: 'choice', commands: EXTRACT_FIT, cliOnly: true, choices: PRE_TRANSFORMS, defaultText: 'l2',
+    check: choice(PRE_TRANSFORMS), help: 'what each descriptor goes through before centring: l2, sqrt (signed square root, then L2) or none' },
+];
+
 /** In --help's order: the run, the model and pyramid, decoding, the cache. */
-export const OPTIONS: readonly OptionDef[] = [...RUN_OPTIONS, ...MODEL_OPTIONS, ...REGION_OPTIONS, ...DECODE_OPTIONS, ...CACHE_OPTIONS];
+export const OPTIONS: readonly OptionDef[] = [...RUN_OPTIONS, ...PCA_OPTIONS, ...MODEL_OPTIONS, ...REGION_OPTIONS, ...DECODE_OPTIONS, ...CACHE_OPTIONS];
 
 export function optionsFor(command: CommandName): OptionDef[] {
   return OPTIONS.filter((o) => o.commands.includes(command));

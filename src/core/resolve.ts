@@ -6,7 +6,7 @@
 import { invalidParameterError } from './invalid.js';
 import {
   OPTIONS, attributeName, optionsFor, resolveOption,
-  type BackendName, type BoxFormat, type CommandName, type DecodeOptions, type Dtype, type EngineName, type InputLayout, type NormalizeMode, type PoolMode,
+  type BackendName, type BoxFormat, type PreTransform, type CommandName, type DecodeOptions, type Dtype, type EngineName, type InputLayout, type NormalizeMode, type PoolMode,
 } from './options.js';
 
 export interface ResolvedModelOptions {
@@ -27,6 +27,8 @@ export interface ResolvedSppOptions { levels: number[]; pool: PoolMode; gemP: nu
 
 export interface ResolvedExtractorOptions extends ResolvedModelOptions, ResolvedSppOptions {
   decode: DecodeOptions;
+  /** A projection file path, or a projection already read (pca/file.ts Projection, typed where it is used); undefined: raw descriptors. */
+  pca?: string | object;
   /** Keep descriptors holding NaN or ±Inf (pipeline/finite.ts). */
   allowNonFinite: boolean;
 }
@@ -50,6 +52,13 @@ export interface CliRunOptions {
   verbose?: boolean;
   layers?: boolean;
   json?: boolean;
+  /** fit-pca's K; extract --pca-dim's K. */
+  dim?: number;
+  pcaDim?: number;
+  sample?: number;
+  /** Whitening's alpha (--whiten with no value: the default alpha). */
+  whiten?: number;
+  pcaPre?: PreTransform;
 }
 
 export type ResolvedCommandLine = ResolvedExtractorOptions & CliRunOptions;

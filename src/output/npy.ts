@@ -84,6 +84,21 @@ export function encodeNpy(dtype: NpyDtype, shape: readonly number[], data: Float
   return out;
 }
 
+/** IEEE 754 binary16 bit patterns to float32 (exact: every half is a float32). */
+export function float16BitsToFloat32(bits: Uint16Array): Float32Array {
+  const out = new Float32Array(bits.length);
+  for (let i = 0; i < bits.length; i++) {
+    const h = bits[i];
+    const sign = h & 0x8000 ? -1 : 1;
+    const exp = (h >>> 10) & 0x1f;
+    const mant = h & 0x3ff;
+    if (exp === 0) out[i] = sign * mant * 2 ** -24;
+    else if (exp === 0x1f) out[i] = mant ? NaN : sign * Infinity;
+    else out[i] = sign * (1 + mant / 1024) * 2 ** (exp - 15);
+  }
+  return out;
+}
+
 /**
  * Converts float32 values to IEEE 754 binary16 bit patterns: round to nearest, ties to even;
  * subnormal results; overflow (|x| >= 65520) → ±Inf; NaN stays NaN (quiet, top payload bits kept,

@@ -42,6 +42,8 @@ export interface RunHeader {
   /** --grid runs: `RxC`, and whether window 0 is the whole image. */
   grid?: string;
   gridFull?: boolean;
+  /** Only with --pca / --pca-dim: the projection the rows went through (dim is then its K). */
+  pca?: { sha256: string; dim: number; inputDim: number; pre: string; whiten: number | null; source: string };
 }
 
 /** Which box of its image a record is (region runs): its position, the box as given, its label. */

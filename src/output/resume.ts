@@ -52,7 +52,10 @@ export const modelUncheckedWarning = (file: string) =>
 
 function currentHeader(h: RunHeader): Record<string, unknown> {
   const { format, ...rest } = h as RunHeader & { format?: unknown };
-  return format !== undefined && rest.modelFormat === undefined ? { ...rest, modelFormat: format } : { ...h };
+  const current: Record<string, unknown> = format !== undefined && rest.modelFormat === undefined ? { ...rest, modelFormat: format } : { ...h };
+  // A projection is the same by its content (SHA-256), wherever each run read it from.
+  if (h.pca) current.pca = { ...h.pca, source: undefined };
+  return current;
 }
 
 interface Located { path: string; temp: boolean }

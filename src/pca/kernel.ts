@@ -7,9 +7,17 @@
 import { createRequire } from 'node:module';
 import type * as Ort from 'onnxruntime-node';
 import { DataType, encodeModel, floatTensor, type Attribute, type GraphProto, type NodeProto, type ValueInfoProto } from '../backbone/onnx/proto.js';
-import { sessionOptions } from '../backbone/onnx/session.js';
 
-const ort = createRequire(import.meta.url)('onnxruntime-node') as typeof Ort;
+// Loaded when a kernel opens, not when this module is imported: a run without a projection never
+// pays for ONNX Runtime on the main thread.
+let loaded: { ort: typeof Ort; options: (threads: number) => Ort.InferenceSession.SessionOptions } | undefined;
+async function runtime() {
+  if (!loaded) {
+    const { sessionOptions } = await import('../backbone/onnx/session.js');
+    loaded = { ort: createRequire(import.meta.url)('onnxruntime-node') as typeof Ort, options: sessionOptions };
+  }
+  return loaded;
+}
 
 const f32 = (name: string, shape: (number | string)[]): ValueInfoProto => ({ name, elemType: DataType.FLOAT, shape });
 const f64 = (name: string, shape: (number | string)[]): ValueInfoProto => ({ name, elemType: DataType.DOUBLE, shape });
@@ -37,6 +45,7 @@ export interface FitKernel {
 }
 
 export async function openFitKernel(dim: number, basis: number, threads: number): Promise<FitKernel> {
+  const { ort, options: sessionOptions } = await runtime();
   const options = sessionOptions(threads);
   const pass = await ort.InferenceSession.create(model('pca-pass', [
     node('Sub', ['x', 'mean'], ['xc']),
@@ -84,6 +93,7 @@ export interface ProjectKernel {
 }
 
 export async function openProjectKernel(mean: Float32Array, components: Float32Array, k: number, dim: number, threads: number): Promise<ProjectKernel> {
+  const { ort, options: sessionOptions } = await runtime();
   const session = await ort.InferenceSession.create(model('pca-project', [
     node('Sub', ['x', 'mean'], ['xc']),
     node('Gemm', ['xc', 'w'], ['y'], [{ name: 'transB', type: 'int', i: 1 }]),

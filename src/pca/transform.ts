@@ -3,8 +3,9 @@
  * a raw descriptor before centring, and the whitening scale and L2 applied after. The whole map is
  *   y = scale ⊙ (components · (pre(x) − mean)),  then y / ‖y‖
  */
-export const PRE_TRANSFORMS = ['l2', 'sqrt', 'none'] as const;
-export type PreTransform = (typeof PRE_TRANSFORMS)[number];
+import { PRE_TRANSFORMS, type PreTransform } from '../core/options.js';
+
+export { PRE_TRANSFORMS, type PreTransform };
 
 /**
  * 'l2' (the default: best mAP on the shared labelled photos, scripts/pca_quality.json): L2 only;

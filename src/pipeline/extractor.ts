@@ -1,5 +1,7 @@
 import { readFile } from 'node:fs/promises';
-import { invalidParameterError } from '../core/invalid.js';
+import { UsageError, invalidParameterError } from '../core/invalid.js';
+import type { DescriptorIdentity, Projection } from '../pca/file.js';
+import type { Projector } from '../pca/projector.js';
 import { decodeResolved, type DecodeOptions } from '../decode/decode.js';
 import { loadEngine, type EngineOptions } from '../backbone/load.js';
 import type { Backbone, BackboneHint, BackboneInfo, RgbPixels } from '../backbone/contract.js';
@@ -24,6 +26,12 @@ export interface SppOptions {
 
 export interface ExtractorOptions extends EngineOptions, SppOptions {
   decode?: Partial<DecodeOptions>;
+  /**
+   * A projection (fit-pca's .npz path, or readProjection()'s result): every descriptor becomes its
+   * K projected values (info.dim is K). Refused when fitted for another model / layer / levels /
+   * pool / normalize.
+   */
+  pca?: string | Projection;
   /** Keep descriptors holding NaN or ±Inf (default false: they throw NonFiniteError, a run records a 'non-finite' failure). */
   allowNonFinite?: boolean;
 }
@@ -59,6 +67,8 @@ export interface ExtractorInfo extends BackboneInfo, ResolvedSppOptions {
   /** Measured once at load, on a grey square image; absent when the model would not run on it. */
   readonly mapSize?: MapSize;
   readonly inputRangeHint?: InputRangeHint;
+  /** With a projection: its identity and K (dim is then K; rawDim the descriptor's length before it). */
+  readonly pca?: { readonly sha256: string; readonly dim: number; readonly source: string; readonly rawDim: number };
 }
 
 export interface Extractor {
@@ -94,21 +104,33 @@ export async function createExtractor(options: ExtractorOptions = {}): Promise<E
 export async function openExtractor(
   o: ResolvedExtractorOptions, extra: Pick<EngineOptions, 'onWarning' | 'worker'> = {},
 ): Promise<Extractor> {
-  const { levels, pool, gemP, normalize, decode, allowNonFinite: allow, ...model } = o;
+  const { levels, pool, gemP, normalize, decode, allowNonFinite: allow, pca, ...model } = o;
   // The command line leaves an unset flag undefined.
   const allowNonFinite = allow === true;
   const engineOptions: EngineOptions = { ...model, ...definedOnly(extra) };
   const { backbone, engine, fallbackReason, warnings = [] } = await loadEngine(engineOptions);
   const [mapSize, inputRangeHint] = await Promise.all([probeMapSize(backbone, decode), guessInputRangeHint(backbone.info)]);
+  const rawDim = descriptorLength(backbone.info.channels, levels);
+  let projector: Projector | undefined;
+  try {
+    projector = pca === undefined ? undefined : await openPca(pca as string | Projection, { ...backbone.info, levels, pool, gemP, normalize, dim: rawDim });
+  } catch (err) {
+    await backbone.dispose();
+    throw err;
+  }
+  const projection = projector?.projection;
   const info: ExtractorInfo = {
     ...backbone.info, levels, pool, gemP, normalize, engine, ...(fallbackReason ? { engineFallback: fallbackReason } : {}), warnings,
-    dim: descriptorLength(backbone.info.channels, levels), decode, allowNonFinite,
+    dim: projection ? projection.meta.dim : rawDim, decode, allowNonFinite,
     ...(mapSize ? { mapSize } : {}), ...(inputRangeHint ? { inputRangeHint } : {}),
+    ...(projection ? { pca: { sha256: projection.sha256, dim: projection.meta.dim, source: projection.source, rawDim } } : {}),
   };
+  // One row at a time here (the CLI batches rows in front of its writer instead: pca/projector.ts).
+  const project = async (d: Float32Array) => (projector ? (await projector.project([d]))[0] : d);
 
   const describe = async (image: RgbPixels, hint?: BackboneHint) => {
     const map = await backbone.featureMap(image, hint);
-    const descriptor = checkFinite(normalizeDescriptor(pyramidPool(map, levels, pool, gemP), normalize), allowNonFinite);
+    const descriptor = await project(checkFinite(normalizeDescriptor(pyramidPool(map, levels, pool, gemP), normalize), allowNonFinite));
     return { descriptor, map };
   };
 
@@ -124,8 +146,14 @@ export async function openExtractor(
       return detail === undefined ? r : { ok: false, reason: NON_FINITE, message: `${NON_FINITE}: ${detail}` };
     };
   };
-  const regionsOfImage = async (img: DecodedImage, boxes: readonly Box[], hint?: BackboneHint): Promise<RegionResult[]> =>
-    boxes.map(await describer(img, hint));
+  const regionsOfImage = async (img: DecodedImage, boxes: readonly Box[], hint?: BackboneHint): Promise<RegionResult[]> => {
+    const results = boxes.map(await describer(img, hint));
+    if (!projector) return results;
+    const ok = results.filter((r): r is Extract<RegionResult, { ok: true }> => r.ok);
+    const projected = await projector.project(ok.map((r) => r.descriptor));
+    ok.forEach((r, i) => (r.descriptor = projected[i]));
+    return results;
+  };
 
   const extractRegions = async (input: string | Buffer, boxes: readonly Box[]): Promise<Float32Array[]> => {
     if (!Array.isArray(boxes)) throw invalidParameterError('boxes', 'an array of [x0, y0, x1, y1] boxes', boxes);
@@ -160,9 +188,27 @@ export async function openExtractor(
     regionsOfImage,
     regionDescriber: describer,
     dispose: async () => {
+      await projector?.dispose();
       await backbone.dispose();
     },
   };
+}
+
+/** Reads (or takes) the projection and refuses one fitted for other descriptors. */
+async function openPca(pca: string | Projection, now: DescriptorIdentity): Promise<Projector> {
+  const { descriptorIdentity, readProjection, projectionMismatch } = await import('../pca/file.js');
+  const { openProjector } = await import('../pca/projector.js');
+  const projection = typeof pca === 'string' ? await readProjection(pca) : pca;
+  const { meta, mean, components, scale } = projection;
+  const k = meta?.dim;
+  const d = meta?.descriptor?.dim;
+  if (!(mean instanceof Float32Array && components instanceof Float32Array && scale instanceof Float32Array) ||
+    !(mean.length === d && components.length === k * d && scale.length === k)) {
+    throw invalidParameterError('pca', 'a projection file path or a projection from readProjection()', '(an object whose arrays do not match its metadata)');
+  }
+  const diffs = projectionMismatch(projection.meta.descriptor, descriptorIdentity(now));
+  if (diffs.length > 0) throw new UsageError(`pca ${projection.source} was fitted for other descriptors (${diffs.join('; ')})`);
+  return openProjector(projection);
 }
 
 function definedOnly<T extends object>(o: T): Partial<T> {

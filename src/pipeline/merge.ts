@@ -7,48 +7,48 @@ import { headerDifferences, manifestPathFor, modelUnchecked, modelUncheckedWarni
 
 type Line = { type: string; [k: string]: unknown };
 type RegionLine = { path_bytes?: string; box_index?: number; box?: number[]; label?: string };
-type RowLine = { type: 'row'; row: number; index: number; path: string; width: number; height: number } & RegionLine;
-type FailureLine = { type: 'failure'; index: number; path: string; reason: string; error: string; boxes?: number } & RegionLine;
+export type RowLine = { type: 'row'; row: number; index: number; path: string; width: number; height: number } & RegionLine;
+export type FailureLine = { type: 'failure'; index: number; path: string; reason: string; error: string; boxes?: number } & RegionLine;
 
-interface ShardFile { path: string; manifest: string; header: RunHeader; records: (RowLine | FailureLine)[]; rows: number }
+export interface ShardFile { path: string; manifest: string; header: RunHeader; records: (RowLine | FailureLine)[]; rows: number }
 
 /**
  * A shard's manifest, checked line by line: a header, then rows numbered 0, 1, 2 … in order and
  * failures, each with the fields a merge copies, then a summary that agrees with them. Anything
  * else is refused naming the manifest and the line.
  */
-async function readShard(path: string): Promise<ShardFile> {
+export async function readShard(path: string, who = 'merge'): Promise<ShardFile> {
   const manifest = manifestPathFor(path);
   const read = await readJournalLines(manifest).catch((err) => {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`merge: ${path} has no manifest ${manifest}`);
-    if (err instanceof NotAJournal || err instanceof NotRegularFile) throw new Error(`merge: ${err.message}`);
-    throw new Error(`merge: cannot read ${manifest}: ${systemReason(err)}`);
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`${who}: ${path} has no manifest ${manifest}`);
+    if (err instanceof NotAJournal || err instanceof NotRegularFile) throw new Error(`${who}: ${err.message}`);
+    throw new Error(`${who}: cannot read ${manifest}: ${systemReason(err)}`);
   });
   const [head, ...rest] = read.entries.map((e) => ({ line: e.line as Line, number: e.number }));
   if (head?.line.type !== 'header' || head.line.tool !== 'spp-extract') {
-    throw new Error(`merge: ${manifest} is not an spp-extract journal: it does not start with a header`);
+    throw new Error(`${who}: ${manifest} is not an spp-extract journal: it does not start with a header`);
   }
   const summary = rest.pop();
   if (summary?.line.type !== 'summary' || summary.line.complete !== true || read.torn !== undefined) {
     const torn = read.torn !== undefined ? ` (line ${read.torn} is torn or not JSON)` : '';
-    throw new Error(`merge: ${path} is incomplete${torn}; finish it with --resume first`);
+    throw new Error(`${who}: ${path} is incomplete${torn}; finish it with --resume first`);
   }
   const { type: _t, ...header } = head.line;
   const { dim, dtype, inputs } = header as unknown as RunHeader;
   if (!(Number.isSafeInteger(dim) && dim > 0) || (dtype !== 'float32' && dtype !== 'float16') || !(Number.isSafeInteger(inputs) && inputs >= 0)) {
-    throw new Error(`merge: ${manifest} line 1: the header's dim ${JSON.stringify(dim)}, dtype ${JSON.stringify(dtype)}, inputs ${JSON.stringify(inputs)} ` +
+    throw new Error(`${who}: ${manifest} line 1: the header's dim ${JSON.stringify(dim)}, dtype ${JSON.stringify(dtype)}, inputs ${JSON.stringify(inputs)} ` +
       'are not a positive width, float32 or float16, and a count');
   }
   let rows = 0;
   let failures = 0;
   for (const { line, number } of rest) {
     const problem = recordProblem(line, { row: rows });
-    if (problem) throw new Error(`merge: ${manifest} line ${number}: ${problem}`);
+    if (problem) throw new Error(`${who}: ${manifest} line ${number}: ${problem}`);
     if (line.type === 'row') rows++;
     else failures++;
   }
   const problem = summaryProblem(summary.line, rows, failures);
-  if (problem) throw new Error(`merge: ${manifest} line ${summary.number}: ${problem}`);
+  if (problem) throw new Error(`${who}: ${manifest} line ${summary.number}: ${problem}`);
   return { path, manifest, header: header as unknown as RunHeader, records: rest.map((e) => e.line) as (RowLine | FailureLine)[], rows };
 }
 
@@ -57,20 +57,20 @@ async function readShard(path: string): Promise<ShardFile> {
  * C order, shape (rows, dim), and exactly that many bytes. The handle is kept for the copy, so
  * the bytes copied are those of the file checked.
  */
-async function openShardData(s: ShardFile, rowBytes: number): Promise<FileHandle> {
+export async function openShardData(s: ShardFile, rowBytes: number, who = 'merge'): Promise<FileHandle> {
   const { fh, size } = await openRegularFile(s.path).catch((err) => {
-    if (err instanceof NotRegularFile) throw new Error(`merge: ${err.message}`);
-    throw new Error(`merge: cannot open ${s.path}: ${systemReason(err)}`);
+    if (err instanceof NotRegularFile) throw new Error(`${who}: ${err.message}`);
+    throw new Error(`${who}: cannot open ${s.path}: ${systemReason(err)}`);
   });
   try {
     const expected = NPY_HEADER_BYTES + s.rows * rowBytes;
-    if (size < NPY_HEADER_BYTES) throw new Error(`merge: ${s.path} holds ${size} bytes, less than a .npy header`);
+    if (size < NPY_HEADER_BYTES) throw new Error(`${who}: ${s.path} holds ${size} bytes, less than a .npy header`);
     const head = Buffer.alloc(NPY_HEADER_BYTES);
     await readExactly(fh, s.path, head, NPY_HEADER_BYTES, 0);
     const problem = npyLayoutProblem(head, npyDtypeOf(s.header.dtype), s.header.dim, s.rows);
-    if (problem) throw new Error(`merge: ${s.path}: ${problem} (its manifest ${s.manifest} lists ${s.rows} rows)`);
+    if (problem) throw new Error(`${who}: ${s.path}: ${problem} (its manifest ${s.manifest} lists ${s.rows} rows)`);
     if (size !== expected) {
-      throw new Error(`merge: ${s.path} holds ${size} bytes, expected ${expected} (${s.rows} rows of ${rowBytes} bytes after the header)`);
+      throw new Error(`${who}: ${s.path} holds ${size} bytes, expected ${expected} (${s.rows} rows of ${rowBytes} bytes after the header)`);
     }
     return fh;
   } catch (err) {
@@ -89,7 +89,7 @@ export async function mergeShards(
   commit: (close: () => Promise<void>) => Promise<void> = (close) => close(),
 ): Promise<RunSummary> {
   if (shardPaths.length === 0) throw new Error('merge: no shard outputs given');
-  const shards = await Promise.all(shardPaths.map(readShard));
+  const shards = await Promise.all(shardPaths.map((p) => readShard(p)));
   const { shard: _s0, ...base } = shards[0].header;
   const count = shards[0].header.shard?.count;
   const seen = new Set<number>();
