@@ -132,11 +132,11 @@ export async function fitInto(
       reporter.line(`spp-extract: fit-pca: fitting ${choice.k} components on ${plural(source.rows, 'row')} of ${source.dim}`);
       const fitted = await fitProjection(source, {
         ...choice, descriptor: gathered.identity, threads: o.threads, signal: abort.signal,
-        onPass: (pass, passes) => reporter.update({ done: pass - 1, total: passes, imagesDone: 0, rows: 0, failures: 0, elapsedMs: 0 }),
+        onPass: (pass, passes) => reporter.status(`fitting: pass ${pass} of ${passes} over the sample`),
       }, output).catch((err) => {
         if (abort.signal.aborted) return 'interrupted' as const;
         throw err;
-      });
+      }).finally(() => reporter.stop());
       if (fitted === 'interrupted') return stopped(reporter, output);
       const { projection, bytes } = fitted;
       const sink = await FileSink.create(output, { target: output, file: output });

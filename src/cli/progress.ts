@@ -11,6 +11,8 @@ export interface Reporter {
   update(p: RunProgress): void;
   /** One line on stderr that stays (failures, warnings). */
   line(text: string): void;
+  /** The spinner's text for a stage without images (a fit's passes); nothing without a terminal. */
+  status(text: string): void;
   stop(): void;
 }
 
@@ -47,6 +49,11 @@ export async function createReporter(opts: { quiet: boolean; stream?: NodeJS.Wri
         spinner.text = progressText(p);
         lastRender = now;
       }
+    },
+    status(text) {
+      if (!ora) return;
+      spinner ??= ora({ stream, text, color: noColor(opts.env) ? false : 'cyan' }).start();
+      spinner.text = text;
     },
     line(message) {
       // A signal's stop line was the last word: the images it cut short are not failures.
