@@ -50,7 +50,9 @@ export async function fitPcaCommand(inputs: string[], raw: Record<string, unknow
       const items: WorkItem[] = entries.map(({ source: _s, ...e }, index) => ({ index, ...e }));
       const extractor = await openExtractor({ ...o, pca: undefined });
       try {
-        for (const w of extractor.info.warnings) reporter.line(`spp-extract: warning: ${w}`);
+        const i = extractor.info;
+        for (const w of i.warnings) reporter.line(`spp-extract: warning: ${w}`);
+        if (o.verbose) reporter.line(`spp-extract: engine ${i.engine} (${i.backend}), model ${i.model} (${i.format}), layer ${i.layer}, levels ${i.levels.join(',')}, pool ${i.pool}, dim ${i.dim}`);
         return await describeImages(items, extractor, o, o.sample ?? DEFAULT_PCA_SAMPLE, rowsPath, reporter, signal);
       } finally {
         await extractor.dispose();
