@@ -125,6 +125,8 @@ async function orthonormalize(kernel: FitKernel, a: Float64Array, d: number, bas
     const s = await kernel.gram(q, d, basis);
     let trace = 0;
     for (let i = 0; i < basis; i++) trace += s[i * basis + i];
+    // All rows equal to the mean: M is zero, and no shift of a zero trace would ever be tried.
+    if (!(trace > 0)) throw new PcaFitError('the sample rows have no variance to fit');
     let extra = shifted ? 11 * (d * basis + basis * (basis + 1)) * 2 ** -53 * trace : 0;
     let r = cholesky(plusDiagonal(s, basis, extra), basis);
     while (r === undefined) {
