@@ -233,10 +233,9 @@ test('--pca runs cut by SIGTERM / SIGKILL then --resume = an uninterrupted run, 
     ]));
   }
   // The first case's partial output: another projection (same K, another sample; or another K) is refused naming --pca.
-  await Promise.all([
-    refused([imgDir, '-o', join(dir, 'a.npy'), '--pca', proj30, '--resume', ...model()], /--pca/),
-    refused([imgDir, '-o', join(dir, 'a.npy'), '--pca-dim', '3', '--resume', ...model()], /--pca/),
-  ]);
+  // One after the other: both take the output's lock.
+  await refused([imgDir, '-o', join(dir, 'a.npy'), '--pca', proj30, '--resume', ...model()], /--pca/);
+  await refused([imgDir, '-o', join(dir, 'a.npy'), '--pca-dim', '3', '--resume', ...model()], /--pca/);
   for (let i = 0; i < cases.length; i += 2) {
     await Promise.all(cases.slice(i, i + 2).map((c) =>
       // The projection by content: the same bytes under another path resume the run.
