@@ -58,3 +58,24 @@ export function finishRows(y: Float32Array, rows: number, k: number, scale: Floa
   }
   return out;
 }
+
+/**
+ * One row through the whole map, in float64 in JS (no ONNX Runtime), for callers that must stay
+ * synchronous (a region describer's per-box function). Equal to the projector's rows within rounding.
+ */
+export function projectRowSync(
+  p: { meta: { dim: number; pre: PreTransform; descriptor: { dim: number } }; mean: Float32Array; components: Float32Array; scale: Float32Array },
+  row: Float32Array,
+): Float32Array {
+  const d = p.meta.descriptor.dim;
+  const k = p.meta.dim;
+  if (row.length !== d) throw new RangeError(`a descriptor of ${row.length} values cannot take a projection fitted on ${d}`);
+  const x = preTransform(row, p.meta.pre);
+  const y = new Float32Array(k);
+  for (let c = 0; c < k; c++) {
+    let sum = 0;
+    for (let j = 0; j < d; j++) sum += p.components[c * d + j] * (x[j] - p.mean[j]);
+    y[c] = sum;
+  }
+  return finishRows(y, 1, k, p.scale)[0];
+}

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { UsageError, invalidParameterError } from '../core/invalid.js';
 import type { DescriptorIdentity, Projection } from '../pca/file.js';
 import type { Projector } from '../pca/projector.js';
+import { projectRowSync } from '../pca/transform.js';
 import { decodeResolved, type DecodeOptions } from '../decode/decode.js';
 import { loadEngine, type EngineOptions } from '../backbone/load.js';
 import type { Backbone, BackboneHint, BackboneInfo, RgbPixels } from '../backbone/contract.js';
@@ -186,11 +187,25 @@ export async function openExtractor(
     extractPixels: async (image, hint) => (await describe(image, hint)).descriptor,
     extractRegions,
     regionsOfImage,
-    regionDescriber: describer,
+    // The per-box function is synchronous: with a projection, each box is projected in JS (projectRowSync).
+    regionDescriber: projector ? projectedDescriber(describer, projector) : describer,
     dispose: async () => {
       await projector?.dispose();
       await backbone.dispose();
     },
+  };
+}
+
+/** A region describer whose rows are projected, like every other descriptor of a projecting extractor. */
+function projectedDescriber(
+  describer: (img: DecodedImage, hint?: BackboneHint) => Promise<(box: Box) => RegionResult>, projector: Projector,
+): (img: DecodedImage, hint?: BackboneHint) => Promise<(box: Box) => RegionResult> {
+  return async (img, hint) => {
+    const describeBox = await describer(img, hint);
+    return (box) => {
+      const r = describeBox(box);
+      return r.ok ? { ...r, descriptor: projectRowSync(projector.projection, r.descriptor) } : r;
+    };
   };
 }
 
