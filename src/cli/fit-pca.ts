@@ -42,7 +42,7 @@ export async function fitPcaCommand(inputs: string[], raw: Record<string, unknow
     const result = await fitInto(output, o, projectionChoice(o, o.dim!), reporter, read, async (rowsPath, signal) => {
       if (npy.length > 0) {
         const g = await gatherFromOutputs(npy, o.sample ?? DEFAULT_PCA_SAMPLE, o.pcaPre ?? 'l2', rowsPath);
-        reporter.line(`spp-extract: fit-pca: ${plural(g.rows.count, 'row')} sampled of ${g.offered} in ${plural(npy.length, 'output')}`);
+        if (!o.quiet) reporter.line(`spp-extract: fit-pca: ${plural(g.rows.count, 'row')} sampled of ${g.offered} in ${plural(npy.length, 'output')}`);
         return { rows: g.rows, identity: g.identity, failures: 0 };
       }
       const entries = await expandInputs(inputs, { stdin: process.stdin, nulSeparated: o.null === true });
@@ -79,7 +79,7 @@ export async function describeImages(
   const sample = sampleImages(items, limit);
   let rows: SampleRows | undefined;
   try {
-    reporter.line(`spp-extract: fit-pca: describing ${plural(sample.length, 'image')}${sample.length < items.length ? ` sampled of ${items.length}` : ''}`);
+    if (!o.quiet) reporter.line(`spp-extract: fit-pca: describing ${plural(sample.length, 'image')}${sample.length < items.length ? ` sampled of ${items.length}` : ''}`);
     rows = await SampleRows.create(rowsPath, extractor.info.dim, o.pcaPre ?? 'l2');
     reporter.start(sample.length);
     const { failures, complete } = await describeSample(sample, extractor, rows, {
@@ -131,7 +131,7 @@ export async function fitInto(
         throw new Error(`fit-pca: --dim ${choice.k} needs more than ${choice.k} sample rows, got ${source.rows}` +
           (gathered.failures > 0 ? ` (${gathered.failures} sampled inputs failed)` : ''));
       }
-      reporter.line(`spp-extract: fit-pca: fitting ${choice.k} components on ${plural(source.rows, 'row')} of ${source.dim}`);
+      if (!o.quiet) reporter.line(`spp-extract: fit-pca: fitting ${choice.k} components on ${plural(source.rows, 'row')} of ${source.dim}`);
       const fitted = await fitProjection(source, {
         ...choice, descriptor: gathered.identity, threads: o.threads, signal: abort.signal,
         onPass: (pass, passes) => reporter.status(`fitting: pass ${pass} of ${passes} over the sample`),

@@ -93,7 +93,8 @@ export function parseProjection(bytes: Uint8Array, source: string): Projection {
   try {
     arrays = decodeNpz(bytes, { maxArrayBytes: MAX_PROJECTION_BYTES, source });
   } catch (err) {
-    throw bad((err as Error).message);
+    const message = (err as Error).message;
+    throw bad(message.startsWith(`${source}: `) ? message.slice(source.length + 2) : message);
   }
   const metaArray = arrays.get('metadata');
   if (metaArray?.dtype !== 'str') throw bad("no 'metadata' string array (made by spp-extract fit-pca?)");
@@ -112,7 +113,8 @@ export function parseProjection(bytes: Uint8Array, source: string): Projection {
     if (!a) throw bad(`no '${name}' array`);
     if (a.dtype === 'str') throw bad(`'${name}' is a string, not numbers`);
     if (a.shape.join(',') !== shape.join(',')) throw bad(`'${name}' has shape (${a.shape.join(', ')}), the metadata says (${shape.join(', ')})`);
-    if (!a.data.every(Number.isFinite)) throw bad(`'${name}' holds NaN or ±Inf`);
+    // A loop: every(Number.isFinite) takes 5× as long on 3.4 M values.
+    for (let i = 0; i < a.data.length; i++) if (!Number.isFinite(a.data[i])) throw bad(`'${name}' holds NaN or ±Inf`);
     return a.data;
   };
   const mean = float('mean', [d]);

@@ -197,9 +197,11 @@ function termWhen(args: string[], when: RegExp) {
 
 test('fit-pca and extract --pca-dim stopped by SIGTERM while describing: exit 130, no .npz, no scratch or temp file', async () => {
   const dir = tempDir('spp-pca-safe-');
+  // Without -q: the 'describing' line is progress, which -q silences.
+  const loud = model().filter((a) => a !== '-q');
   const [fit, pcaDim] = await Promise.all([
-    termWhen(['fit-pca', imgDir, '--dim', '3', '-o', join(dir, 'p.npz'), '--decode-ahead', '1', ...model()], /describing 120 images/),
-    termWhen([imgDir, '-o', join(dir, 'feats.npy'), '--pca-dim', '3', '--decode-ahead', '1', ...model()], /describing 120 images/),
+    termWhen(['fit-pca', imgDir, '--dim', '3', '-o', join(dir, 'p.npz'), '--decode-ahead', '1', ...loud], /describing 120 images/),
+    termWhen([imgDir, '-o', join(dir, 'feats.npy'), '--pca-dim', '3', '--decode-ahead', '1', ...loud], /describing 120 images/),
   ]);
   for (const r of [fit, pcaDim]) {
     assert.ok(r.sent, 'the signal was sent');

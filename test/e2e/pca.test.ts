@@ -101,8 +101,10 @@ before(async () => {
   rawNpy = join(work, 'raw.npy');
   proj = join(work, 'proj.npz');
   proj30 = join(work, 'proj30.npz');
-  await Promise.all([ok([imgDir, '-o', rawNpy, ...model()]), ok(['fit-pca', imgDir, '--dim', String(K), '-o', proj, ...model()])]);
-  await ok(['fit-pca', rawNpy, '--dim', String(K), '--sample', '30', '-o', proj30]);
+  const [, quiet] = await Promise.all([ok([imgDir, '-o', rawNpy, ...model()]), ok(['fit-pca', imgDir, '--dim', String(K), '-o', proj, ...model()])]);
+  assert.equal(quiet.stderr, '', 'fit-pca -q says nothing when all goes well');
+  const loud = await ok(['fit-pca', rawNpy, '--dim', String(K), '--sample', '30', '-o', proj30]);
+  assert.match(loud.stderr, /30 rows sampled of \d+ in 1 output[\s\S]*fitting \d+ components on 30 rows[\s\S]*% of the variance kept/, 'without -q: what was sampled, fitted and kept');
 });
 
 test('numpy: the .npz holds exactly mean, components, explained_variance, scale (float32) and metadata; --pca rows are the README formula (l2, sqrt, whitened)', async (t) => {
