@@ -38,18 +38,12 @@ from sklearn.decomposition import PCA
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pca_golden import pre  # noqa: E402  (one pre-transform for the golden values and the study)
+
 PRES = ["none", "l2", "sqrt"]
 KS = [32, 64, 128, 256]
 ALPHAS = [None, 0.01, 0.1, 1.0, 10.0]
-
-
-def pre(x, kind):
-    x = np.asarray(x, dtype=np.float64)
-    if kind == "none":
-        return x
-    if kind == "sqrt":
-        x = np.sign(x) * np.sqrt(np.abs(x))
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
 def l2(y):
