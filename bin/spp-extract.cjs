@@ -12,6 +12,23 @@ const early = (sig) => {
   process.stderr.write(`spp-extract: ${sig}: stopped; nothing written\n`);
   process.exit(130);
 };
+// Too few file descriptors: Node's module loader can wait forever on a load that hit EMFILE (seen
+// at ulimit -n 36 on 16 cores, where one libuv thread per core reads modules at once). Refused
+// before anything loads; the floor leaves room for the modules, ONNX Runtime's workers and decoding
+// (a run peaks at ~50 on 2 cores). Linux only (/proc); macOS's default soft limit is 256.
+const MIN_OPEN_FILES = 256;
+const openFileLimit = (() => {
+  try {
+    const m = /^Max open files\s+(\d+)/m.exec(require('node:fs').readFileSync('/proc/self/limits', 'utf8'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+})();
+if (openFileLimit !== undefined && openFileLimit < MIN_OPEN_FILES) {
+  process.stderr.write(`spp-extract: error: the open-file limit is ${openFileLimit}; spp-extract needs at least ${MIN_OPEN_FILES}: raise it (ulimit -n ${MIN_OPEN_FILES * 4}) and run again\n`);
+  process.exit(1);
+}
 process.on('SIGINT', early);
 process.on('SIGTERM', early);
 import('./spp-extract.js').catch(async (err) => {
