@@ -57,14 +57,14 @@ build() {
   (cd "$REPO" && timeout 300 node_modules/.bin/tsc -p tsconfig.json) || die "tsc failed"
 }
 
-# The fenced block that follows the line `<!-- recipe: NAME -->` in the README, verbatim.
+# The fenced block that follows the line `<!-- recipe: NAME -->` in docs/clusters.md, verbatim.
 readme_block() {
   awk -v mark="<!-- recipe: $1 -->" '
     $0 == mark { armed = 1; next }
     armed && !inside && /^```/ { inside = 1; next }
     inside && /^```/ { exit }
     inside { print }
-  ' "$REPO/README.md"
+  ' "$REPO/docs/clusters.md"
 }
 
 # Puts spp-extract on PATH the way `npm link` / `npm install -g` would: a link to bin/spp-extract.cjs.
@@ -141,13 +141,13 @@ compare_outputs() {
   cmp "${1%.npy}.manifest.jsonl" "${2%.npy}.manifest.jsonl" || die "${1%.npy}.manifest.jsonl and ${2%.npy}.manifest.jsonl differ"
 }
 
-# Merges the shards (in the current folder) with the README's merge line, then runs one
+# Merges the shards (in the current folder) with the merge line of docs/clusters.md, then runs one
 # uninterrupted extraction in $T/single (extra arguments: its cache) and checks that both give the
 # same bytes and every photo as a row. Sets SINGLE_SECS.
 merge_and_check_single() {
   local merge=$1 s0 s1
   shift
-  say "merging as the README does: $merge"
+  say "merging as docs/clusters.md does: $merge"
   timeout 600 bash -c "$merge" 2> "$T/merge.err" && MERGE_RC=0 || MERGE_RC=$?
   [ "$MERGE_RC" -eq 2 ] || die "merge exited $MERGE_RC, expected 2 (one recorded failure): $(cat "$T/merge.err")"
   cd "$T/single"

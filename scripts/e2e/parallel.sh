@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# npm run e2e:parallel — the README's GNU parallel recipe, run as written.
+# npm run e2e:parallel — the GNU parallel recipe of docs/clusters.md, run as written.
 #
 # Needs root and Debian's packages (installs parallel with apt-get when missing; prints "skipped" and
 # exits 0 when not root or apt-get is unavailable). Then, in a temp work folder holding images/ (the
 # 500 labelled photos plus one truncated JPEG, a recorded failure: exit 2) and model/ (keras
 # mobilenet v1 0.75) under relative names:
-#  - runs the block after <!-- recipe: parallel --> in the README (its example `export` line
+#  - runs the block after <!-- recipe: parallel --> in docs/clusters.md (its example `export` line
 #    replaced by IMAGES=images MODEL=model): the parallel line, then the merge line;
 #  - kill -9s job 1's node process mid-run: parallel's --retries must rerun it, and the rerun must
 #    --resume its own shard (its output says "resuming feats-1.npy: R of …" with R > 0);
@@ -50,12 +50,12 @@ make_workdir "$T/work"
 make_workdir "$T/single"
 PHOTOS=$(photo_count "$T/work")
 
-# The README block, minus its example values: IMAGES and MODEL come from here.
+# The docs/clusters.md block, minus its example values: IMAGES and MODEL come from here.
 readme_block parallel > "$T/recipe.full.sh"
-grep -q '^parallel ' "$T/recipe.full.sh" || die "README's <!-- recipe: parallel --> block has no 'parallel' line"
+grep -q '^parallel ' "$T/recipe.full.sh" || die "docs/clusters.md's <!-- recipe: parallel --> block has no 'parallel' line"
 grep -v '^export IMAGES=' "$T/recipe.full.sh" > "$T/recipe.sh"
 N=$(grep '^parallel ' "$T/recipe.sh" | sed -E 's/.*::: *//' | wc -w)
-say "running the README's recipe (N=$N): $(tr '\n' ';' < "$T/recipe.sh")"
+say "running the recipe of docs/clusters.md (N=$N): $(tr '\n' ';' < "$T/recipe.sh")"
 
 cd "$T/work"
 export IMAGES=images MODEL=model

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# npm run e2e:slurm — the README's Slurm recipe on a real one-node Slurm cluster.
+# npm run e2e:slurm — the Slurm recipe of docs/clusters.md on a real one-node Slurm cluster.
 #
 # Needs root and Debian's packages (installs slurm-wlm and munge with apt-get when missing; prints
 # "skipped" and exits 0 when not root or apt-get is unavailable). Then:
 #  - starts munged, slurmctld and slurmd on this machine (slurm.conf generated in a temp dir: this
 #    host's name, nproc CPUs; state, logs and the munge key in the temp dir; free ports);
-#  - submits the job file from the README (the block after <!-- recipe: slurm-job -->, which
+#  - submits the job file from docs/clusters.md (the block after <!-- recipe: slurm-job -->, which
 #    test/unit/shard-index.test.ts keeps identical to examples/spp-extract.sbatch) with
 #    sbatch --array=1-N --wait, from a work folder holding images/ (the 500 labelled photos plus one
 #    truncated JPEG, a recorded failure: exit 2) and model/ (keras mobilenet v1 0.75) under relative
@@ -14,7 +14,7 @@
 #    requeued task must --resume its own shard (its log says "resuming feats-1.npy: R of …", R > 0);
 #  - preemption: `scontrol requeue`s another task while it runs (Slurm sends SIGTERM: the tool writes what
 #    is done and exits 130); the requeued task must resume its shard too;
-#  - runs the README's merge line, runs one uninterrupted spp-extract over the same inputs, and
+#  - runs the merge line of docs/clusters.md, runs one uninterrupted spp-extract over the same inputs, and
 #    compares: .npy and manifest byte-identical;
 #  - prints one summary line; stops exactly the daemons it started (by pid), also on failure.
 # Environment: E2E_TASKS (N, default 4), E2E_KEEP=1 keeps the temp dir, SPP_SHARED_DIR / E2E_IMAGES /
@@ -142,11 +142,11 @@ make_workdir "$T/work"
 make_workdir "$T/single"
 PHOTOS=$(photo_count "$T/work")
 readme_block slurm-job > "$T/work/spp-extract.sbatch"
-[ -s "$T/work/spp-extract.sbatch" ] || die "README has no <!-- recipe: slurm-job --> block"
+[ -s "$T/work/spp-extract.sbatch" ] || die "docs/clusters.md has no <!-- recipe: slurm-job --> block"
 cmp -s "$T/work/spp-extract.sbatch" "$REPO/examples/spp-extract.sbatch" ||
-  die "the README's job file and examples/spp-extract.sbatch differ"
+  die "the job file in docs/clusters.md and examples/spp-extract.sbatch differ"
 MERGE=$(readme_block slurm-submit | grep '^spp-extract merge ')
-[ -n "$MERGE" ] || die "README's <!-- recipe: slurm-submit --> block has no 'spp-extract merge' line"
+[ -n "$MERGE" ] || die "docs/clusters.md's <!-- recipe: slurm-submit --> block has no 'spp-extract merge' line"
 
 cd "$T/work"
 export IMAGES=images MODEL=model

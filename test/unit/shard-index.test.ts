@@ -7,8 +7,8 @@ import { parseShard, selectShard, shardOfPath, type ShardSpec } from '../../src/
 import { REPO_ROOT } from '../helpers/shared.js';
 import { tempDir } from '../helpers/tmp.js';
 
-// The array-job recipes (README "Long runs", examples/): every file goes to exactly one task, the job
-// files say what the README says, and the Kubernetes manifest has the fields the recipe relies on.
+// The array-job recipes (docs/clusters.md, examples/): every file goes to exactly one task, the job
+// files say what docs/clusters.md says, and the Kubernetes manifest has the fields the recipe relies on.
 // scripts/e2e/{slurm,parallel}.sh run the Slurm and GNU parallel recipes for real (npm run e2e:slurm).
 
 const read = (...p: string[]) => readFileSync(join(REPO_ROOT, ...p), 'utf8');
@@ -83,12 +83,12 @@ test('auto/N refuses an array of another size, ids off the array, and junk in th
 });
 
 // ---------------------------------------------------------------------------------------------
-// The recipes: README blocks (marked <!-- recipe: NAME -->) and examples/ files.
+// The recipes: docs/clusters.md blocks (marked <!-- recipe: NAME -->) and examples/ files.
 
 function readmeBlock(name: string): string {
-  const lines = read('README.md').split('\n');
+  const lines = read('docs', 'clusters.md').split('\n');
   const at = lines.indexOf(`<!-- recipe: ${name} -->`);
-  assert.ok(at >= 0, `README has a <!-- recipe: ${name} --> block`);
+  assert.ok(at >= 0, `docs/clusters.md has a <!-- recipe: ${name} --> block`);
   const open = lines.findIndex((l, i) => i > at && l.startsWith('```'));
   const close = lines.findIndex((l, i) => i > open && l.startsWith('```'));
   assert.ok(open === at + 1 && close > open, `<!-- recipe: ${name} --> is followed by a fenced block`);
@@ -112,9 +112,9 @@ function run(shell: string, args: string[], cwd: string, env: NodeJS.ProcessEnv)
   return spawnSync(shell, args, { cwd, env: { PATH: process.env.PATH, ...env }, encoding: 'utf8', timeout: 30_000 });
 }
 
-test('Slurm recipe: the README shows examples/spp-extract.sbatch verbatim, and the merge line', () => {
+test('Slurm recipe: docs/clusters.md shows examples/spp-extract.sbatch verbatim, and the merge line', () => {
   const job = read('examples', 'spp-extract.sbatch');
-  assert.equal(readmeBlock('slurm-job'), job, 'README block <!-- recipe: slurm-job --> = examples/spp-extract.sbatch (scripts/e2e/slurm.sh submits the README block)');
+  assert.equal(readmeBlock('slurm-job'), job, 'docs/clusters.md block <!-- recipe: slurm-job --> = examples/spp-extract.sbatch (scripts/e2e/slurm.sh submits that block)');
   assert.match(job, /^#!\/bin\/bash\n/);
   for (const line of ['#SBATCH --array=', '#SBATCH --requeue', '#SBATCH --open-mode=append']) assert.ok(job.includes(line), line);
   const submit = readmeBlock('slurm-submit');
