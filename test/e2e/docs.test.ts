@@ -11,7 +11,7 @@
  * Each `-o FILE` a block names must then exist and be complete (summary "complete": true).
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -73,6 +73,12 @@ function prepare(): Promise<void> {
   return prepared;
 }
 
+let faiss: boolean | undefined;
+function hasFaiss(): boolean {
+  faiss ??= spawnSync(process.env.PYTHON ?? 'python3', ['-c', 'import faiss'], { stdio: 'ignore', timeout: 60_000 }).status === 0;
+  return faiss;
+}
+
 let folders = 0;
 /** A fresh working folder under ROOT (so ../shared is ROOT/shared) with the inputs linked in. */
 function workFolder(): string {
@@ -107,6 +113,7 @@ async function cannotRun(b: DocBlock): Promise<string | undefined> {
   if (b.notRun !== undefined) return `marked not run: ${b.notRun}`;
   if (/\.\.\/shared\b/.test(b.code) && !existsSync(SHARED_DIR)) return `needs ${SHARED_DIR} (real weights/images; set SPP_SHARED_DIR)`;
   if (/\bpython3?\b/.test(b.code) && !hasNumpy()) return NO_NUMPY;
+  if (/\bfaiss\b/.test(b.code) && !hasFaiss()) return 'needs python3 with faiss (pip install faiss-cpu); skipping the faiss example';
   return undefined;
 }
 
