@@ -145,3 +145,27 @@ test('--resume: other library versions are provenance, not a different run; anot
   assert.match(moved.stderr, /the folder relative paths start from/);
   assert.ok(moved.stderr.includes(JSON.stringify(REPO_ROOT)) && moved.stderr.includes(JSON.stringify(elsewhere)), moved.stderr);
 });
+
+test('the README\'s `npm link` line installs the command without npm\'s "install scripts not yet covered by allowScripts" warning', async () => {
+  const line = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8').split('\n').map((l) => l.replace(/#.*/, '').trim()).find((l) => /^npm link\b/.test(l));
+  assert.ok(line, 'README.md shows how to put spp-extract on the PATH with npm link');
+  // A private global prefix: the user's own global folder is never touched.
+  const prefix = tempDir();
+  const r = await runShell(line, { ...process.env, NPM_CONFIG_PREFIX: prefix, npm_config_prefix: prefix, NPM_CONFIG_UPDATE_NOTIFIER: 'false' });
+  assert.equal(r.code, 0, r.stderr);
+  assert.doesNotMatch(r.stdout + r.stderr, /npm warn|allowScripts/i);
+  const version = await runShell(`${join(prefix, 'bin', 'spp-extract')} --version`, process.env);
+  assert.equal(version.stdout.trim(), (JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { version: string }).version);
+});
+
+function runShell(command: string, env: NodeJS.ProcessEnv) {
+  return new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+    const child = spawn('sh', ['-c', command], { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
