@@ -1,5 +1,9 @@
 /** `spp-extract [inputs…] -o OUT`: the main command. Imported only when it runs (it loads the model runtime). */
+import { isAbsolute } from 'node:path';
 import { UsageError } from '../core/invalid.js';
+import { toolVersion } from '../core/version.js';
+import { decoderVersions } from '../decode/decode.js';
+import { runtimeVersion } from '../backbone/runtime-version.js';
 import { DEFAULT_PCA_SAMPLE, colourHex, findOption, flagName, parseGrid } from '../core/options.js';
 import { projectionMismatch, readProjection, type Projection } from '../pca/file.js';
 import { openProjector, projectingWriter, type Projector } from '../pca/projector.js';
@@ -23,7 +27,8 @@ type Options = ResolvedCommandLine;
 type Writer = Extract<OpenedOutput, { kind: 'writer' }>;
 
 /** What every output records about the run; resume and merge compare it field by field. */
-function runHeader(info: Extractor['info'], o: Options, inputs: number, shard: ShardSpec | undefined, projection?: Projection): RunHeader {
+function runHeader(info: Extractor['info'], o: Options, entries: readonly WorkItem[], shard: ShardSpec | undefined, projection?: Projection): RunHeader {
+  const inputs = entries.length;
   const header: RunHeader = {
     tool: 'spp-extract',
     engine: info.engine,
@@ -44,6 +49,7 @@ function runHeader(info: Extractor['info'], o: Options, inputs: number, shard: S
     failOn: info.decode.failOn,
     inputs,
     ...(shard && shard.count > 1 ? { shard } : {}),
+    versions: { 'spp-extract': toolVersion(), node: process.versions.node, ...decoderVersions(), ...runtimeVersion(info.engine) },
   };
   // Only where they apply, so the header of a plain run reads as it always has.
   if (info.pool === 'gem') header.gemP = info.gemP;
@@ -53,6 +59,8 @@ function runHeader(info: Extractor['info'], o: Options, inputs: number, shard: S
   }
   if (o.boxes !== undefined) Object.assign(header, { regions: 'boxes', boxFormat: o.boxFormat });
   if (o.grid !== undefined) Object.assign(header, { regions: 'grid', grid: o.grid, gridFull: o.gridNoFull !== true });
+  // A manifest read from another folder (or machine) says where its relative paths start.
+  if (entries.some((e) => !isAbsolute(e.path))) header.relativeTo = process.cwd();
   // Rows are the projection's K values; what it is and where it was read from.
   if (projection) Object.assign(header, { dim: projection.meta.dim, pca: projectionHeader(projection) });
   return header;
@@ -181,7 +189,7 @@ async function extractInto(
     const warn = (m: string) => reporter.line(`spp-extract: warning: ${m}`);
     let opened: OpenedOutput;
     try {
-      opened = await openWriter(prepared, runHeader(extractor.info, o, entries.length, shard, projection), resumeItems, o.resume === true, warn);
+      opened = await openWriter(prepared, runHeader(extractor.info, o, entries, shard, projection), resumeItems, o.resume === true, warn);
     } finally {
       forgetTemps();
     }

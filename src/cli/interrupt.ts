@@ -16,14 +16,21 @@ type Handler = (sig: NodeJS.Signals) => void;
 let note = 'stopped; nothing written';
 let takenOver: Handler | undefined;
 let installed = false;
+/** What the first stop line said about the disk. */
+let said: string | undefined;
 
 /**
  * Cleans up, says `spp-extract: SIGTERM: <what>`, exits 130 once the workers are closed. A signal
  * while they close exits at once. Also the run loop's second signal.
  */
 export function stopNow(sig: NodeJS.Signals, what: string = note): void {
-  if (interruptedBySignal()) process.exit(EXIT.interrupted);
+  if (interruptedBySignal()) {
+    // Impatience while the workers close: say so, and what the first line said is still true.
+    process.stderr.write(`spp-extract: ${sig} again: exiting without waiting; ${printable(said ?? what)}\n`);
+    process.exit(EXIT.interrupted);
+  }
   runInterruptSteps();
+  said = what;
   process.stderr.write(`spp-extract: ${sig}: ${printable(what)}\n`);
   process.exitCode = EXIT.interrupted;
   void closeForInterrupt().finally(() => process.exit(EXIT.interrupted));

@@ -26,14 +26,28 @@ export function progressText(p: RunProgress): string {
   return `${p.done}/${p.total} ${p.total === 1 ? 'image' : 'images'} · ${rate.toFixed(1)} img/s · ETA ${eta}${failed}`;
 }
 
+/**
+ * A pty that reports 0 columns (`script` without a terminal, some CI runners) would make ora count
+ * every line as infinitely many and clear for ever: such a stream is seen as 80 wide.
+ */
+function withColumns(stream: NodeJS.WriteStream): NodeJS.WriteStream {
+  if (!stream.isTTY || (stream.columns ?? 0) > 0) return stream;
+  return new Proxy(stream, {
+    get(target, key) {
+      if (key === 'columns') return target.columns > 0 ? target.columns : 80;
+      const value: unknown = Reflect.get(target, key, target);
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
+
 /** https://no-color.org: set and not empty. */
 export const noColor = (env: NodeJS.ProcessEnv = process.env) => (env.NO_COLOR ?? '') !== '';
 
 /** ora spinner on stderr when it is a TTY (uncoloured under NO_COLOR); otherwise only the persistent lines. Never touches stdout. */
 export async function createReporter(opts: { quiet: boolean; stream?: NodeJS.WriteStream; env?: NodeJS.ProcessEnv }): Promise<Reporter> {
-  const stream = opts.stream ?? process.stderr;
-  // A pty that reports 0 columns (e.g. under `script` with no terminal) makes ora clear lines forever.
-  const interactive = !opts.quiet && stream.isTTY === true && (stream.columns ?? 0) > 0;
+  const stream = withColumns(opts.stream ?? process.stderr);
+  const interactive = !opts.quiet && stream.isTTY === true;
   // ora (~50 ms to import) is loaded only when a spinner will really be drawn.
   const ora = interactive ? (await import('ora')).default : undefined;
   let spinner: Ora | undefined;

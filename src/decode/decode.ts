@@ -16,6 +16,11 @@ const sharp = createRequire(import.meta.url)('sharp') as typeof import('sharp').
 // only grows memory over a 100k-image run.
 sharp.cache(false);
 
+/** The decoder's versions, for an output's provenance: sharp and the libvips it was built with. */
+export function decoderVersions(): { sharp: string; libvips: string } {
+  return { sharp: sharp.versions.sharp ?? 'unknown', libvips: sharp.versions.vips };
+}
+
 export type { DecodeOptions } from '../core/options.js';
 
 /** The table's defaults (src/core/options.ts). */

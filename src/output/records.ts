@@ -42,6 +42,13 @@ export interface RunHeader {
   /** --grid runs: `RxC`, and whether window 0 is the whole image. */
   grid?: string;
   gridFull?: boolean;
+  /**
+   * Provenance, never compared by resume or merge: the versions of spp-extract, Node, sharp, libvips
+   * and the model runtime that wrote the output (outputs from before 0.2 lack it).
+   */
+  versions?: Record<string, string>;
+  /** The folder relative `path`s are relative to (the run's working folder); absent when every path is absolute. */
+  relativeTo?: string;
   /** Only with --pca / --pca-dim: the projection the rows went through (dim is then its K). */
   pca?: { sha256: string; dim: number; inputDim: number; pre: string; whiten: number | null; source: string };
 }

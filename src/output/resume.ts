@@ -33,13 +33,20 @@ export function headerDifferences(a: RunHeader, b: RunHeader): string[] {
   const keys = new Set([...Object.keys(x), ...Object.keys(y)]);
   // An output from before headers recorded the model's content cannot be checked for it (modelUnchecked).
   if (modelUnchecked(a, b)) keys.delete('modelSha256');
+  // Provenance: a resume or merge under another version of a library is still the same run.
+  keys.delete('versions');
+  // Outputs from before 0.2 do not say where their relative paths start.
+  if (a.relativeTo === undefined || b.relativeTo === undefined) keys.delete('relativeTo');
   return [...keys]
     .filter((k) => JSON.stringify(x[k]) !== JSON.stringify(y[k]))
     .map((k) => `${FIELD_NAMES[k] ?? flagOfHeaderField(k) ?? k}: ${JSON.stringify(x[k])} before, ${JSON.stringify(y[k])} now`);
 }
 
 /** Header fields no option sets, named for what they are. */
-const FIELD_NAMES: Record<string, string> = { modelSha256: 'the model\'s content (SHA-256 of its files; same --model, another model)' };
+const FIELD_NAMES: Record<string, string> = {
+  modelSha256: 'the model\'s content (SHA-256 of its files; same --model, another model)',
+  relativeTo: 'the folder relative paths start from (the working folder: run it from the same folder)',
+};
 
 /** One of the two headers predates the model's content identity: the model cannot be compared. */
 export function modelUnchecked(a: RunHeader, b: RunHeader): boolean {

@@ -1,3 +1,5 @@
+// Tests never touch the user's $HOME or model cache, also when a file is run on its own.
+import './private-home.js';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';

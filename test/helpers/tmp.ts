@@ -1,3 +1,5 @@
+// Tests never touch the user's $HOME or model cache, also when a file is run on its own.
+import './private-home.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

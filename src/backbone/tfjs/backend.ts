@@ -39,6 +39,9 @@ async function activate(choice: Exclude<BackendChoice, 'auto'>): Promise<void> {
   const ok = await tf.setBackend(TFJS_NAME[choice]);
   if (!ok) throw new ModelOptionError('--backend', `--backend ${choice}: tfjs could not initialise the '${TFJS_NAME[choice]}' backend`);
   await tf.ready();
+  // The cpu backend's first tensor prints a banner advising tfjs-node on stderr ("Hi, looks like you are
+  // running TensorFlow.js in Node.js"): the user asked for cpu, and stderr is the tool's to speak on.
+  if (choice === 'cpu') Object.assign(tf.findBackend('cpu') ?? {}, { firstUse: false });
   active = { choice, name: TFJS_NAME[choice] };
 }
 
