@@ -56,7 +56,7 @@ export function downloadLimits(opts: Partial<DownloadLimits> = {}, env: NodeJS.P
   };
 }
 
-function formatBytes(n: number): string {
+export function formatBytes(n: number): string {
   if (n >= 1024 ** 3) return `${+(n / 1024 ** 3).toFixed(2)} GiB`;
   if (n >= 1024 ** 2) return `${+(n / 1024 ** 2).toFixed(2)} MiB`;
   if (n >= 1024) return `${+(n / 1024).toFixed(2)} KiB`;
@@ -75,7 +75,8 @@ export class IntegrityError extends Error {}
 /** Every source of a model failed; `network` when one of them for want of a connection or a server's answer. */
 export class SourcesFailedError extends Error {
   constructor(readonly failures: readonly { url: string; error: Error }[]) {
-    super(failures.map((f) => `${f.url}: ${f.error.message}`).join('; '));
+    // Most messages name their URL already.
+    super(failures.map((f) => (f.error.message.includes(f.url) ? f.error.message : `${f.url}: ${f.error.message}`)).join('; '));
   }
   get network(): boolean {
     return this.failures.some((f) => f.error instanceof NetworkError);
@@ -103,7 +104,10 @@ export interface ManifestGroup { paths: unknown; weights?: unknown[] }
 /** Same rule as tfjs's http handler: weight paths are relative to model.json, query string kept. */
 function weightUrl(modelUrl: string, path: string): string {
   const u = new URL(modelUrl);
-  const base = new URL(path, `${u.origin}${u.pathname}`);
+  const bare = new URL(u);
+  bare.search = '';
+  bare.hash = '';
+  const base = new URL(path, bare);
   base.search = u.search;
   return base.toString();
 }

@@ -76,11 +76,12 @@ async function cachedModelProblem(dir: string): Promise<string | undefined> {
 }
 
 /** What was asked for and from where, for a failed download's message. */
-interface Wanted { spec: string; urls: readonly string[]; registry?: RegistryEntry; mirror?: string; pins?: Pins }
+interface Wanted { spec: string; urls: readonly string[]; registry?: RegistryEntry; mirror?: string; pins?: Pins; label?: string }
 
 function downloadFailure(w: Wanted, err: unknown): Error {
   const network = err instanceof NetworkError || (err instanceof SourcesFailedError && err.network);
-  if (!network) return new ModelOptionError('--model', `--model ${w.spec}: ${(err as Error).message}`);
+  const label = w.label ?? `--model ${w.spec}`;
+  if (!network) return new ModelOptionError('--model', `${label}: ${(err as Error).message}`);
   const what = err instanceof SourcesFailedError
     ? `could not download it from any of its ${err.failures.length} sources (${err.message})`
     : `could not download ${w.urls[0]} (${(err as Error).message})`;
@@ -91,7 +92,7 @@ function downloadFailure(w: Wanted, err: unknown): Error {
     : w.registry ? `put ${w.registry.id}/model.json and its weight files in the mirror, ` : '';
   return new ModelOptionError(
     '--model',
-    `--model ${w.spec}: ${what}${mirror}. If this machine is offline, run \`spp-extract models pull ${pull}\` on one with internet ` +
+    `${label}: ${what}${mirror}. If this machine is offline, run \`spp-extract models pull ${pull}\` on one with internet ` +
       `into the same cache folder (--cache-dir or XDG_CACHE_HOME), ${elsewhere}` +
       `or pass --model /path/to/dir (a folder holding model.json and its weight shards).`,
   );
@@ -270,12 +271,14 @@ export interface PullResult {
  * private temporary copy would help no later run.
  */
 export async function pullModel(spec: string, cacheDir: string, opts: ResolveOptions = {}): Promise<PullResult> {
-  const w = downloadable(spec, cacheDir, opts.mirror);
+  const found = downloadable(spec, cacheDir, opts.mirror);
+  const w = found && { ...found, label: spec };
   if (!w) throw new ModelOptionError('--model', `'${spec}' is neither a registry id (${MODEL_REGISTRY.map((e) => e.id).join(', ')}) nor an http(s) URL: only those are downloaded`);
   const modelJsonPath = join(w.dir, 'model.json');
   const before = await cachedState(w.dir);
   let replaced: string | undefined = before.complete ? await pinProblem(w.dir, w.pins) : undefined;
-  if (before.complete && replaced === undefined) return { spec, dir: w.dir, modelJsonPath, status: 'cached' };
+  const id = w.registry?.id ?? spec;
+  if (before.complete && replaced === undefined) return { spec: id, dir: w.dir, modelJsonPath, status: 'cached' };
   if (replaced !== undefined || before.problem !== 'not downloaded') {
     replaced ??= before.problem;
     await discard(w.dir);
@@ -291,7 +294,7 @@ export async function pullModel(spec: string, cacheDir: string, opts: ResolveOpt
     if (path !== modelJsonPath) throw new Error(warned ?? `the model cache ${cacheDir} is not writable`);
   });
   const source = (await readFile(join(w.dir, 'SOURCE_URL'), 'utf8').catch(() => '')).trim();
-  return { spec, dir: w.dir, modelJsonPath, status: 'downloaded', ...(replaced ? { replaced } : {}), ...(source ? { source } : {}) };
+  return { spec: id, dir: w.dir, modelJsonPath, status: 'downloaded', ...(replaced ? { replaced } : {}), ...(source ? { source } : {}) };
 }
 
 /**
