@@ -1,11 +1,17 @@
 /**
  * Model downloads: every weight path confined to the model's folder, sizes checked against the
- * manifest, a byte cap, idle and total timeouts, a bounded number of redirects.
+ * manifest, pinned SHA-256 checked, a byte cap, idle and total timeouts, a bounded number of
+ * redirects. Each file is requested at its own URL (resolved against the model.json URL given,
+ * not where a redirect landed) and follows its own redirects: TF Hub sends each file through
+ * Kaggle to a storage URL signed for that file alone.
  */
-import { open, writeFile } from 'node:fs/promises';
+import { createHash, type Hash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { checkWeightPath, expectedGroupBytes } from './artifacts.js';
-import { ensureDir } from './cache-dir.js';
+import { ensureDir, isFsError } from './cache-dir.js';
 
 export interface DownloadLimits {
   /** Bytes one model may download, model.json and weights together. */
@@ -50,7 +56,7 @@ export function downloadLimits(opts: Partial<DownloadLimits> = {}, env: NodeJS.P
   };
 }
 
-function formatBytes(n: number): string {
+export function formatBytes(n: number): string {
   if (n >= 1024 ** 3) return `${+(n / 1024 ** 3).toFixed(2)} GiB`;
   if (n >= 1024 ** 2) return `${+(n / 1024 ** 2).toFixed(2)} MiB`;
   if (n >= 1024) return `${+(n / 1024).toFixed(2)} KiB`;
@@ -63,12 +69,45 @@ function formatBytes(n: number): string {
 /** The server or the network failed: worth the offline hint. */
 export class NetworkError extends Error {}
 
+/** A file's content is not the one the registry pins. */
+export class IntegrityError extends Error {}
+
+/** Every source of a model failed; `network` when one of them for want of a connection or a server's answer. */
+export class SourcesFailedError extends Error {
+  constructor(readonly failures: readonly { url: string; error: Error }[]) {
+    // Most messages name their URL already.
+    super(failures.map((f) => (f.error.message.includes(f.url) ? f.error.message : `${f.url}: ${f.error.message}`)).join('; '));
+  }
+  get network(): boolean {
+    return this.failures.some((f) => f.error instanceof NetworkError);
+  }
+}
+
+/**
+ * A URL a redirect led to, for messages: its query string (a storage signature, a token) is never
+ * shown, only that there was one.
+ */
+export function redactedUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}${u.pathname}${u.search ? '?…' : ''}`;
+  } catch {
+    return '(unparsable URL)';
+  }
+}
+
+/** The URL asked for as given; a hop a server sent it to, without its query. */
+const hopText = (url: string, current: string) => (current === url ? url : redactedUrl(current));
+
 export interface ManifestGroup { paths: unknown; weights?: unknown[] }
 
 /** Same rule as tfjs's http handler: weight paths are relative to model.json, query string kept. */
 function weightUrl(modelUrl: string, path: string): string {
   const u = new URL(modelUrl);
-  const base = new URL(path, `${u.origin}${u.pathname}`);
+  const bare = new URL(u);
+  bare.search = '';
+  bare.hash = '';
+  const base = new URL(path, bare);
   base.search = u.search;
   return base.toString();
 }
@@ -104,15 +143,17 @@ type Timer = ReturnType<typeof idleTimer>;
 async function redirectTarget(res: Response, url: string, current: string, hop: number, limits: DownloadLimits): Promise<string> {
   await res.body?.cancel().catch(() => undefined);
   const location = res.headers.get('location');
-  if (!location) throw new NetworkError(`HTTP ${res.status} without a Location header for ${current}`);
-  if (hop >= limits.maxRedirects) throw new NetworkError(`more than ${limits.maxRedirects} redirects fetching ${url} (last: ${current})`);
+  if (!location) throw new NetworkError(`HTTP ${res.status} without a Location header for ${hopText(url, current)}`);
+  if (hop >= limits.maxRedirects) throw new NetworkError(`more than ${limits.maxRedirects} redirects fetching ${url} (last: ${hopText(url, current)})`);
   const next = new URL(location, current);
-  if (next.protocol !== 'http:' && next.protocol !== 'https:') throw new NetworkError(`redirect to a non-http(s) URL ${next} from ${current}`);
+  if (next.protocol !== 'http:' && next.protocol !== 'https:') {
+    throw new NetworkError(`redirect to a non-http(s) URL ${redactedUrl(next.toString())} from ${hopText(url, current)}`);
+  }
   return next.toString();
 }
 
 /** Feeds the body to `sink`, stopping at `tooBig`; returns the bytes received. */
-async function readBody(res: Response, current: string, timer: Timer, tooBig: (n: number) => Error | undefined, sink: (chunk: Uint8Array) => Promise<void> | void): Promise<number> {
+async function readBody(res: Response, shown: string, timer: Timer, tooBig: (n: number) => Error | undefined, sink: (chunk: Uint8Array) => Promise<void> | void): Promise<number> {
   let received = 0;
   const reader = res.body?.getReader();
   if (!reader) return received;
@@ -123,7 +164,7 @@ async function readBody(res: Response, current: string, timer: Timer, tooBig: (n
         chunk = await reader.read();
       } catch (err) {
         const timedOut = timer.timedOut();
-        throw new NetworkError(timedOut ? `${timedOut} from ${current}` : `${(err as Error).message} (${current})`);
+        throw new NetworkError(timedOut ? `${timedOut} from ${shown}` : `${(err as Error).message} (${shown})`);
       }
       if (chunk.done) return received;
       received += chunk.value.byteLength;
@@ -137,12 +178,57 @@ async function readBody(res: Response, current: string, timer: Timer, tooBig: (n
   }
 }
 
+/** The error that ends a read at `n` bytes: the model's cap, or this file's size in the manifest. */
+function sizeGuard(url: string, budget: Budget, maxBytes: number | undefined) {
+  const { limits } = budget;
+  return (n: number) =>
+    n + budget.used > limits.maxBytes
+      ? new Error(`${url}: the model is larger than the ${formatBytes(limits.maxBytes)} download cap (${MAX_DOWNLOAD_ENV}=2G raises it)`)
+      : maxBytes !== undefined && n > maxBytes
+        ? new Error(`${url}: weight data larger than the manifest's ${maxBytes} bytes`)
+        : undefined;
+}
+
+/** Why a server refused a hop it was redirected to, when a signed link is the likely cause; never the link itself. */
+function refusedHop(status: number, current: string, hops: number): string {
+  if (hops === 0) return '';
+  const host = new URL(current).host;
+  const signed = (status === 403 || status === 401) && new URL(current).search !== ''
+    ? '; the signed link it was sent to was refused: expired, or issued for another file'
+    : '';
+  return ` (answered by ${host} after ${hops} redirect${hops === 1 ? '' : 's'}${signed})`;
+}
+
+/** A mirror on a file system (file: URL): read with the same size checks as a download. */
+async function readLocal(url: string, budget: Budget, sink: (chunk: Uint8Array) => Promise<void> | void, maxBytes?: number): Promise<number> {
+  const tooBig = sizeGuard(url, budget, maxBytes);
+  let received = 0;
+  let writing = false;
+  try {
+    for await (const chunk of createReadStream(fileURLToPath(url)) as AsyncIterable<Buffer>) {
+      received += chunk.byteLength;
+      const over = tooBig(received);
+      if (over) throw over;
+      writing = true;
+      await sink(chunk);
+      writing = false;
+    }
+  } catch (err) {
+    // A missing or unreadable mirror file is the source's failure; a failed write is the cache's.
+    if (isFsError(err) && !writing) throw new NetworkError(`${err.code}: cannot read ${fileURLToPath(url)}`);
+    throw err;
+  }
+  budget.used += received;
+  return received;
+}
+
 /**
  * GETs `url` with manual, bounded redirects, feeding the body to `sink` chunk by chunk. Stops at
  * the budget, at `maxBytes` for this file (the manifest's size), on no data for idleTimeoutMs,
  * or at the deadline.
  */
 async function fetchStream(url: string, budget: Budget, sink: (chunk: Uint8Array) => Promise<void> | void, maxBytes?: number): Promise<number> {
+  if (url.startsWith('file:')) return readLocal(url, budget, sink, maxBytes);
   const { limits } = budget;
   let current = url;
   for (let hop = 0; ; hop++) {
@@ -153,7 +239,8 @@ async function fetchStream(url: string, budget: Budget, sink: (chunk: Uint8Array
         res = await fetch(current, { redirect: 'manual', signal: timer.signal });
       } catch (err) {
         const timedOut = timer.timedOut();
-        throw new NetworkError(timedOut ? `${timedOut} from ${current}` : `${((err as Error).cause as Error | undefined)?.message ?? (err as Error).message} (${current})`);
+        const shown = hopText(url, current);
+        throw new NetworkError(timedOut ? `${timedOut} from ${shown}` : `${((err as Error).cause as Error | undefined)?.message ?? (err as Error).message} (${shown})`);
       }
       if ([301, 302, 303, 307, 308].includes(res.status)) {
         current = await redirectTarget(res, url, current, hop, limits);
@@ -161,21 +248,16 @@ async function fetchStream(url: string, budget: Budget, sink: (chunk: Uint8Array
       }
       if (!res.ok) {
         await res.body?.cancel().catch(() => undefined);
-        throw new NetworkError(`HTTP ${res.status} ${res.statusText} for ${url}`);
+        throw new NetworkError(`HTTP ${res.status} ${res.statusText} for ${url}${refusedHop(res.status, current, hop)}`);
       }
-      const tooBig = (n: number) =>
-        n + budget.used > limits.maxBytes
-          ? new Error(`${url}: the model is larger than the ${formatBytes(limits.maxBytes)} download cap (${MAX_DOWNLOAD_ENV}=2G raises it)`)
-          : maxBytes !== undefined && n > maxBytes
-            ? new Error(`${url}: weight data larger than the manifest's ${maxBytes} bytes`)
-            : undefined;
+      const tooBig = sizeGuard(url, budget, maxBytes);
       const declared = Number(res.headers.get('content-length') ?? NaN);
       const early = Number.isFinite(declared) ? tooBig(declared) : undefined;
       if (early) {
         await res.body?.cancel().catch(() => undefined);
         throw early;
       }
-      const received = await readBody(res, current, timer, tooBig, sink);
+      const received = await readBody(res, hopText(url, current), timer, tooBig, sink);
       budget.used += received;
       return received;
     } finally {
@@ -190,25 +272,40 @@ async function fetchJson(url: string, budget: Budget): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-async function fetchToFile(url: string, path: string, budget: Budget, maxBytes?: number): Promise<number> {
+async function fetchToFile(url: string, path: string, budget: Budget, hash: Hash, maxBytes?: number): Promise<number> {
   await ensureDir(dirname(path));
   const fh = await open(path, 'wx');
   try {
-    return await fetchStream(url, budget, async (c) => void (await fh.write(c)), maxBytes);
+    return await fetchStream(url, budget, async (c) => {
+      hash.update(c);
+      await fh.write(c);
+    }, maxBytes);
   } finally {
     await fh.close();
   }
 }
 
+/** SHA-256 (hex) of each file by its name in the model folder. */
+export type Pins = Readonly<Record<string, string>>;
+
+function checkPin(pins: Pins | undefined, name: string, url: string, actual: string): void {
+  const expected = pins?.[name];
+  if (expected !== undefined && expected.toLowerCase() !== actual) {
+    throw new IntegrityError(`${redactedUrl(url)}: '${name}' has SHA-256 ${actual}, the registry pins ${expected} (a changed or damaged file; nothing was cached)`);
+  }
+}
+
 /**
  * Downloads model.json and its weight shards into `into` (a fresh folder): every weight path is
- * checked, each manifest group's shards must add up to the bytes its weight specs need, and the
- * whole model stays under the download cap. model.json is written last: its presence marks a
- * complete download.
+ * checked, each manifest group's shards must add up to the bytes its weight specs need, files
+ * named in `pins` must have that SHA-256, and the whole model stays under the download cap.
+ * model.json is written last: its presence marks a complete download.
  */
-export async function downloadInto(url: string, into: string, limits: DownloadLimits): Promise<void> {
+export async function downloadInto(url: string, into: string, limits: DownloadLimits, pins?: Pins): Promise<void> {
   const budget: Budget = { limits, used: 0, deadline: Date.now() + limits.totalTimeoutMs };
   const modelJson = await fetchJson(url, budget);
+  // Checked before any weight is asked for: a changed model.json names other weights.
+  checkPin(pins, 'model.json', url, createHash('sha256').update(modelJson).digest('hex'));
   let manifest: ManifestGroup[];
   try {
     const parsed = JSON.parse(modelJson.toString('utf8')) as { weightsManifest?: unknown };
@@ -236,7 +333,9 @@ export async function downloadInto(url: string, into: string, limits: DownloadLi
     let got = 0;
     for (const p of g.paths) {
       const wurl = weightUrl(url, p);
-      got += await fetchToFile(wurl, join(into, p), budget, g.expected === undefined ? undefined : g.expected - got);
+      const hash = createHash('sha256');
+      got += await fetchToFile(wurl, join(into, p), budget, hash, g.expected === undefined ? undefined : g.expected - got);
+      checkPin(pins, p, wurl, hash.digest('hex'));
     }
     if (g.expected !== undefined && got !== g.expected) {
       const one = g.paths.length === 1;
@@ -246,4 +345,25 @@ export async function downloadInto(url: string, into: string, limits: DownloadLi
   }
   await writeFile(join(into, 'SOURCE_URL'), `${url}\n`);
   await writeFile(join(into, 'model.json'), modelJson);
+}
+
+/**
+ * downloadInto from the first of `urls` that works, `into` emptied between tries. A file-system
+ * failure (the cache's) ends it at once; anything else moves on to the next source. One source:
+ * its own error; several: a SourcesFailedError naming each. Returns the URL used.
+ */
+export async function downloadFirst(urls: readonly string[], into: string, limits: DownloadLimits, pins?: Pins): Promise<string> {
+  const failures: { url: string; error: Error }[] = [];
+  for (const url of urls) {
+    try {
+      await downloadInto(url, into, limits, pins);
+      return url;
+    } catch (err) {
+      if (isFsError(err) || urls.length === 1) throw err;
+      failures.push({ url, error: err as Error });
+      await rm(into, { recursive: true, force: true });
+      await mkdir(into);
+    }
+  }
+  throw new SourcesFailedError(failures);
 }

@@ -31,6 +31,12 @@ const EXAMPLES: Record<CommandName, readonly (readonly [string, string])[]> = {
     ['spp-extract fit-pca feats.npy --dim 64 --whiten -o proj.npz', 'from descriptors already extracted (options read from the manifest)'],
     ['spp-extract images/ --pca proj.npz -o small.npy', 'then extract with it (every task of an array job gets the same file)'],
   ],
+  models: [
+    ['spp-extract models', 'the registry: id, family, α, input range, size, whether cached and where'],
+    ['spp-extract models pull mobilenet_v2_1.00 mobilenet_v1_0.25', 'download and convert into the cache (on a login node with internet, before jobs run offline)'],
+    ['spp-extract models path mobilenet_v2_1.00', 'the cached folder (model.json and its weights)'],
+    ['SPP_EXTRACT_MODEL_MIRROR=https://mirror.example/spp spp-extract models pull', 'the default model from <base>/<id>/model.json instead of the internet'],
+  ],
 };
 
 /** The exit codes a command can end with, where its meaning differs from the main command's. */
@@ -42,6 +48,7 @@ const EXIT_CODES: Record<CommandName, readonly (number | readonly [number, strin
   'fit-pca': [EXIT.ok, [EXIT.fatal, 'fatal: bad option, no usable rows, or the projection could not be written'],
     [EXIT.someFailed, 'written, but some sampled inputs failed (each named on stderr) and were left out'],
     [EXIT.interrupted, 'interrupted (Ctrl-C / SIGTERM): nothing written']],
+  models: [[EXIT.ok, 'done: listed, every model pulled, every path printed'], [EXIT.fatal, 'a model could not be downloaded (each named on stderr), or is not cached (models path)']],
 };
 
 /** Words wrapped at `width` columns, continuation lines indented by `indent`. */

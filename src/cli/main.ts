@@ -36,10 +36,10 @@ function configure(cmd: Command): Command {
 export function buildProgram(setExit: (code: number) => void): Command {
   const program = configure(new Command('spp-extract'))
     .description('Fixed-length image descriptors: pretrained MobileNet + spatial pyramid pooling → .npy / JSON / JSONL')
-    .usage('[options] [inputs...]\n       spp-extract info [options]\n       spp-extract merge <shards...> -o <out.npy>\n       spp-extract fit-pca <inputs...> --dim <k> -o <proj.npz>')
+    .usage('[options] [inputs...]\n       spp-extract info [options]\n       spp-extract merge <shards...> -o <out.npy>\n       spp-extract fit-pca <inputs...> --dim <k> -o <proj.npz>\n       spp-extract models [list | pull [ids...] | path <ids...>]')
     .argument('[inputs...]', 'image files, folders (recursive), globs, or - for paths on stdin')
     .version(version(), '-V, --version', 'print the version')
-    .helpCommand('help [command]', 'show the help of a command (info, merge, fit-pca)')
+    .helpCommand('help [command]', 'show the help of a command (info, merge, fit-pca, models)')
     // Options after `info` belong to info, not to the extract command sharing their names.
     .enablePositionalOptions();
   addTableOptions(program, 'extract')
@@ -69,6 +69,15 @@ export function buildProgram(setExit: (code: number) => void): Command {
   addTableOptions(fitPca, 'fit-pca')
     .addHelpText('after', helpAfter('fit-pca'))
     .action(async (inputs: string[], raw: Raw) => setExit(await (await import('./fit-pca.js')).fitPcaCommand(inputs, raw)));
+
+  const models = configure(program.command('models'))
+    .description('list the registry and the model cache; pull models into the cache ahead of offline runs; print a cached model\'s folder')
+    .usage('[options] [list | pull [ids...] | path <ids...>]')
+    .argument('[action]', 'list (default), pull (download and convert; default: the default model) or path')
+    .argument('[ids...]', 'registry ids (or model.json URLs)');
+  addTableOptions(models, 'models')
+    .addHelpText('after', helpAfter('models'))
+    .action(async (action: string | undefined, ids: string[], raw: Raw) => setExit(await (await import('./models.js')).modelsCommand(action, ids, raw)));
   return program;
 }
 

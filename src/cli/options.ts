@@ -1,7 +1,7 @@
 /** commander's options and their --help, made from the options table (src/core/options.ts). */
 import { Option, type Command } from 'commander';
 import { DEFAULT_MODEL_ID, MODEL_REGISTRY } from '../backbone/registry.js';
-import { optionsFor, type CommandName, type OptionDef } from '../core/options.js';
+import { attributeName, optionsFor, type CommandName, type OptionDef } from '../core/options.js';
 
 /** What the table (at the bottom of the layers) cannot know: the registry's ids and default model. */
 function withRegistry(def: OptionDef): OptionDef {
@@ -16,11 +16,26 @@ function commanderOption(table: OptionDef, command: CommandName): Option {
   if (def.choices) opt.choices(def.choices).argParser((v: string) => v);
   if (def.default !== undefined && def.type !== 'boolean') opt.default(def.default, def.defaultText);
   if (def.required?.includes(command)) opt.makeOptionMandatory();
+  if (def.env) opt.env(def.env);
   return opt;
 }
 
 /** Adds every option the table gives `command`, in the table's order. */
 export function addTableOptions(cmd: Command, command: CommandName): Command {
-  for (const def of optionsFor(command)) cmd.addOption(commanderOption(def, command));
+  const defs = optionsFor(command);
+  for (const def of defs) cmd.addOption(commanderOption(def, command));
+  // An empty environment variable counts as unset (SPP_EXTRACT_MODEL= in a job script), not as an empty value.
+  const fromEnv = defs.filter((d) => d.env);
+  if (fromEnv.length > 0) {
+    cmd.hook('preAction', (_cmd, action) => {
+      if (action !== cmd) return;
+      for (const def of fromEnv) {
+        const name = attributeName(def);
+        if (cmd.getOptionValueSource(name) === 'env' && String(cmd.getOptionValue(name)).trim() === '') {
+          cmd.setOptionValueWithSource(name, withRegistry(def).default, 'default');
+        }
+      }
+    });
+  }
   return cmd;
 }

@@ -10,7 +10,7 @@
  */
 import { invalidParameterError } from './invalid.js';
 
-export type CommandName = 'extract' | 'info' | 'merge' | 'fit-pca';
+export type CommandName = 'extract' | 'info' | 'merge' | 'fit-pca' | 'models';
 /** Whose words an error uses: the CLI's flags or the library's property names. */
 export type NameStyle = 'cli' | 'library';
 
@@ -94,6 +94,8 @@ export interface OptionDef {
   readonly header?: string;
   /** Not a library option. */
   readonly cliOnly?: boolean;
+  /** Environment variable the CLI reads when the flag is not given (the library reads no environment). */
+  readonly env?: string;
 }
 
 /** A whole number ≥ 1, from a number or a string of digits. */
@@ -189,7 +191,7 @@ const TRIPLE = 'one number or three comma-separated numbers (R,G,B)';
 /** The backbone and the pyramid: shared by extraction and `info`. */
 const MODEL_OPTIONS: readonly OptionDef[] = [
   // Its default is the registry's (backbone/registry.ts): the backbone applies it, the CLI shows it.
-  { key: 'model', flag: '--model <id|dir|url>', short: '-m', type: 'string', commands: DESCRIBE, header: 'model',
+  { key: 'model', flag: '--model <id|dir|url>', short: '-m', type: 'string', commands: DESCRIBE, header: 'model', env: 'SPP_EXTRACT_MODEL',
     expected: 'a registry id, a folder, a model.json path or URL, or a .onnx file', check: nonEmpty,
     help: 'registry id, a folder with model.json, a model.json path or URL, or a .onnx file' },
   { key: 'layer', flag: '--layer <name>', type: 'string', commands: DESCRIBE, header: 'layer', expected: 'a layer or node name', check: nonEmpty,
@@ -275,11 +277,11 @@ const RUN_OPTIONS: readonly OptionDef[] = [
   { key: 'quiet', flag: '--quiet', short: '-q', type: 'boolean', commands: EXTRACT_FIT, cliOnly: true, help: 'no progress, summary or hints on stderr (failures and warnings are still reported)' },
   { key: 'verbose', flag: '--verbose', short: '-v', type: 'boolean', commands: EXTRACT_FIT, cliOnly: true, help: 'print the backend, model and layer used' },
   { key: 'layers', flag: '--layers', type: 'boolean', commands: ['info'], cliOnly: true, help: 'also list the candidate layers / nodes' },
-  { key: 'json', flag: '--json', type: 'boolean', commands: ['info'], cliOnly: true, help: 'machine-readable output' },
+  { key: 'json', flag: '--json', type: 'boolean', commands: ['info', 'models'], cliOnly: true, help: 'machine-readable output' },
 ];
 
 const CACHE_OPTIONS: readonly OptionDef[] = [
-  { key: 'cacheDir', flag: '--cache-dir <dir>', type: 'string', commands: DESCRIBE, expected: 'a folder path', check: nonEmpty,
+  { key: 'cacheDir', flag: '--cache-dir <dir>', type: 'string', commands: [...DESCRIBE, 'models'], expected: 'a folder path', check: nonEmpty,
     help: 'model cache (default $XDG_CACHE_HOME/spp-extract or ~/.cache/spp-extract)' },
 ];
 

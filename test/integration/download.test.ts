@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { existsSync, readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -7,30 +6,8 @@ import { checkWeightPath, downloadLimits, parseByteSize, resolveModel } from '..
 import { runCli } from '../helpers/cli.js';
 import { tempDir } from '../helpers/tmp.js';
 import { fixture } from '../helpers/shared.js';
+import { serve, type Handler } from '../helpers/serve.js';
 
-
-type Handler = (req: IncomingMessage, res: ServerResponse) => void;
-
-/** A loopback model server: `routes` maps a path (no query) to a handler; every request is recorded. */
-async function serve(routes: Record<string, Handler>): Promise<{ base: string; requests: string[]; close: () => Promise<void> }> {
-  const requests: string[] = [];
-  const server = createServer((req, res) => {
-    requests.push(req.url ?? '');
-    const handler = routes[(req.url ?? '').split('?')[0]];
-    if (handler) handler(req, res);
-    else res.writeHead(404).end();
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  return {
-    base: `http://127.0.0.1:${port}`,
-    requests,
-    close: () => {
-      server.closeAllConnections();
-      return new Promise((resolve) => server.close(() => resolve()));
-    },
-  };
-}
 
 const tinyJson = JSON.parse(readFileSync(fixture('tiny-graph', 'model.json'), 'utf8')) as { weightsManifest: { paths: string[]; weights: unknown[] }[] };
 const tinyWeights = readFileSync(fixture('tiny-graph', 'group1-shard1of1.bin'));
