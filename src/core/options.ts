@@ -270,12 +270,13 @@ const DECODE_OPTIONS: readonly OptionDef[] = [
 /** Region descriptors: several windows of one image's feature map (one forward pass). */
 const REGION_OPTIONS: readonly OptionDef[] = [
   { key: 'boxes', flag: '--boxes <file>', type: 'string', commands: ['extract'], cliOnly: true, expected: 'a file path, or - for stdin', check: nonEmpty,
-    help: 'one descriptor per box: JSONL {"path", "boxes": [[x0,y0,x1,y1],...], "labels"?} or CSV path,x0,y0,x1,y1[,label]; the file names the images' },
+    help: 'one descriptor per box: JSONL {"path", "boxes": [[x0,y0,x1,y1],...], "labels"?} or CSV path,x0,y0,x1,y1[,label]; the file names the images',
+    conflicts: [{ key: 'grid' }] },
   { key: 'boxFormat', flag: '--box-format <format>', type: 'choice', commands: ['extract'], header: 'boxFormat', choices: BOX_FORMATS, default: 'xyxy', cliOnly: true,
     check: choice(BOX_FORMATS), help: 'box coordinates: xyxy = x0,y0,x1,y1; xywh = x,y,width,height (COCO)', needs: [{ key: 'boxes' }] },
   { key: 'grid', flag: '--grid <RxC>', type: 'string', commands: ['extract'], header: 'grid', cliOnly: true, expected: 'RxC with positive integers, e.g. 2x2',
     check: (v) => (parseGrid(v) ? String(v).trim().toLowerCase().replace('×', 'x') : undefined),
-    help: 'one descriptor per cell of an R×C grid of each image, after the whole image (window 0)', conflicts: [{ key: 'boxes' }] },
+    help: 'one descriptor per cell of an R×C grid of each image, after the whole image (window 0)' },
   { key: 'gridNoFull', flag: '--grid-no-full', type: 'boolean', commands: ['extract'], cliOnly: true, help: 'with --grid: leave out the whole-image window', needs: [{ key: 'grid' }] },
 ];
 

@@ -21,6 +21,8 @@ export function said(def: OptionDef, value: unknown, style: NameStyle): string {
   return `${flagName(def)} ${text}`;
 }
 
+const name = (def: OptionDef, style: NameStyle) => (style === 'cli' ? flagName(def) : def.key);
+
 /** Throws on the first relation the given options break, naming both options and their values. */
 export function checkRelations(defs: readonly OptionDef[], o: GivenOptions, style: NameStyle): void {
   const byKey = new Map(defs.map((d) => [d.key, d]));
@@ -32,20 +34,23 @@ export function checkRelations(defs: readonly OptionDef[], o: GivenOptions, styl
     for (const r of def.conflicts ?? []) {
       const other = byKey.get(r.key);
       if (!other || !applies(r) || !matches(other, r.values, o)) continue;
-      throw new OptionConflictError(`${self} and ${said(other, o.values.get(r.key), style)} contradict each other: ${r.why ?? 'pick one'}`);
+      // Values only where they matter: `--size 448 and --no-resize`, but `--boxes and --grid`.
+      const mine = r.values || r.when ? self : name(def, style);
+      const theirs = r.values ? said(other, o.values.get(r.key), style) : name(other, style);
+      throw new OptionConflictError(`${mine} and ${theirs} contradict each other: ${r.why ?? 'pick one'}`);
     }
     for (const r of def.needs ?? []) {
       const other = byKey.get(r.key);
       if (!other || !applies(r) || matches(other, r.values, o)) continue;
-      const name = style === 'cli' ? flagName(other) : other.key;
-      const wanted = r.values ? r.values.map((v) => said(other, v, style)).join(' or ') : name;
-      const now = r.values ? ` (${said(other, o.values.get(r.key), style).replace(name, `${name} is`)}${o.given.has(r.key) ? '' : ', the default'})` : '';
+      const called = name(other, style);
+      const wanted = r.values ? r.values.map((v) => said(other, v, style)).join(' or ') : called;
+      const now = r.values ? ` (${said(other, o.values.get(r.key), style).replace(called, `${called} is`)}${o.given.has(r.key) ? '' : ', the default'})` : '';
       throw new OptionConflictError(`${self} applies to ${wanted} only${now}${r.why ? `: ${r.why}` : ''}`);
     }
     const floor = def.atLeast ? byKey.get(def.atLeast) : undefined;
     const bound = floor && o.given.has(floor.key) ? o.values.get(floor.key) : undefined;
     if (floor && typeof value === 'number' && typeof bound === 'number' && value < bound) {
-      throw new OptionConflictError(`${self} is below ${said(floor, bound, style)}: raise ${style === 'cli' ? flagName(def) : def.key} or lower ${style === 'cli' ? flagName(floor) : floor.key}`);
+      throw new OptionConflictError(`${self} is below ${said(floor, bound, style)}: raise ${name(def, style)} or lower ${name(floor, style)}`);
     }
   }
 }

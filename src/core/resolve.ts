@@ -6,7 +6,7 @@
 import { UnknownOptionError, invalidParameterError } from './invalid.js';
 import { checkRelations } from './relations.js';
 import {
-  EXTRACTOR_EXTRA_KEYS, OPTIONS, attributeName, flagName, optionsFor, resolveOption, type OptionDef,
+  EXTRACTOR_EXTRA_KEYS, OPTIONS, attributeName, checkOption, flagName, optionsFor, resolveOption, type OptionDef,
   type BackendName, type BoxFormat, type PreTransform, type CommandName, type DecodeOptions, type Dtype, type EngineName, type InputLayout, type NormalizeMode, type PoolMode,
 } from './options.js';
 
@@ -208,7 +208,8 @@ export function checkCommandLine(raw: Bag, command: CommandName, given: (attribu
   const values = new Map<string, unknown>();
   for (const def of defs) {
     const v = raw[attributeName(def)];
-    values.set(def.key, v === undefined || v === null || def.type === 'boolean' || !def.check ? v : def.check(v));
+    // --size with --no-resize was not checked above (the size became null): a bad value is named before the conflict.
+    values.set(def.key, v === undefined || v === null || def.type === 'boolean' ? v : checkOption(def, v, 'cli'));
   }
   checkRelations(defs, { values, given: new Set(defs.filter((d) => given(attributeName(d))).map((d) => d.key)) }, 'cli');
 }
