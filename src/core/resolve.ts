@@ -98,8 +98,9 @@ function suggestion(key: string, valid: readonly string[], prefix: string): stri
   const last = key.split('.').at(-1)!;
   const score = (v: string) => {
     const end = v.split('.').at(-1)!.toLowerCase();
-    // A key cut short (`cache` for cacheDir) is as close as one typo.
-    const cut = last.length >= 3 && end.startsWith(last.toLowerCase()) ? 1 : Infinity;
+    // A key cut short (`cache` for cacheDir) or prefixed (`pcaPre` for fitPca's pre) is as close as one typo.
+    const low = last.toLowerCase();
+    const cut = (low.length >= 3 && end.startsWith(low)) || (end.length >= 3 && low.endsWith(end)) ? 1 : Infinity;
     return Math.min(distance(key, v), distance(last, end), cut);
   };
   const scored = valid.map((v) => ({ v, d: score(v) })).sort((a, b) => a.d - b.d);
