@@ -82,11 +82,9 @@ async function listImages(inputs: string[], o: Options, reporter: Reporter): Pro
   return entries.map(({ source: _source, ...e }, index) => ({ index, ...e, ...(regions ? { regions } : {}) }));
 }
 
-/** Region options that contradict each other or the inputs: refused before anything is read. */
+/** Region options that contradict the inputs (contradictions between options: the table's relations, checked first). */
 function checkRegionOptions(inputs: string[], o: Options): void {
-  if (o.boxes !== undefined && o.grid !== undefined) throw new UsageError('--boxes and --grid contradict each other: pick one');
   if (o.boxes !== undefined && inputs.length > 0) throw new UsageError(`--boxes names the images itself; drop the other inputs (${inputs[0]}${inputs.length > 1 ? ', …' : ''})`);
-  if (o.gridNoFull && o.grid === undefined) throw new UsageError('--grid-no-full applies to --grid only');
 }
 
 /** Projection options that contradict each other or the run: refused before anything is read. */
@@ -116,7 +114,6 @@ export async function extractCommand(inputs: string[], raw: Record<string, unkno
   checkRegionOptions(inputs, o);
   checkPcaOptions(o, output);
   if (inputs.length === 0 && o.boxes === undefined) throw new UsageError('no inputs: give files, folders, globs, or - to read paths from stdin');
-  if (o.resume && o.force) throw new UsageError('--resume and --force contradict each other: pick one');
   const restoreNote = interruptNote(o.resume ? 'stopped before the run resumed; what was on disk is kept' : 'stopped before the run started; nothing written');
   // Refuse a bad -o before the model loads; from here on the output is locked.
   const boxesFile = o.boxes !== undefined && o.boxes !== '-' ? [{ path: o.boxes, what: 'the boxes file' }] : [];

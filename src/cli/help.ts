@@ -12,7 +12,7 @@ const EXAMPLES: Record<CommandName, readonly (readonly [string, string])[]> = {
     ['spp-extract images/ -o feats.npy --resume', 'finish an interrupted run'],
     ['spp-extract images/ --shard auto/8 -o feats-{shard}.npy', 'one shard of an array job'],
     ['spp-extract --boxes boxes.jsonl --size 448 -o regions.npy', 'one row per box, one forward pass per image'],
-    ['spp-extract images/ --grid 2x2 -o quadrants.npy', 'the whole image, then its 4 quadrants'],
+    ['spp-extract images/ --grid 2x2 --size 448 -o quadrants.npy', 'the whole image, then its 4 quadrants (at --size 448 a quadrant spans 7×7 cells, as a whole image does at 224)'],
     ['spp-extract images/ --pca proj.npz -o small.npy', 'K values per image, projected with a fit-pca projection'],
     ['spp-extract images/ --pca-dim 128 -o small.npy', 'fit a 128-component projection on these images first (small.pca.npz), then extract'],
     ['spp-extract help info', 'help for a command (info, merge, fit-pca)'],

@@ -7,6 +7,8 @@
 import { readFileSync, statSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { UsageError } from '../core/invalid.js';
+import type { CommandName } from '../core/options.js';
+import { checkCommandLine } from '../core/resolve.js';
 import { printable, printableLines } from '../core/printable.js';
 import { OutputError } from '../output/errors.js';
 import { startedEarly } from './early.js';
@@ -17,6 +19,9 @@ import { openFilesAdvice } from './open-files.js';
 import { addTableOptions } from './options.js';
 
 export { EXIT } from './exit.js';
+
+/** The commands whose options come from the table. */
+const TABLE_COMMANDS: ReadonlySet<string> = new Set<CommandName>(['extract', 'info', 'merge', 'fit-pca']);
 
 type Raw = Record<string, unknown>;
 
@@ -29,7 +34,12 @@ function version(): string {
 function configure(cmd: Command): Command {
   return cmd
     .exitOverride()
-    .configureOutput({ writeOut: (s) => process.stdout.write(s), writeErr: (s) => process.stderr.write(printableLines(s)) })
+    .configureOutput({
+      writeOut: (s) => process.stdout.write(s),
+      writeErr: (s) => process.stderr.write(printableLines(s)),
+      // commander's "error: …", prefixed as every other error of the tool.
+      outputError: (s, write) => write(`spp-extract: ${s}`),
+    })
     .showHelpAfterError(`(${helpPointer(cmd)} lists the options)`);
 }
 
@@ -100,7 +110,15 @@ async function closePrestarted(): Promise<void> {
   await discardPrestartedWorker();
 }
 
-function exitCodeFor(err: unknown, pointer: string): number {
+/** Whether an interrupted run of `-o target` left temp files a --resume would finish (nothing written: no). */
+async function resumableStateOf(target: string): Promise<boolean> {
+  const { outputTempFiles } = await import('../output/index.js');
+  const formats = ['npy', 'json', 'jsonl'] as const;
+  return formats.some((f) => outputTempFiles(target, f).some((p) => statSync(p, { throwIfNoEntry: false })?.isFile() === true));
+}
+
+async function exitCodeFor(err: unknown, running: Command): Promise<number> {
+  const pointer = helpPointer(running);
   if (err instanceof CommanderError) {
     // Help and --version exit 0; usage without arguments 1; commander printed its own errors.
     return err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help' ? err.exitCode : EXIT.fatal;
@@ -114,7 +132,10 @@ function exitCodeFor(err: unknown, pointer: string): number {
   if (advice) msg = err instanceof OutputError ? `${msg}; ${advice}` : advice;
   // A FIFO or device written into (-o /dev/full) has nothing to resume.
   const streamed = err instanceof OutputError && (err.target === '-' || !(statSync(err.target, { throwIfNoEntry: false })?.isFile() ?? true));
-  if (err instanceof OutputError && !streamed) msg += '; what is on disk is kept: fix the cause, then finish with --resume';
+  // Only extraction resumes, and only a run that wrote something (not one refused at its lock or first file).
+  if (err instanceof OutputError && !streamed && !running.parent && (await resumableStateOf(err.target))) {
+    msg += '; what is on disk is kept: fix the cause, then finish with --resume';
+  }
   process.stderr.write(`spp-extract: error: ${printable(msg)}\n`);
   // A mistake in the call, not a failure of the run: say where the options are described.
   if (err instanceof UsageError) process.stderr.write(`(${pointer} lists the options)\n`);
@@ -129,15 +150,25 @@ export async function main(argv: string[] = process.argv): Promise<number> {
   let running: Command = program;
   program.hook('preAction', (_program, command) => {
     running = command;
+    // Values, then options that contradict each other (only those given on the command line), before any command runs.
+    const name = command.parent ? command.name() : 'extract';
+    if (TABLE_COMMANDS.has(name)) checkCommandLine(command.opts(), name as CommandName, (attr) => command.getOptionValueSource(attr) === 'cli');
   });
   // `help extract` is the main command's help.
   const args = argv[2] === 'help' && argv[3] === 'extract' ? [...argv.slice(0, 2), '--help'] : argv;
+  // `help foo`: commander would print the main help (134 lines, exit 0) without saying foo is no command.
+  const commands = ['extract', ...program.commands.map((c) => c.name())];
+  if (argv[2] === 'help' && argv[3] !== undefined && !commands.includes(argv[3]) && argv[3] !== 'help') {
+    process.stderr.write(`spp-extract: error: unknown command '${printable(argv[3])}' (the commands: ${commands.join(', ')})\n(spp-extract --help lists the options)\n`);
+    uninstall();
+    return EXIT.fatal;
+  }
   try {
     // Nothing asked, in a terminal: the usage, not "-o is required".
     if (args.length <= 2 && process.stdout.isTTY) program.help({ error: true });
     await program.parseAsync(args);
   } catch (err) {
-    return exitCodeFor(err, helpPointer(running));
+    return await exitCodeFor(err, running);
   } finally {
     await closePrestarted();
     uninstall();

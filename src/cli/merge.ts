@@ -16,7 +16,7 @@ export async function mergeCommand(args: string[], raw: Record<string, unknown>)
   // A merge is redone, never resumed: a signal removes its half-written temp files.
   const restoreNote = interruptNote(`merge stopped; ${output} not written`);
   const read = shards.flatMap((s) => [{ path: s, what: 'the shard' }, { path: manifestPathFor(s), what: 'the shard manifest' }]);
-  const prepared = await prepareOutput(output, { force: o.force, inputs: read }).catch((err) => {
+  const prepared = await prepareOutput(output, { force: o.force, inputs: read, canResume: false }).catch((err) => {
     restoreNote();
     throw err;
   });
@@ -31,7 +31,7 @@ export async function mergeCommand(args: string[], raw: Record<string, unknown>)
     const commit = (close: () => Promise<void>) => uninterrupted(close, (ok) => (ok ? `stopped after the merge; ${output} is complete` : `merge stopped; ${output} not written`));
     const summary = await mergeShards(shards, prepared.target.path, output, warn, commit).finally(forgetTemps);
     interruptNote(`stopped after the merge; ${output} is complete`);
-    process.stderr.write(`spp-extract: merged ${plural(shards.length, 'shard')}: ${plural(summary.rows, 'row')}, ${summary.failures} failed → ${printable(output)}\n`);
+    if (!o.quiet) process.stderr.write(`spp-extract: merged ${plural(shards.length, 'shard')}: ${plural(summary.rows, 'row')}, ${summary.failures} failed → ${printable(output)}\n`);
     return summary.failures > 0 ? EXIT.someFailed : EXIT.ok;
   } finally {
     prepared.release();

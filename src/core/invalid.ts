@@ -36,3 +36,19 @@ export function show(v: unknown): string {
   }
   return `'${String(v)}'`;
 }
+
+/** An options object holds a key the entry point does not take (a typo, or a key of another level). */
+export class UnknownOptionError extends UsageError {
+  constructor(readonly entry: string, readonly option: string, readonly suggestion: string) {
+    super(`${entry}: unknown option '${option}'${suggestion ? `; ${suggestion}` : ''}`);
+    this.name = 'UnknownOptionError';
+  }
+}
+
+/** Refusal of two options given together (or one without the other): a UsageError, so the CLI points at --help. */
+export class OptionConflictError extends UsageError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'OptionConflictError';
+  }
+}

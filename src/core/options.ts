@@ -96,6 +96,28 @@ export interface OptionDef {
   readonly cliOnly?: boolean;
   /** Environment variable the CLI reads when the flag is not given (the library reads no environment). */
   readonly env?: string;
+  /** What the library offers instead, said when a library call passes this CLI-only option's key. */
+  readonly libraryNote?: string;
+  /** Options this one cannot be given with (core/relations.ts checks them, for the CLI and the library). */
+  readonly conflicts?: readonly Relation[];
+  /** Options this one means nothing without. */
+  readonly needs?: readonly Relation[];
+  /** An option whose value this one's must not be below, when both are given (decode.maxSide ≥ decode.size). */
+  readonly atLeast?: string;
+}
+
+/**
+ * One option's relation to another. Only options the caller set are checked (a flag on the command
+ * line, a key in a library call), never defaults. `values`: only while the other option has one of
+ * these values (its default counts: --gem-p needs --pool gem, and the default pool is max);
+ * without `values`, the other option must be set. `when`: only while this option has one of these.
+ */
+export interface Relation {
+  readonly key: string;
+  readonly values?: readonly unknown[];
+  readonly when?: readonly unknown[];
+  /** Why, after the refusal; default "pick one" (conflicts). */
+  readonly why?: string;
 }
 
 /** A whole number ≥ 1, from a number or a string of digits. */
@@ -204,7 +226,8 @@ const MODEL_OPTIONS: readonly OptionDef[] = [
   { key: 'threads', flag: '--threads <n>', type: 'integer', commands: DESCRIBE, expected: 'a positive integer', check: positiveInt,
     help: 'ONNX Runtime threads (default: half the cores, the rest decode; 1 on 2 cores)' },
   { key: 'backend', flag: '--backend <name>', type: 'choice', commands: DESCRIBE, choices: BACKEND_CHOICES, default: 'auto',
-    check: choice(BACKEND_CHOICES), help: 'tfjs backend (an explicit node/wasm/cpu implies --engine tfjs)' },
+    check: choice(BACKEND_CHOICES), help: 'tfjs backend (an explicit node/wasm/cpu implies --engine tfjs)',
+    conflicts: [{ key: 'engine', values: ['onnx'], when: ['node', 'wasm', 'cpu'], why: 'a tfjs backend runs the tfjs engine; drop one' }] },
   { key: 'inputLayout', flag: '--input-layout <layout>', type: 'choice', commands: DESCRIBE, header: 'inputLayout', choices: INPUT_LAYOUTS,
     check: choice(INPUT_LAYOUTS), help: "a .onnx model's image layout (default: from its input shape)" },
   { key: 'mean', flag: '--mean <r,g,b>', type: 'number[]', commands: DESCRIBE, header: 'mean', expected: TRIPLE, check: parseTriple,
@@ -218,7 +241,7 @@ const MODEL_OPTIONS: readonly OptionDef[] = [
   { key: 'pool', flag: '--pool <mode>', type: 'choice', commands: DESCRIBE, header: 'pool', choices: POOL_MODES, default: 'max',
     check: choice(POOL_MODES), help: 'pooling in each bin (gem: generalized mean, see --gem-p)' },
   { key: 'gemP', flag: '--gem-p <p>', type: 'number', commands: DESCRIBE, header: 'gemP', default: 3, expected: 'a finite number > 0',
-    check: positiveNumber, help: 'exponent of --pool gem (1 = avg; large p approaches max)' },
+    check: positiveNumber, help: 'exponent of --pool gem (1 = avg; large p approaches max)', needs: [{ key: 'pool', values: ['gem'] }] },
   { key: 'normalize', flag: '--normalize <mode>', type: 'choice', commands: DESCRIBE, header: 'normalize', choices: NORMALIZE_MODES, default: 'none',
     check: choice(NORMALIZE_MODES), help: 'descriptor normalisation (sqrt = signed square root, then L2)' },
   // In the header only when given, so a plain run's header reads as it always has (extract.ts).
@@ -230,11 +253,12 @@ const MODEL_OPTIONS: readonly OptionDef[] = [
 /** How images become pixels: `decode.*` in the library. `info` uses the size policy only. */
 const DECODE_OPTIONS: readonly OptionDef[] = [
   { key: 'decode.size', flag: '--size <n>', type: 'integer', commands: DESCRIBE, header: 'size', default: 224, nullable: true,
-    expected: 'a positive integer', check: positiveInt, help: 'resize so the shorter side is N pixels, aspect kept' },
+    expected: 'a positive integer', check: positiveInt, help: 'resize so the shorter side is N pixels, aspect kept',
+    conflicts: [{ key: 'resize', values: [false], why: '--no-resize feeds the native size; drop one' }] },
   { key: 'resize', flag: '--no-resize', type: 'boolean', commands: DESCRIBE, default: true, cliOnly: true,
     help: 'feed the native size (still capped by --max-side)' },
   { key: 'decode.maxSide', flag: '--max-side <n>', type: 'integer', commands: DESCRIBE, header: 'maxSide', default: 4096, nullable: true,
-    expected: 'a positive integer', check: positiveInt, help: 'cap on the longer side fed to the model' },
+    expected: 'a positive integer', check: positiveInt, help: 'cap on the longer side fed to the model', atLeast: 'decode.size' },
   { key: 'decode.background', flag: '--background <colour>', type: 'rgb', commands: EXTRACT_FIT, header: 'background',
     default: { r: 255, g: 255, b: 255 }, defaultText: 'white', check: parseColour,
     expected: 'white, black, gray, #rrggbb or R,G,B with integers 0-255', expectedLibrary: '{r, g, b} with integers 0-255, #rrggbb or r,g,b',
@@ -248,13 +272,14 @@ const DECODE_OPTIONS: readonly OptionDef[] = [
 /** Region descriptors: several windows of one image's feature map (one forward pass). */
 const REGION_OPTIONS: readonly OptionDef[] = [
   { key: 'boxes', flag: '--boxes <file>', type: 'string', commands: ['extract'], cliOnly: true, expected: 'a file path, or - for stdin', check: nonEmpty,
-    help: 'one descriptor per box: JSONL {"path", "boxes": [[x0,y0,x1,y1],...], "labels"?} or CSV path,x0,y0,x1,y1[,label]; the file names the images' },
+    help: 'one descriptor per box: JSONL {"path", "boxes": [[x0,y0,x1,y1],...], "labels"?} or CSV path,x0,y0,x1,y1[,label]; the file names the images',
+    conflicts: [{ key: 'grid' }] },
   { key: 'boxFormat', flag: '--box-format <format>', type: 'choice', commands: ['extract'], header: 'boxFormat', choices: BOX_FORMATS, default: 'xyxy', cliOnly: true,
-    check: choice(BOX_FORMATS), help: 'box coordinates: xyxy = x0,y0,x1,y1; xywh = x,y,width,height (COCO)' },
+    check: choice(BOX_FORMATS), help: 'box coordinates: xyxy = x0,y0,x1,y1; xywh = x,y,width,height (COCO)', needs: [{ key: 'boxes' }] },
   { key: 'grid', flag: '--grid <RxC>', type: 'string', commands: ['extract'], header: 'grid', cliOnly: true, expected: 'RxC with positive integers, e.g. 2x2',
     check: (v) => (parseGrid(v) ? String(v).trim().toLowerCase().replace('×', 'x') : undefined),
     help: 'one descriptor per cell of an R×C grid of each image, after the whole image (window 0)' },
-  { key: 'gridNoFull', flag: '--grid-no-full', type: 'boolean', commands: ['extract'], cliOnly: true, help: 'with --grid: leave out the whole-image window' },
+  { key: 'gridNoFull', flag: '--grid-no-full', type: 'boolean', commands: ['extract'], cliOnly: true, help: 'with --grid: leave out the whole-image window', needs: [{ key: 'grid' }] },
 ];
 
 /** The extraction run itself, the command line only. */
@@ -268,13 +293,16 @@ const RUN_OPTIONS: readonly OptionDef[] = [
   { key: 'decodeAhead', flag: '--decode-ahead <n>', type: 'integer', commands: EXTRACT_FIT, expected: 'a positive integer', cliOnly: true,
     check: positiveInt, help: 'images decoded in parallel ahead of the model (default: 16 on 2 cores at the default size policy; 8 per decoding core within 64 MiB of pixels, never below 4)' },
   { key: 'dtype', flag: '--dtype <type>', type: 'choice', commands: ['extract'], header: 'dtype', choices: DTYPE_CHOICES, default: 'float32', cliOnly: true,
-    check: choice(DTYPE_CHOICES), help: '.npy element type (float16 halves the file; ~3 significant digits)' },
-  { key: 'resume', flag: '--resume', type: 'boolean', commands: ['extract'], cliOnly: true, help: 'finish an interrupted run of the same output (same inputs and options)' },
+    check: choice(DTYPE_CHOICES), help: '.npy element type (float16 halves the file; ~3 significant digits)',
+    libraryNote: "descriptors are Float32Array; encodeNpy('<f2', shape, data) writes them as float16" },
+  { key: 'resume', flag: '--resume', type: 'boolean', commands: ['extract'], cliOnly: true, help: 'finish an interrupted run of the same output (same inputs and options)',
+    conflicts: [{ key: 'force' }] },
   { key: 'force', flag: '--force', type: 'boolean', commands: ['extract', 'merge', 'fit-pca'], cliOnly: true,
     help: 'overwrite an existing output and discard an interrupted run', helpFor: { merge: 'overwrite an existing output', 'fit-pca': 'overwrite an existing projection file' } },
   { key: 'shard', flag: '--shard <k/n>', type: 'string', commands: ['extract'], cliOnly: true,
     help: 'process shard k of n (auto/n: k from SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX); {shard} in -o becomes k' },
-  { key: 'quiet', flag: '--quiet', short: '-q', type: 'boolean', commands: EXTRACT_FIT, cliOnly: true, help: 'no progress, summary or hints on stderr (failures and warnings are still reported)' },
+  { key: 'quiet', flag: '--quiet', short: '-q', type: 'boolean', commands: ['extract', 'merge', 'fit-pca'], cliOnly: true,
+    help: 'no progress, summary or hints on stderr (failures and warnings are still reported)', helpFor: { merge: 'no summary on stderr (warnings are still reported)' } },
   { key: 'verbose', flag: '--verbose', short: '-v', type: 'boolean', commands: EXTRACT_FIT, cliOnly: true, help: 'print the backend, model and layer used' },
   { key: 'layers', flag: '--layers', type: 'boolean', commands: ['info'], cliOnly: true, help: 'also list the candidate layers / nodes' },
   { key: 'json', flag: '--json', type: 'boolean', commands: ['info', 'models'], cliOnly: true, help: 'machine-readable output' },
@@ -307,6 +335,9 @@ const PCA_OPTIONS: readonly OptionDef[] = [
   { key: 'pcaPre', flag: '--pca-pre <transform>', type: 'choice', commands: EXTRACT_FIT, cliOnly: true, choices: PRE_TRANSFORMS, defaultText: 'l2',
     check: choice(PRE_TRANSFORMS), help: 'what each descriptor goes through before centring: l2, sqrt (signed square root, then L2) or none' },
 ];
+
+/** createExtractor's keys that are no setting of the table: a warning sink and the worker switch (backbone/onnx/backbone.ts). */
+export const EXTRACTOR_EXTRA_KEYS: readonly string[] = ['onWarning', 'worker'];
 
 /** In --help's order: the run, the model and pyramid, decoding, the cache. */
 export const OPTIONS: readonly OptionDef[] = [...RUN_OPTIONS, ...PCA_OPTIONS, ...MODEL_OPTIONS, ...REGION_OPTIONS, ...DECODE_OPTIONS, ...CACHE_OPTIONS];

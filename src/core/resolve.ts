@@ -3,9 +3,10 @@
  * (names like `decode.size`) or the command line (flags like `--size`). What comes out is complete
  * (defaults filled in) and trusted by everything below.
  */
-import { invalidParameterError } from './invalid.js';
+import { UnknownOptionError, invalidParameterError } from './invalid.js';
+import { checkRelations } from './relations.js';
 import {
-  OPTIONS, attributeName, optionsFor, resolveOption,
+  EXTRACTOR_EXTRA_KEYS, OPTIONS, attributeName, checkOption, flagName, optionsFor, resolveOption, type OptionDef,
   type BackendName, type BoxFormat, type PreTransform, type CommandName, type DecodeOptions, type Dtype, type EngineName, type InputLayout, type NormalizeMode, type PoolMode,
 } from './options.js';
 
@@ -76,26 +77,90 @@ function setPath(o: Bag, key: string, value: unknown): void {
 const LIBRARY_OPTIONS = OPTIONS.filter((d) => !d.cliOnly);
 const DECODE_OPTIONS = LIBRARY_OPTIONS.filter((d) => d.key.startsWith('decode.'));
 
+/** Levenshtein distance, case-insensitive (`maxside` is `maxSide`). */
+function distance(a: string, b: string): number {
+  const [x, y] = [a.toLowerCase(), b.toLowerCase()];
+  let row = Array.from({ length: y.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= x.length; i++) {
+    const next = [i];
+    for (let j = 1; j <= y.length; j++) next[j] = Math.min(row[j] + 1, next[j - 1] + 1, row[j - 1] + (x[i - 1] === y[j - 1] ? 0 : 1));
+    row = next;
+  }
+  return row[y.length];
+}
+
+/**
+ * What to say about an unknown key: the closest valid key (by its full dotted name or its last
+ * part, so `size` finds `decode.size`) when it is close, else every valid key; and a CLI-only
+ * option's key (`dtype`) says so.
+ */
+function suggestion(key: string, valid: readonly string[], prefix: string): string {
+  const last = key.split('.').at(-1)!;
+  const score = (v: string) => {
+    const end = v.split('.').at(-1)!.toLowerCase();
+    // A key cut short (`cache` for cacheDir) or prefixed (`pcaPre` for fitPca's pre) is as close as one typo.
+    const low = last.toLowerCase();
+    const cut = (low.length >= 3 && end.startsWith(low)) || (end.length >= 3 && low.endsWith(end)) ? 1 : Infinity;
+    return Math.min(distance(key, v), distance(last, end), cut);
+  };
+  const scored = valid.map((v) => ({ v, d: score(v) })).sort((a, b) => a.d - b.d);
+  const best = scored[0];
+  const close = best && best.d <= Math.max(2, Math.floor(last.length / 3)) ? `did you mean ${best.v}?` : undefined;
+  const cli = OPTIONS.find((d) => d.cliOnly && (d.key === last || attributeName(d) === last));
+  const note = cli ? `${flagName(cli)} is a command-line option${cli.libraryNote ? `: ${cli.libraryNote}` : ''}` : undefined;
+  const parts = [note, close ?? (note ? undefined : `the ${prefix ? `${prefix.slice(0, -1)} ` : ''}options are ${valid.join(', ')}`)];
+  return parts.filter(Boolean).join('; ');
+}
+
+/**
+ * Refuses keys `entry` does not take, nested objects included (`decode.sise`). A key whose value is
+ * undefined counts as not given, as it does for the valid ones.
+ */
+export function refuseUnknownKeys(given: unknown, valid: readonly string[], entry: string, prefix = ''): void {
+  if (typeof given !== 'object' || given === null || Array.isArray(given)) return;
+  for (const [k, v] of Object.entries(given)) {
+    if (v === undefined) continue;
+    const key = prefix + k;
+    if (valid.includes(key)) continue;
+    if (valid.some((x) => x.startsWith(`${key}.`))) {
+      refuseUnknownKeys(v, valid, entry, `${key}.`);
+      continue;
+    }
+    throw new UnknownOptionError(entry, key, suggestion(key, valid.filter((x) => x.startsWith(prefix)), prefix));
+  }
+}
+
+/** Every key createExtractor takes, dotted (`decode.size`): the table's library options and the extras. */
+export const EXTRACTOR_KEYS: readonly string[] = [...OPTIONS.filter((d) => !d.cliOnly).map((d) => d.key), ...EXTRACTOR_EXTRA_KEYS];
+
 /**
  * Decode options as decodeImage takes them (`size`, `maxSide` …), defaults filled in. `prefix`
  * says how the caller named the object: '' for decodeImage's own argument, 'decode.' inside
  * createExtractor's options.
  */
-export function resolveDecodeOptions(o: unknown, prefix = ''): DecodeOptions {
+export function resolveDecodeOptions(o: unknown, prefix = '', entry = 'decodeImage'): DecodeOptions {
   if (o !== undefined && (typeof o !== 'object' || o === null || Array.isArray(o))) {
     throw invalidParameterError(prefix ? prefix.slice(0, -1) : 'options', 'an object', o);
   }
+  // createExtractor's options were checked whole (prefix 'decode.'); decodeImage's are checked here.
+  if (!prefix) refuseUnknownKeys(o, DECODE_OPTIONS.map((d) => d.key.slice('decode.'.length)), entry);
   const out: Bag = {};
   for (const def of DECODE_OPTIONS) {
     const key = def.key.slice('decode.'.length);
     out[key] = resolveOption(def, (o as Bag | undefined)?.[key], 'library', prefix + key);
   }
+  // Relations between decode options (maxSide ≥ size), each named as the caller names it.
+  const short = (key: string) => key.slice('decode.'.length);
+  const named = DECODE_OPTIONS.map((d) => ({ ...d, key: prefix + short(d.key), atLeast: d.atLeast && prefix + short(d.atLeast) }));
+  const given = new Set(DECODE_OPTIONS.filter((d) => (o as Bag | undefined)?.[short(d.key)] !== undefined).map((d) => prefix + short(d.key)));
+  checkRelations(named, { values: new Map(DECODE_OPTIONS.map((d) => [prefix + short(d.key), out[short(d.key)]])), given }, 'library');
   return out as unknown as DecodeOptions;
 }
 
 /** createExtractor's options: every library option checked, errors naming the property. */
-export function resolveExtractorOptions(o: unknown): ResolvedExtractorOptions {
+export function resolveExtractorOptions(o: unknown, entry = 'createExtractor', extraKeys: readonly string[] = []): ResolvedExtractorOptions {
   if (o !== undefined && (typeof o !== 'object' || o === null)) throw invalidParameterError('options', 'an object', o);
+  refuseUnknownKeys(o, [...EXTRACTOR_KEYS, ...extraKeys], entry);
   const given = (o ?? {}) as Bag;
   const out: Bag = {};
   for (const def of LIBRARY_OPTIONS) {
@@ -103,6 +168,8 @@ export function resolveExtractorOptions(o: unknown): ResolvedExtractorOptions {
     setPath(out, def.key, resolveOption(def, given[def.key], 'library'));
   }
   out.decode = resolveDecodeOptions(given.decode, 'decode.');
+  const top = LIBRARY_OPTIONS.filter((d) => !d.key.startsWith('decode.'));
+  checkRelations(top, { values: new Map(top.map((d) => [d.key, out[d.key]])), given: new Set(top.filter((d) => given[d.key] !== undefined).map((d) => d.key)) }, 'library');
   return out as unknown as ResolvedExtractorOptions;
 }
 
@@ -130,5 +197,21 @@ export function resolveCommandLine(raw: Bag, command: CommandName): ResolvedComm
     setPath(out, def.key, value === null ? null : resolveOption(def, value, 'cli'));
   }
   return out as unknown as ResolvedCommandLine;
+}
+
+/**
+ * The command line's values checked (resolveCommandLine), then its relations: `given` says which
+ * flags were on the command line (commander's value source), so defaults never conflict.
+ */
+export function checkCommandLine(raw: Bag, command: CommandName, given: (attribute: string) => boolean): void {
+  resolveCommandLine(raw, command);
+  const defs: OptionDef[] = optionsFor(command);
+  const values = new Map<string, unknown>();
+  for (const def of defs) {
+    const v = raw[attributeName(def)];
+    // --size with --no-resize was not checked above (the size became null): a bad value is named before the conflict.
+    values.set(def.key, v === undefined || v === null || def.type === 'boolean' ? v : checkOption(def, v, 'cli'));
+  }
+  checkRelations(defs, { values, given: new Set(defs.filter((d) => given(attributeName(d))).map((d) => d.key)) }, 'cli');
 }
 

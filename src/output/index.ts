@@ -81,7 +81,7 @@ export type { ReadFile } from './overlap.js';
  * is written (openWriter, and each writer's final renames), after every check has passed.
  */
 export async function prepareOutput(
-  output: string, o: { format?: string; resume?: boolean; force?: boolean; inputs?: readonly ReadFile[] },
+  output: string, o: { format?: string; resume?: boolean; force?: boolean; inputs?: readonly ReadFile[]; canResume?: boolean },
 ): Promise<PreparedOutput> {
   const target = await resolveOutputTarget(output);
   // `-o /dev/null` or a FIFO without an extension: the streaming format.
@@ -101,7 +101,7 @@ export async function prepareOutput(
   await refuseInputs(o.inputs ?? []);
   const lock = acquireOutputLock(target.path, output);
   try {
-    const leftovers = await findLeftovers(files, output, o.resume === true || o.force === true);
+    const leftovers = await findLeftovers(files, output, o.resume === true || o.force === true, o.canResume !== false);
     return { target, format, lock, leftovers, refuseInputs, release: () => lock.release() };
   } catch (err) {
     lock.release();
@@ -110,7 +110,7 @@ export async function prepareOutput(
 }
 
 /** What an earlier run left; refused unless `allowed` (--resume, --force). Only regular files (or links) are ever replaced. */
-async function findLeftovers(files: readonly string[], output: string, allowed: boolean): Promise<string[]> {
+async function findLeftovers(files: readonly string[], output: string, allowed: boolean, canResume: boolean): Promise<string[]> {
   const found: string[] = [];
   for (const p of files) {
     const st = await lstat(p).catch(() => undefined);
@@ -119,7 +119,9 @@ async function findLeftovers(files: readonly string[], output: string, allowed: 
     found.push(p);
   }
   if (found.length > 0 && !allowed) {
-    throw new OutputRefused(`-o ${output}: ${found.join(', ')} already exist(s); use --resume to finish an interrupted run or --force to overwrite`);
+    // merge has no --resume: only --force is offered there.
+    const how = canResume ? 'use --resume to finish an interrupted run or --force to overwrite' : 'use --force to overwrite';
+    throw new OutputRefused(`-o ${output}: ${found.join(', ')} already ${found.length === 1 ? 'exists' : 'exist'}; ${how}`);
   }
   return found;
 }

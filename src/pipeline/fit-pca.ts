@@ -8,6 +8,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UsageError, invalidParameterError } from '../core/invalid.js';
 import { DEFAULT_PCA_SAMPLE, checkOption, findOption } from '../core/options.js';
+import { EXTRACTOR_KEYS, refuseUnknownKeys } from '../core/resolve.js';
 import { expandInputs } from '../inputs/expand.js';
 import { fitPcaRows, type RowSource } from '../pca/fit.js';
 import { descriptorIdentity, encodeProjection, parseProjection, toolVersion, type DescriptorIdentity, type Projection, type ProjectionMeta } from '../pca/file.js';
@@ -123,6 +124,9 @@ export interface FitPcaResult {
   failures: { path: string; reason: string; message: string }[];
 }
 
+/** fitPca's own keys, beside createExtractor's. */
+const FIT_PCA_KEYS: readonly string[] = ['dim', 'sample', 'whiten', 'pre', 'workDir', 'onProgress', 'signal'];
+
 /**
  * Fits a projection on image files (paths, folders, globs) or on spp-extract .npy outputs (all
  * inputs one kind). Options are checked as createExtractor's are, plus dim / sample / whiten / pre.
@@ -131,6 +135,7 @@ export async function fitPca(inputs: readonly string[], options: FitPcaOptions):
   if (!Array.isArray(inputs) || inputs.length === 0 || !inputs.every((i) => typeof i === 'string')) {
     throw invalidParameterError('inputs', 'a non-empty array of paths', inputs);
   }
+  refuseUnknownKeys(options, [...EXTRACTOR_KEYS, ...FIT_PCA_KEYS], 'fitPca');
   const { dim, sample, whiten, pre, workDir, onProgress, signal, ...extractorOptions } = options ?? ({} as FitPcaOptions);
   const k = checkOption(findOption('dim'), dim, 'library', 'dim') as number;
   const limit = (sample === undefined ? DEFAULT_PCA_SAMPLE : checkOption(findOption('sample'), sample, 'library', 'sample')) as number;

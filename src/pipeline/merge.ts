@@ -104,7 +104,7 @@ export async function mergeShards(
     seen.add(shard.index);
   }
   const missing = Array.from({ length: count ?? 0 }, (_, i) => i + 1).filter((k) => !seen.has(k));
-  if (missing.length) throw new Error(`merge: missing shard(s) ${missing.map((k) => `${k}/${count}`).join(', ')}`);
+  if (missing.length) throw new Error(`merge: missing ${missing.length === 1 ? 'shard' : 'shards'} ${missing.map((k) => `${k}/${count}`).join(', ')}`);
 
   const header = base as RunHeader;
   const total = header.inputs;

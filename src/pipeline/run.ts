@@ -109,10 +109,23 @@ async function describe(
   }
   const planned = plannedBoxes(item.regions, size.width, size.height);
   const describe = await extractor.regionDescriber(image, hint);
-  const finest = Math.max(...extractor.info.levels);
-  const onSmall = (box: number, w: CellWindow) =>
-    warnSmall(`${path}: box ${box} spans ${w.x1 - w.x0}×${w.y1 - w.y0} cells of the feature map, fewer than the finest level's ` +
-      `${finest}×${finest} bins, so its bins repeat cells; small objects want a larger --size or --no-resize (said once)`);
+  const { levels, mapSize } = extractor.info;
+  const finest = Math.max(...levels);
+  const plan = item.regions;
+  const onSmall = (box: number, w: CellWindow) => {
+    const spans = `spans ${w.x1 - w.x0}×${w.y1 - w.y0} cells of the feature map, fewer than the finest level's ${finest}×${finest} bins, so its bins repeat cells`;
+    if (plan.kind !== 'grid') {
+      warnSmall(`${path}: box ${box} ${spans}; small objects want a larger --size or --no-resize (said once)`);
+      return;
+    }
+    // A grid's tiles are the same in every image: say what gives them distinct bins, in numbers.
+    const cells = Math.min(w.x1 - w.x0, w.y1 - w.y0);
+    const fewer = levels.filter((n) => n <= cells);
+    const stride = mapSize ? mapSize.input / Math.min(mapSize.height, mapSize.width) : undefined;
+    const size = stride ? Math.ceil(finest * Math.max(plan.rows, plan.cols) * stride) : undefined;
+    warnSmall(`--grid ${plan.rows}x${plan.cols}: a tile of ${path} ${spans}; every tile gets distinct bins with ` +
+      `--levels ${(fewer.length > 0 ? fewer : [1]).join(',')}, or with ${size ? `--size ${size}` : 'a larger --size'} (said once)`);
+  };
   return { item, records: regionRecords(item, image, planned, describe, finest, onSmall) };
 }
 
