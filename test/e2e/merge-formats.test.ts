@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import sharp from 'sharp';
@@ -11,7 +11,7 @@ const TINY = ['--model', fixture('tiny-layers'), '--engine', 'onnx', '--threads'
 const tmp = () => tempDir('spp-merge-formats-');
 const cache = tmp();
 /** The CLI with its caches in a temp folder, never the user's. */
-const cli = (args: string[]) => runCli(args, { env: { HOME: cache, XDG_CACHE_HOME: join(cache, 'cache'), SPP_EXTRACT_CACHE: join(cache, 'cache') } });
+const cli = (args: string[], cwd?: string) => runCli(args, { cwd, env: { HOME: cache, XDG_CACHE_HOME: join(cache, 'cache'), SPP_EXTRACT_CACHE: join(cache, 'cache') } });
 const bytes = (p: string) => readFileSync(p);
 
 let images = '';
@@ -55,6 +55,22 @@ test('region runs (--grid 2x2: several records an image) merge byte for byte as 
     const { single, merged, m } = await singleAndMerged(ext, ['--grid', '2x2']);
     assert.equal(m.code, 2, m.stderr);
     assert.ok(bytes(merged).equals(bytes(single)), `--grid merged .${ext} equals the single run`);
+  }
+});
+
+test('shards with nothing, with rows only, with failures only (.json: no items, no failures) merge byte for byte', async () => {
+  const dir = tmp();
+  // Relative names, so the shard of each is known: of 3, red and noise go to 2, not-an-image to 3, none to 1.
+  const names = ['red-64x48.png', 'not-an-image.jpg', 'noise-100x70.jpg'];
+  for (const n of names) copyFileSync(fixture('images', n), join(dir, n));
+  for (const ext of ['json', 'jsonl']) {
+    assert.equal((await cli([...names, '-o', `all.${ext}`, ...TINY], dir)).code, 2);
+    for (const k of [1, 2, 3]) await cli([...names, '-o', `part-{shard}.${ext}`, '--shard', `${k}/3`, ...TINY], dir);
+    const rows = [1, 2, 3].map((k) => readFileSync(join(dir, `part-${k}.${ext}`), 'utf8').match(/"rows":(\d+),"failures":(\d+),"complete":true\}\}?\n$/)!.slice(1).join('+'));
+    assert.deepEqual(rows, ['0+0', '2+0', '0+1'], 'the three kinds of shard');
+    const m = await cli(['merge', `part-3.${ext}`, `part-1.${ext}`, `part-2.${ext}`, '-o', `merged.${ext}`], dir);
+    assert.equal(m.code, 2, m.stderr);
+    assert.ok(bytes(join(dir, `merged.${ext}`)).equals(bytes(join(dir, `all.${ext}`))), `.${ext}`);
   }
 });
 
