@@ -189,16 +189,21 @@ export async function readJsonShard(path: string, who = 'merge'): Promise<TextSh
     };
     for await (const raw of rawLines(fh, path, who)) {
       if (section === 'end') throw layout(raw, 'nothing after the summary');
-      if (!raw.newline) throw incomplete(who, path, ` (line ${raw.number} is cut short)`);
       if (!header) {
         if (!raw.text.startsWith('{"tool":"spp-extract"') || !raw.text.endsWith(ITEMS_OPEN)) {
           throw new Error(`${who}: ${path} is not an spp-extract .json output: it does not start with its header`);
         }
-        header = JSON.parse(`${raw.text.slice(0, -ITEMS_OPEN.length)}}`) as RunHeader;
+        if (!raw.newline) throw incomplete(who, path, ' (it ends after its header)');
+        try {
+          header = JSON.parse(`${raw.text.slice(0, -ITEMS_OPEN.length)}}`) as RunHeader;
+        } catch {
+          throw layout(raw, 'the header, a JSON object');
+        }
         const problem = headerProblem(header);
         if (problem) throw new Error(`${who}: ${path} line 1: ${problem}`);
         continue;
       }
+      if (!raw.newline) throw incomplete(who, path, ` (line ${raw.number} is cut short)`);
       const closes = section === 'items' ? raw.text === FAILURES_OPEN || raw.text.startsWith(NO_FAILURES) : raw.text.startsWith(SUMMARY);
       if (closes) {
         if (comma) throw layout(raw, `another ${section === 'items' ? 'item' : 'failure'} after a ','`);
