@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { shardOfPath } from '../../src/inputs/shard.js';
@@ -25,6 +25,13 @@ test('a mistyped input folder is fatal: exit 1 naming it, nothing written; the c
   assert.deepEqual(readdirSync(dir), [], 'no output, no manifest, no lock left');
   const fixed = await cli([fixture('images'), '-o', out, ...TINY]);
   assert.equal(fixed.code, 2, fixed.stderr); // not-an-image.jpg is a recorded failure
+  assert.deepEqual(readdirSync(dir).sort(), ['x.manifest.jsonl', 'x.npy']);
+  // --resume with a typo: refused the same way, the output left as it was.
+  const before = [readFileSync(out), readFileSync(join(dir, 'x.manifest.jsonl'))];
+  const resumed = await cli([join(dir, 'nodir'), '-o', out, '--resume', ...TINY]);
+  assert.equal(resumed.code, 1, resumed.stderr);
+  assert.match(resumed.stderr, /no such file or folder: '.*nodir'/);
+  assert.deepEqual([readFileSync(out), readFileSync(join(dir, 'x.manifest.jsonl'))], before);
   assert.deepEqual(readdirSync(dir).sort(), ['x.manifest.jsonl', 'x.npy']);
 });
 
