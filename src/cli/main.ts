@@ -58,7 +58,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
 
   const merge = configure(program.command('merge'))
     .description('merge --shard outputs (.npy + manifests, .jsonl or .json) into what one run over all inputs writes')
-    .argument('<shards...>', 'the shard .npy files (globs are expanded)');
+    .argument('<shards...>', 'the shard outputs, .npy, .jsonl or .json (globs are expanded)');
   addTableOptions(merge, 'merge')
     .addHelpText('after', helpAfter('merge'))
     .action(async (shards: string[], raw: Raw) => setExit(await (await import('./merge.js')).mergeCommand(shards, raw)));
