@@ -64,7 +64,7 @@ const BOX_SHAPE = '[x0, y0, x1, y1] (or [x, y, w, h] with --box-format xywh)';
  */
 function boxesShapeProblem(boxes: readonly unknown[]): string | undefined {
   if (boxes.length > 0 && boxes.every((b) => typeof b === 'number' || typeof b === 'string')) {
-    return `"boxes" is ${seen(boxes)}, a flat list: it is a list of boxes, each ${BOX_SHAPE}${boxes.length === 4 ? `: [${seen(boxes)}]` : ''}`;
+    return `"boxes" is ${seen(boxes)}, a flat list: it is a list of boxes, each ${BOX_SHAPE}${boxes.length === 4 ? `: write [${seen(boxes)}] for one box` : ''}`;
   }
   for (const [k, b] of boxes.entries()) {
     if (!Array.isArray(b)) {

@@ -28,7 +28,7 @@ describe('parseBoxes: JSONL', () => {
   it('a "boxes" of the wrong shape (flat, objects, lists of another length, nested) is an error naming the file, the line and the value seen', () => {
     const ok = '{"path":"ok.jpg","boxes":[[0,0,1,1]]}\n';
     const cases: [string, string][] = [
-      ['{"path":"a","boxes":[0,0,100,100]}', '--boxes f.jsonl:2: "boxes" is [0,0,100,100], a flat list: it is a list of boxes, each [x0, y0, x1, y1] (or [x, y, w, h] with --box-format xywh): [[0,0,100,100]]'],
+      ['{"path":"a","boxes":[0,0,100,100]}', '--boxes f.jsonl:2: "boxes" is [0,0,100,100], a flat list: it is a list of boxes, each [x0, y0, x1, y1] (or [x, y, w, h] with --box-format xywh): write [[0,0,100,100]] for one box'],
       ['{"path":"a","boxes":[{"x0":0,"y0":0,"x1":5,"y1":5}]}', '--boxes f.jsonl:2: box 0 is {"x0":0,"y0":0,"x1":5,"y1":5} (an object); each box is a list of 4 numbers [x0, y0, x1, y1] (or [x, y, w, h] with --box-format xywh)'],
       ['{"path":"a","boxes":[[0,0,1,1],[1,2,3]]}', '--boxes f.jsonl:2: box 1 is [1,2,3]: 3 values, a box has 4 [x0, y0, x1, y1] (or [x, y, w, h] with --box-format xywh)'],
       ['{"path":"a","boxes":[[0,0,1,1],null]}', '--boxes f.jsonl:2: box 1 is null (null); each box is a list of 4 numbers [x0, y0, x1, y1] (or [x, y, w, h] with --box-format xywh)'],
