@@ -71,6 +71,9 @@ async function listImages(inputs: string[], o: Options, reporter: Reporter): Pro
   const warn = (m: string) => reporter.line(`spp-extract: warning: ${m}`);
   if (o.boxes !== undefined) {
     const images = await readBoxesFile(o.boxes, process.stdin);
+    // As for other inputs: a run with nothing to describe is refused, not written as an empty output.
+    if (images.length === 0) throw new Error(`--boxes ${o.boxes} names no images; nothing written`);
+    if (images.every((i) => i.boxes.length === 0)) throw new Error(`--boxes ${o.boxes}: none of its ${plural(images.length, 'image')} has a box; nothing written`);
     const empty = images.filter((i) => i.boxes.length === 0).length;
     if (empty > 0) warn(`${plural(empty, 'image')} in ${o.boxes} ${empty === 1 ? 'has' : 'have'} no boxes: no rows for ${empty === 1 ? 'it' : 'them'}`);
     const format = o.boxFormat;
@@ -80,6 +83,12 @@ async function listImages(inputs: string[], o: Options, reporter: Reporter): Pro
   const grid = o.grid === undefined ? undefined : parseGrid(o.grid)!;
   const regions = grid ? { kind: 'grid' as const, ...grid, full: o.gridNoFull !== true } : undefined;
   return entries.map(({ source: _source, ...e }, index) => ({ index, ...e, ...(regions ? { regions } : {}) }));
+}
+
+/** Why the inputs gave no images: each is an empty folder or an empty stdin (a file or a glob gives at least one). */
+function noImagesMessage(inputs: readonly string[]): string {
+  const why = inputs.map((a) => (a === '-' ? 'stdin listed no paths' : `folder '${a}' holds no image files`));
+  return `the inputs name no images (${why.join('; ')}); nothing written. Folders are searched for image extensions (.jpg, .png, .webp, …); name a file to read it whatever its extension`;
 }
 
 /** Region options that contradict the inputs (contradictions between options: the table's relations, checked first). */
@@ -145,7 +154,9 @@ async function extractInto(
 ): Promise<number> {
   const reporter = await createReporter({ quiet: o.quiet === true });
   const entries = await listImages(inputs, o, reporter);
-  if (entries.length === 0) reporter.line('spp-extract: warning: the inputs name no image files');
+  // An empty list is a mistake (a wrong folder, an empty find): refused before anything is written,
+  // so the corrected run needs no --force. A shard that gets none of a non-empty list still writes.
+  if (entries.length === 0) throw new Error(noImagesMessage(inputs));
   await prepared.refuseInputs(entries.map((e) => ({ path: e.pathBytes ?? e.path, shown: e.path, what: 'the input' })));
   const items = selectShard(entries, shard);
 

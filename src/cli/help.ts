@@ -25,6 +25,7 @@ const EXAMPLES: Record<CommandName, readonly (readonly [string, string])[]> = {
   merge: [
     ['spp-extract merge feats-*.npy -o feats.npy', 'what one run over all inputs writes, byte for byte'],
     ["spp-extract merge 'feats-*.npy' -o feats.npy", 'globs are expanded as for extraction'],
+    ['spp-extract merge feats-*.jsonl -o feats.jsonl', '.jsonl and .json shards too: -o in the same format'],
   ],
   'fit-pca': [
     ['spp-extract fit-pca images/ --dim 128 -o proj.npz', 'learn a 128-component projection from (a sample of) the images'],

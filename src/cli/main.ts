@@ -46,7 +46,7 @@ function configure(cmd: Command): Command {
 export function buildProgram(setExit: (code: number) => void): Command {
   const program = configure(new Command('spp-extract'))
     .description('Fixed-length image descriptors: pretrained MobileNet + spatial pyramid pooling → .npy / JSON / JSONL')
-    .usage('[options] [inputs...]\n       spp-extract info [options]\n       spp-extract merge <shards...> -o <out.npy>\n       spp-extract fit-pca <inputs...> --dim <k> -o <proj.npz>\n       spp-extract models [list | pull [ids...] | path <ids...>]')
+    .usage('[options] [inputs...]\n       spp-extract info [options]\n       spp-extract merge <shards...> -o <out>\n       spp-extract fit-pca <inputs...> --dim <k> -o <proj.npz>\n       spp-extract models [list | pull [ids...] | path <ids...>]')
     .argument('[inputs...]', 'image files, folders (recursive), globs, or - for paths on stdin')
     .version(version(), '-V, --version', 'print the version')
     .helpCommand('help [command]', 'show the help of a command (info, merge, fit-pca, models)')
@@ -67,8 +67,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .action(async (raw: Raw) => setExit(await (await import('./info.js')).infoCommand(raw)));
 
   const merge = configure(program.command('merge'))
-    .description('merge --shard outputs (.npy + manifests) into what one run over all inputs writes')
-    .argument('<shards...>', 'the shard .npy files (globs are expanded)');
+    .description('merge --shard outputs (.npy + manifests, .jsonl or .json) into what one run over all inputs writes')
+    .argument('<shards...>', 'the shard outputs, .npy, .jsonl or .json (globs are expanded)');
   addTableOptions(merge, 'merge')
     .addHelpText('after', helpAfter('merge'))
     .action(async (shards: string[], raw: Raw) => setExit(await (await import('./merge.js')).mergeCommand(shards, raw)));

@@ -286,7 +286,7 @@ const REGION_OPTIONS: readonly OptionDef[] = [
 const RUN_OPTIONS: readonly OptionDef[] = [
   { key: 'output', flag: '--output <path>', short: '-o', type: 'string', commands: ['extract', 'merge', 'fit-pca'], required: ['merge', 'fit-pca'], cliOnly: true,
     help: 'output .npy, .json, .jsonl, or - for JSONL on stdout (default - when stdout is not a terminal)',
-    helpFor: { merge: 'the merged .npy', 'fit-pca': 'the projection file (.npz)' } },
+    helpFor: { merge: 'the merged output, in the shards\' format', 'fit-pca': 'the projection file (.npz)' } },
   { key: 'format', flag: '--format <format>', short: '-f', type: 'choice', commands: ['extract'], choices: OUTPUT_FORMAT_CHOICES, cliOnly: true,
     check: choice(OUTPUT_FORMAT_CHOICES), help: 'output format, for a name without a known extension (default: from the extension)' },
   { key: 'null', flag: '--null', short: '-0', type: 'boolean', commands: EXTRACT_FIT, cliOnly: true, help: 'paths on stdin are NUL-separated (find -print0)' },

@@ -8,9 +8,10 @@
  *
  * Lines naming the same path are grouped, in order of first appearance. Relative paths resolve
  * against the file's folder (the working directory for stdin). Coordinates are kept as given (the
- * output records them so); a box that is not four finite numbers, or is empty or inverted, is that
- * box's failure at run time, not an error here. A file that cannot be read as either format is an
- * error naming the file and line. Parsing is pure (parseBoxes); readBoxesFile adds the I/O.
+ * output records them so); a box whose values are not finite numbers (an empty CSV field, null),
+ * or that is empty or inverted, is that box's failure at run time, not an error here. A file whose
+ * structure is wrong (a line that is not an object, "boxes" flat or holding objects or lists of
+ * another length, a wrong field count) is an error naming the file, the line and the value seen. Parsing is pure (parseBoxes); readBoxesFile adds the I/O.
  */
 import { readFile, stat } from 'node:fs/promises';
 import { unblockFifoAtInterrupt } from '../core/interrupt-cleanup.js';
@@ -44,9 +45,37 @@ export class BoxesFileError extends Error {
 const DECIMAL = /^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$/;
 
 /** Box values as the file has them: numbers (JSON) or decimal text (CSV); anything else becomes NaN (that box's failure). */
-function toNumbers(v: unknown): number[] {
-  if (!Array.isArray(v)) return [NaN];
+function toNumbers(v: readonly unknown[]): number[] {
   return v.map((x) => (typeof x === 'number' ? x : typeof x === 'string' && DECIMAL.test(x) ? Number(x) : NaN));
+}
+
+/** A value as the file has it, for a message: JSON, cut short when long. */
+function seen(v: unknown): string {
+  const text = JSON.stringify(v) ?? String(v);
+  return text.length > 60 ? `${text.slice(0, 60)}…` : text;
+}
+
+const BOX_SHAPE = '[x0, y0, x1, y1] (or [x, y, w, h] with --box-format xywh)';
+
+/**
+ * What is wrong with the shape of a JSONL line's "boxes" (undefined when each box is a list of four
+ * values): a flat list, objects, lists of another length. A value that is not a number (null, text
+ * that is no plain decimal) is not a shape problem: that box's failure at run time, as in a CSV.
+ */
+function boxesShapeProblem(boxes: readonly unknown[]): string | undefined {
+  if (boxes.length > 0 && boxes.every((b) => typeof b === 'number' || typeof b === 'string')) {
+    return `"boxes" is ${seen(boxes)}, a flat list: it is a list of boxes, each ${BOX_SHAPE}${boxes.length === 4 ? `: write [${seen(boxes)}] for one box` : ''}`;
+  }
+  for (const [k, b] of boxes.entries()) {
+    if (!Array.isArray(b)) {
+      const what = b !== null && typeof b === 'object' ? 'an object' : b === null ? 'null' : `a ${typeof b}`;
+      return `box ${k} is ${seen(b)} (${what}); each box is a list of 4 numbers ${BOX_SHAPE}`;
+    }
+    if (b.length !== 4) return `box ${k} is ${seen(b)}: ${b.length} value${b.length === 1 ? '' : 's'}, a box has 4 ${BOX_SHAPE}`;
+    const odd = b.findIndex((x) => x !== null && typeof x !== 'number' && typeof x !== 'string');
+    if (odd >= 0) return `box ${k} is ${seen(b)}: value ${odd} is ${seen(b[odd])}, not a number`;
+  }
+  return undefined;
 }
 
 class Collector {
@@ -81,17 +110,19 @@ function parseJsonl(text: string, file: string, into: Collector): void {
     try {
       rec = JSON.parse(line) as typeof rec;
     } catch {
-      throw new BoxesFileError(file, at, 'not a JSON object (JSONL: one {"path", "boxes"} object a line)');
+      throw new BoxesFileError(file, at, `${seen(line)} is not a JSON object (JSONL: one {"path", "boxes"} object a line)`);
     }
-    if (rec === null || typeof rec !== 'object' || Array.isArray(rec)) throw new BoxesFileError(file, at, 'not a JSON object');
-    if (typeof rec.path !== 'string' || rec.path === '') throw new BoxesFileError(file, at, '"path" must be a non-empty string');
-    if (!Array.isArray(rec.boxes)) throw new BoxesFileError(file, at, '"boxes" must be an array of [x0, y0, x1, y1] arrays');
+    if (rec === null || typeof rec !== 'object' || Array.isArray(rec)) throw new BoxesFileError(file, at, `${seen(rec)} is not a JSON object (JSONL: one {"path", "boxes"} object a line)`);
+    if (typeof rec.path !== 'string' || rec.path === '') throw new BoxesFileError(file, at, `"path" is ${rec.path === undefined ? 'missing' : seen(rec.path)}; it must be a non-empty string`);
+    if (!Array.isArray(rec.boxes)) throw new BoxesFileError(file, at, `"boxes" is ${seen(rec.boxes)}; it must be a list of boxes, each ${BOX_SHAPE}`);
+    const shape = boxesShapeProblem(rec.boxes);
+    if (shape) throw new BoxesFileError(file, at, shape);
     const labels = rec.labels;
     if (labels !== undefined && !(Array.isArray(labels) && labels.length === rec.boxes.length && labels.every((l) => typeof l === 'string'))) {
-      throw new BoxesFileError(file, at, `"labels" must be an array of ${rec.boxes.length} strings, one per box`);
+      throw new BoxesFileError(file, at, `"labels" is ${seen(labels)}; it must be a list of ${rec.boxes.length} strings, one per box`);
     }
     into.touch(rec.path);
-    rec.boxes.forEach((b, k) => into.add(rec.path as string, { values: toNumbers(b), ...(labels ? { label: labels[k] as string } : {}) }));
+    rec.boxes.forEach((b, k) => into.add(rec.path as string, { values: toNumbers(b as unknown[]), ...(labels ? { label: labels[k] as string } : {}) }));
   }
 }
 

@@ -85,6 +85,37 @@ async function statOrUndefined(p: string): Promise<Stats | undefined> {
   }
 }
 
+/** A path named on the command line that is not there (ENOENT, ENOTDIR), or undefined; a dangling link says so. */
+async function missingWhy(p: string): Promise<string | undefined> {
+  try {
+    await fsp.stat(p);
+    return undefined;
+  } catch (err) {
+    if (!isGone(err)) return undefined; // there but unreadable (EACCES, ELOOP…): the decoder records why
+    const link = await fsp.lstat(p).then((st) => st.isSymbolicLink(), () => false);
+    return link ? `'${p}' (a link to a path that does not exist)` : `'${p}'`;
+  }
+}
+
+/**
+ * A named input that is not there: a typo, found before anything is written (a run over a typo would
+ * leave an output that the corrected run then has to --force over).
+ */
+export class MissingInputError extends Error {
+  constructor(readonly missing: readonly string[]) {
+    super(`no such file or folder: ${missing.join(', ')}; inputs named on the command line must exist (nothing written)`);
+    this.name = 'MissingInputError';
+  }
+}
+
+/** NUL bytes on stdin without -0: a `find -print0` list read as lines would be one long path. */
+export class NulSeparatedError extends Error {
+  constructor() {
+    super('the paths on stdin contain NUL bytes: use -0 for a NUL-separated list (find … -print0 | spp-extract -0 - -o …)');
+    this.name = 'NulSeparatedError';
+  }
+}
+
 /*
  * The walk works on "binary strings" (latin1: one char per byte) so names that are not UTF-8 keep
  * their bytes, while path.join and the sorting still see '/' and '.' as themselves.
@@ -200,6 +231,8 @@ async function readStdinPaths(stream: NodeJS.ReadableStream, nul: boolean): Prom
     chunks.push(typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk);
   }
   const data = Buffer.concat(chunks);
+  // No path holds a NUL byte: with one there, the list is NUL-separated.
+  if (!nul && data.includes(0)) throw new NulSeparatedError();
   const out: PathText[] = [];
   for (let start = 0; start < data.length;) {
     const sep = data.indexOf(nul ? 0 : 10, start);
@@ -222,13 +255,17 @@ async function readStdinPaths(stream: NodeJS.ReadableStream, nul: boolean): Prom
  * - a missing path containing * ? [ or {: a glob (tinyglobby; files only, every match kept, hidden
  *   names only when the pattern spells the dot), in comparePaths order. No match throws: that is
  *   almost always a typo, and finding out after a long run is worse.
- * - any other missing path: kept as 'file' so the decoder records it as 'missing' and the run goes on.
+ * - any other missing path: MissingInputError, naming every one (a typo; nothing should be written).
+ *   A path there but not readable (EACCES…) is kept as 'file': the decoder records why.
+ *   Paths read from stdin are never checked here: one missing among many is that input's recorded
+ *   'missing' failure, and the run goes on.
  * Duplicates are kept: output order is input order.
  */
 export async function expandInputs(args: readonly string[], opts: ExpandOptions = {}): Promise<InputEntry[]> {
   const exts = opts.extensions ?? IMAGE_EXTENSIONS;
   const out: InputEntry[] = [];
   let stdinUsed = false;
+  const missing: string[] = [];
   for (const arg of args) {
     if (arg === '-') {
       if (stdinUsed) throw new Error("'-' (read paths from stdin) can be given only once");
@@ -248,9 +285,12 @@ export async function expandInputs(args: readonly string[], opts: ExpandOptions 
       for (const p of matches) out.push({ path: p, source: 'glob' });
       out.push(...blind);
     } else {
-      out.push({ path: arg, source: 'file' });
+      const why = st === undefined ? await missingWhy(arg) : undefined;
+      if (why !== undefined) missing.push(why);
+      else out.push({ path: arg, source: 'file' });
     }
   }
+  if (missing.length > 0) throw new MissingInputError(missing);
   return out;
 }
 

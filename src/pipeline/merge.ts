@@ -3,12 +3,13 @@ import { NPY_HEADER_BYTES, npyDtypeOf, npyLayoutProblem, npyRowBytes } from '../
 import { rawHasNonFinite } from './finite.js';
 import { NotAJournal, pathBytesOfLine, readJournalLines, recordProblem, regionOfLine, summaryProblem } from '../output/journal.js';
 import { NotRegularFile, openRegularFile, readExactly } from '../output/regular-file.js';
-import { headerDifferences, manifestPathFor, modelUnchecked, modelUncheckedWarning, NpyWriter, OutputError, partialPath, systemReason, type RunHeader, type RunSummary } from '../output/index.js';
+import { headerDifferences, manifestPathFor, modelUnchecked, modelUncheckedWarning, NpyWriter, OutputError, outputTempFiles, resolveFormat, systemReason, type OutputFormat, type OutputWriter, type RunHeader, type RunSummary } from '../output/index.js';
+import { JsonlWriter } from '../output/jsonl-writer.js';
+import { JsonWriter } from '../output/json-writer.js';
+import { descriptorOf, headerProblem, readJsonlShard, readJsonShard, type FailureLine, type RowLine, type TextFormat } from './merge-text.js';
 
 type Line = { type: string; [k: string]: unknown };
-type RegionLine = { path_bytes?: string; box_index?: number; box?: number[]; label?: string };
-export type RowLine = { type: 'row'; row: number; index: number; path: string; width: number; height: number } & RegionLine;
-export type FailureLine = { type: 'failure'; index: number; path: string; reason: string; error: string; boxes?: number } & RegionLine;
+export type { FailureLine, RowLine } from './merge-text.js';
 
 export interface ShardFile { path: string; manifest: string; header: RunHeader; records: (RowLine | FailureLine)[]; rows: number }
 
@@ -34,11 +35,8 @@ export async function readShard(path: string, who = 'merge'): Promise<ShardFile>
     throw new Error(`${who}: ${path} is incomplete${torn}; finish it with --resume first`);
   }
   const { type: _t, ...header } = head.line;
-  const { dim, dtype, inputs } = header as unknown as RunHeader;
-  if (!(Number.isSafeInteger(dim) && dim > 0) || (dtype !== 'float32' && dtype !== 'float16') || !(Number.isSafeInteger(inputs) && inputs >= 0)) {
-    throw new Error(`${who}: ${manifest} line 1: the header's dim ${JSON.stringify(dim)}, dtype ${JSON.stringify(dtype)}, inputs ${JSON.stringify(inputs)} ` +
-      'are not a positive width, float32 or float16, and a count');
-  }
+  const bad = headerProblem(header as unknown as RunHeader);
+  if (bad) throw new Error(`${who}: ${manifest} line 1: ${bad}`);
   let rows = 0;
   let failures = 0;
   for (const { line, number } of rest) {
@@ -79,17 +77,30 @@ export async function openShardData(s: ShardFile, rowBytes: number, who = 'merge
   }
 }
 
+/** The format of the shards (all one) and of the output (the same): a merge never converts. */
+function mergeFormat(shardPaths: readonly string[], target: string): OutputFormat {
+  const formatOf = (p: string, what: string) => {
+    try {
+      return resolveFormat(p);
+    } catch {
+      throw new Error(`merge: cannot tell the format of ${what} ${p} from its extension: .npy, .jsonl or .json`);
+    }
+  };
+  const formats = shardPaths.map((p) => formatOf(p, 'the shard'));
+  const other = formats.findIndex((f) => f !== formats[0]);
+  if (other >= 0) {
+    throw new Error(`merge: ${shardPaths[0]} is .${formats[0]} but ${shardPaths[other]} is .${formats[other]}: the shards of one run share one format`);
+  }
+  const out = formatOf(target, '-o');
+  if (out !== formats[0]) throw new Error(`merge: the shards are .${formats[0]}, so -o must be .${formats[0]} too, got ${target}`);
+  return out;
+}
+
 /**
- * Merges shard outputs (`--shard k/n` runs) into the .npy + manifest a single run over all inputs
- * would have written, byte for byte: records are put back in input order and rows copied as bytes.
+ * The shards' headers, checked against each other: the same options, shards k/n of one n, each
+ * once, none missing. The merged output's header: theirs without `shard`.
  */
-export async function mergeShards(
-  shardPaths: readonly string[], output: string, target = output, warn: (message: string) => void = () => undefined,
-  /** Runs the final syncs and renames (the CLI holds signals back meanwhile). */
-  commit: (close: () => Promise<void>) => Promise<void> = (close) => close(),
-): Promise<RunSummary> {
-  if (shardPaths.length === 0) throw new Error('merge: no shard outputs given');
-  const shards = await Promise.all(shardPaths.map((p) => readShard(p)));
+function mergedHeader(shards: readonly { path: string; header: RunHeader }[], warn: (message: string) => void): RunHeader {
   const { shard: _s0, ...base } = shards[0].header;
   const count = shards[0].header.shard?.count;
   const seen = new Set<number>();
@@ -105,50 +116,118 @@ export async function mergeShards(
   }
   const missing = Array.from({ length: count ?? 0 }, (_, i) => i + 1).filter((k) => !seen.has(k));
   if (missing.length) throw new Error(`merge: missing ${missing.length === 1 ? 'shard' : 'shards'} ${missing.map((k) => `${k}/${count}`).join(', ')}`);
+  return base as RunHeader;
+}
 
-  const header = base as RunHeader;
-  const total = header.inputs;
-  // One slot per input: its records (several in a region run), all from one shard, in their order.
-  const slots: Slot[] = new Array(total);
+/** One slot per input: its records (several in a region run), all from one shard, in their order; every input in one. */
+function slotsOf<T>(total: number, shards: readonly { records: readonly T[] }[], lineOf: (rec: T) => RowLine | FailureLine): Slot<T>[] {
+  const slots: Slot<T>[] = new Array(total);
   shards.forEach((s, shard) => {
     for (const rec of s.records) {
-      const slot = slots[rec.index];
-      if (!(rec.index >= 0 && rec.index < total) || (slot && slot.shard !== shard)) {
-        throw new Error(`merge: input ${rec.index} (${rec.path}) appears twice or out of range`);
+      const { index, path } = lineOf(rec);
+      const slot = slots[index];
+      if (!(index >= 0 && index < total) || (slot && slot.shard !== shard)) {
+        throw new Error(`merge: input ${index} (${path}) appears twice or out of range`);
       }
       if (slot) slot.recs.push(rec);
-      else slots[rec.index] = { shard, recs: [rec] };
+      else slots[index] = { shard, recs: [rec] };
     }
   });
   const gap = Array.from(slots, (s) => s === undefined).indexOf(true);
   if (gap >= 0 || slots.length !== total) throw new Error(`merge: input ${gap} is in no shard`);
+  return slots;
+}
+
+/**
+ * Merges shard outputs (`--shard k/n` runs) into what a single run over all inputs would have
+ * written, byte for byte, in the shards' format (.npy + manifest, .jsonl or .json; -o the same):
+ * records are put back in input order, rows copied as bytes (.npy) or as the values checked
+ * (.jsonl, .json). Every shard is checked in full before anything is written; the output appears
+ * only once complete (temp names, then renames), and a failed merge leaves nothing.
+ */
+export async function mergeShards(
+  shardPaths: readonly string[], output: string, target = output, warn: (message: string) => void = () => undefined,
+  /** Runs the final syncs and renames (the CLI holds signals back meanwhile). */
+  commit: (close: () => Promise<void>) => Promise<void> = (close) => close(),
+): Promise<RunSummary> {
+  if (shardPaths.length === 0) throw new Error('merge: no shard outputs given');
+  const format = mergeFormat(shardPaths, target);
+  if (format !== 'npy') return mergeTextShards(shardPaths, format, output, target, warn, commit);
+  const shards = await Promise.all(shardPaths.map((p) => readShard(p)));
+  const header = mergedHeader(shards, warn);
+  const slots = slotsOf(header.inputs, shards, (rec) => rec);
 
   const rowBytes = npyRowBytes(header);
   const handles: FileHandle[] = [];
   try {
     // Every shard checked before anything is written.
     for (const s of shards) handles.push(await openShardData(s, rowBytes));
-    let writer: NpyWriter | undefined;
-    try {
-      writer = await NpyWriter.create(output, header, target);
-      const summary = await copyRecords(writer, slots, handles, shards, rowBytes);
-      const done = writer;
-      await commit(() => done.close(summary));
-      return summary;
-    } catch (err) {
-      // A merge is not resumable: leave no temp files behind (a rerun would find them).
-      await writer?.abandon();
-      await Promise.all([output, manifestPathFor(output)].map((p) => rm(partialPath(p), { force: true }).catch(() => undefined)));
-      // Not "finish with --resume" (the CLI's advice for an OutputError): merge has nothing to resume.
-      if (err instanceof OutputError) throw new Error(`merge: ${err.message}; nothing was kept: run the merge again once that is fixed`);
-      throw err;
-    }
+    return await writeMerged(output, 'npy', commit, () => NpyWriter.create(output, header, target), (writer) => copyRecords(writer, slots, handles, shards, rowBytes));
   } finally {
     await Promise.all(handles.map((h) => h.close().catch(() => undefined)));
   }
 }
 
-interface Slot { shard: number; recs: (RowLine | FailureLine)[] }
+/** .jsonl / .json shards: each read and checked in full (descriptors too), then the records copied in input order. */
+async function mergeTextShards(
+  shardPaths: readonly string[], format: TextFormat, output: string, target: string, warn: (message: string) => void,
+  commit: (close: () => Promise<void>) => Promise<void>,
+): Promise<RunSummary> {
+  const read = format === 'jsonl' ? readJsonlShard : readJsonShard;
+  const settled = await Promise.allSettled(shardPaths.map((p) => read(p)));
+  const shards = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  try {
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    const header = mergedHeader(shards, warn);
+    const slots = slotsOf(header.inputs, shards, (rec) => rec.line);
+    const open = (): Promise<OutputWriter> => (format === 'jsonl' ? JsonlWriter.toFile(output, header, target) : JsonWriter.create(output, header, target));
+    return await writeMerged(output, format, commit, open, async (writer) => {
+      let rows = 0;
+      let failures = 0;
+      for (const { shard, recs } of slots) {
+        for (const rec of recs) {
+          const line = rec.line;
+          const region = regionOfLine(line);
+          const ref = { index: line.index, path: line.path, ...pathBytesOfLine(line), ...(region ? { region } : {}) };
+          if (line.type === 'failure') {
+            await writer.failure({ ...ref, reason: line.reason, error: line.error, ...(line.boxes !== undefined ? { boxes: line.boxes } : {}) });
+            failures++;
+          } else {
+            await writer.row({ ...ref, width: line.width, height: line.height, descriptor: await descriptorOf(shards[shard], rec) });
+            rows++;
+          }
+        }
+      }
+      return { rows, failures, complete: true };
+    });
+  } finally {
+    await Promise.all(shards.map((s) => s.fh.close().catch(() => undefined)));
+  }
+}
+
+/** Writes the merged output under temp names and commits it; a failure leaves no file behind (a merge is redone, not resumed). */
+async function writeMerged<W extends OutputWriter>(
+  output: string, format: OutputFormat, commit: (close: () => Promise<void>) => Promise<void>,
+  open: () => Promise<W>, fill: (writer: W) => Promise<RunSummary>,
+): Promise<RunSummary> {
+  let writer: W | undefined;
+  try {
+    writer = await open();
+    const summary = await fill(writer);
+    const done = writer;
+    await commit(() => done.close(summary));
+    return summary;
+  } catch (err) {
+    await writer?.abandon();
+    await Promise.all(outputTempFiles(output, format).map((p) => rm(p, { force: true }).catch(() => undefined)));
+    // Not "finish with --resume" (the CLI's advice for an OutputError): merge has nothing to resume.
+    if (err instanceof OutputError) throw new Error(`merge: ${err.message}; nothing was kept: run the merge again once that is fixed`);
+    throw err;
+  }
+}
+
+interface Slot<T = RowLine | FailureLine> { shard: number; recs: T[] }
 
 /** Rows are copied as bytes from their shard, failures re-journalled, all in input order. */
 async function copyRecords(writer: NpyWriter, slots: Slot[], handles: FileHandle[], shards: ShardFile[], rowBytes: number): Promise<RunSummary> {

@@ -39,7 +39,7 @@ test('--version, --help with examples and the exit codes, help [command], help e
     assert.ok(!info.stdout.includes(unused), `info --help does not list ${unused}`);
   }
   const merge = await runCli(['help', 'merge']);
-  assert.match(merge.stdout, /-o, --output <path> +the merged \.npy/);
+  assert.match(merge.stdout, /-o, --output <path> +the merged output, in the shards' format/);
   assert.ok(!merge.stdout.includes('--levels'));
 });
 

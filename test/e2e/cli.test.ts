@@ -92,13 +92,13 @@ test('stdin list (newline and -0) → JSONL on stdout, one record per input, fai
   assert.equal(nul.stdout, nl.stdout, '-0 reads the same list');
 });
 
-test('empty input list → valid N=0 .npy, exit 0', async (t) => {
+test('empty input list → exit 1, nothing written (an empty find is a mistake, and a 0-row output would block the corrected run)', async () => {
   const dir = tmp();
   const out = join(dir, 'empty.npy');
   const r = await runCli(['-', '-o', out, ...TINY], { stdin: '' });
-  assert.equal(r.code, 0, r.stderr);
-  if (!hasNumpy()) return t.skip('needs numpy');
-  assert.equal(runPython('import numpy as np, sys; print(np.load(sys.argv[1]).shape)', [out]).trim(), '(0, 126)');
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /the inputs name no images \(stdin listed no paths\); nothing written/);
+  assert.deepEqual(readdirSync(dir), []);
 });
 
 /**

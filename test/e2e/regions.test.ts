@@ -208,12 +208,26 @@ test('region options: contradictions and bad files are refused in one line befor
   const out = join(tmp(), 'x.npy');
   const bad = join(tmp(), 'bad.jsonl');
   writeFileSync(bad, '{"path": "a.jpg", "boxes": [[0, 0, 1, 1]]}\n{"path": 3}\n');
+  // Boxes of the wrong shape were each a failure "box [NaN]" at run time: now the file is refused.
+  const flat = join(tmp(), 'flat.jsonl');
+  writeFileSync(flat, '{"path": "a.jpg", "boxes": [0, 0, 100, 100]}\n');
+  const objects = join(tmp(), 'objects.jsonl');
+  writeFileSync(objects, '{"path": "a.jpg", "boxes": [[0, 0, 1, 1]]}\n{"path": "a.jpg", "boxes": [{"x": 0, "y": 0, "w": 10, "h": 10}]}\n');
+  const noBoxes = join(tmp(), 'none.jsonl');
+  writeFileSync(noBoxes, '{"path": "a.jpg", "boxes": []}\n');
+  const empty = join(tmp(), 'empty.csv');
+  writeFileSync(empty, '');
+  const re = (p: string) => p.replace(/[.]/g, '\\.');
   const cases: [string[], RegExp][] = [
     [['--boxes', boxesJsonl, images[0].path], /--boxes names the images itself; drop the other inputs/],
     [['--boxes', boxesJsonl, '--grid', '2x2'], /--boxes and --grid contradict each other/],
     [[images[0].path, '--grid-no-full'], /--grid-no-full applies to --grid only/],
     [[images[0].path, '--grid', '0x2'], /--grid must be RxC with positive integers, e\.g\. 2x2, got '0x2'/],
-    [['--boxes', bad], new RegExp(`--boxes ${bad.replace(/[.]/g, '\\.')}:2: "path" must be a non-empty string`)],
+    [['--boxes', bad], new RegExp(`--boxes ${re(bad)}:2: "path" is 3; it must be a non-empty string`)],
+    [['--boxes', flat], new RegExp(`--boxes ${re(flat)}:1: "boxes" is \\[0,0,100,100\\], a flat list: it is a list of boxes, each \\[x0, y0, x1, y1\\]`)],
+    [['--boxes', objects], new RegExp(`--boxes ${re(objects)}:2: box 0 is \\{"x":0,"y":0,"w":10,"h":10\\} \\(an object\\); each box is a list of 4 numbers`)],
+    [['--boxes', noBoxes], new RegExp(`--boxes ${re(noBoxes)}: none of its 1 image has a box; nothing written`)],
+    [['--boxes', empty], new RegExp(`--boxes ${re(empty)} names no images; nothing written`)],
     [['--boxes', join(dir, 'nope.jsonl')], /--boxes .*nope\.jsonl: cannot read it \(ENOENT\)/],
     [[images[0].path, '--pool', 'gem', '--gem-p', '0'], /--gem-p must be a finite number > 0, got '0'/],
   ];

@@ -73,6 +73,10 @@ test('options validation: --shard, --dtype, --resume, merge', async () => {
   }
   const noShard = await runMain(['merge', fixture('images', 'red-64x48.png'), '-o', join(dir, 'm.npy')]);
   assert.equal(noShard.code, 1);
-  assert.match(noShard.stderr, /merge: .* has no manifest/);
+  assert.match(noShard.stderr, /merge: cannot tell the format of the shard .*red-64x48\.png from its extension: \.npy, \.jsonl or \.json/);
+  writeFileSync(join(dir, 'lone.npy'), '');
+  const noManifest = await runMain(['merge', join(dir, 'lone.npy'), '-o', join(dir, 'm.npy')]);
+  assert.equal(noManifest.code, 1);
+  assert.match(noManifest.stderr, /merge: .*lone\.npy has no manifest/);
 });
 

@@ -17,22 +17,39 @@ describe('parseBoxes: JSONL', () => {
     ]);
   });
 
-  it('keeps odd box values for the run to record as that box\'s failure; an image with no boxes is listed with none', () => {
-    const [img, empty] = parseBoxes('{"path":"a","boxes":[[1,2,3],["4","5","x","7"],null]}\n{"path":"b","boxes":[]}\n', 'f');
-    assert.equal(img.boxes[0].values.length, 3);
-    assert.deepEqual(img.boxes[1].values.slice(0, 2), [4, 5]);
-    assert.ok(Number.isNaN(img.boxes[1].values[2]));
-    assert.ok(img.boxes[2].values.every(Number.isNaN));
+  it('keeps values that are not numbers (text that is no decimal, null) for the run to record as that box\'s failure; an image with no boxes is listed with none', () => {
+    const [img, empty] = parseBoxes('{"path":"a","boxes":[["4","5","x","7"],[null,0,1,1]]}\n{"path":"b","boxes":[]}\n', 'f');
+    assert.deepEqual(img.boxes[0].values.slice(0, 2), [4, 5]);
+    assert.ok(Number.isNaN(img.boxes[0].values[2]));
+    assert.ok(Number.isNaN(img.boxes[1].values[0]));
     assert.deepEqual(empty, { path: 'b', boxes: [] });
+  });
+
+  it('a "boxes" of the wrong shape (flat, objects, lists of another length, nested) is an error naming the file, the line and the value seen', () => {
+    const ok = '{"path":"ok.jpg","boxes":[[0,0,1,1]]}\n';
+    const cases: [string, string][] = [
+      ['{"path":"a","boxes":[0,0,100,100]}', '--boxes f.jsonl:2: "boxes" is [0,0,100,100], a flat list: it is a list of boxes, each [x0, y0, x1, y1] (or [x, y, w, h] with --box-format xywh): write [[0,0,100,100]] for one box'],
+      ['{"path":"a","boxes":[{"x0":0,"y0":0,"x1":5,"y1":5}]}', '--boxes f.jsonl:2: box 0 is {"x0":0,"y0":0,"x1":5,"y1":5} (an object); each box is a list of 4 numbers [x0, y0, x1, y1] (or [x, y, w, h] with --box-format xywh)'],
+      ['{"path":"a","boxes":[[0,0,1,1],[1,2,3]]}', '--boxes f.jsonl:2: box 1 is [1,2,3]: 3 values, a box has 4 [x0, y0, x1, y1] (or [x, y, w, h] with --box-format xywh)'],
+      ['{"path":"a","boxes":[[0,0,1,1],null]}', '--boxes f.jsonl:2: box 1 is null (null); each box is a list of 4 numbers [x0, y0, x1, y1] (or [x, y, w, h] with --box-format xywh)'],
+      ['{"path":"a","boxes":[[0,[1],2,3]]}', '--boxes f.jsonl:2: box 0 is [0,[1],2,3]: value 1 is [1], not a number'],
+      ['{"path":"a","boxes":{"x":1}}', '--boxes f.jsonl:2: "boxes" is {"x":1}; it must be a list of boxes, each [x0, y0, x1, y1] (or [x, y, w, h] with --box-format xywh)'],
+    ];
+    for (const [line, message] of cases) {
+      assert.throws(() => parseBoxes(ok + line, 'f.jsonl'), (err: Error) => err instanceof BoxesFileError && err.message === message, line);
+    }
+    // A long value is cut short in the message.
+    const long = `{"path":"a","boxes":[${JSON.stringify(Array.from({ length: 200 }, (_, i) => i))}]}`;
+    assert.throws(() => parseBoxes(long, 'f.jsonl'), (err: Error) => /^--boxes f\.jsonl:1: box 0 is \[0,1,2,.{40,60}…: 200 values, a box has 4/.test(err.message) && err.message.length < 200);
   });
 
   it('refuses a line that is not an object with a path and a boxes array, naming the file and line', () => {
     const cases: [string, RegExp][] = [
-      ['{"path":"a","boxes":[]}\n{not json', /^--boxes f\.jsonl:2: not a JSON object/],
-      ['{"boxes":[]}', /^--boxes f\.jsonl:1: "path" must be a non-empty string/],
-      ['{"path":"a","boxes":{}}', /:1: "boxes" must be an array/],
-      ['{"path":"a","boxes":[[0,0,1,1]],"labels":["x","y"]}', /:1: "labels" must be an array of 1 strings/],
-      ['{"path":"a","boxes":[[0,0,1,1]]}\n[1,2]', /:2: not a JSON object/],
+      ['{"path":"a","boxes":[]}\n{not json', /^--boxes f\.jsonl:2: "\{not json" is not a JSON object/],
+      ['{"boxes":[]}', /^--boxes f\.jsonl:1: "path" is missing; it must be a non-empty string/],
+      ['{"path":"a","boxes":{}}', /:1: "boxes" is \{\}; it must be a list of boxes/],
+      ['{"path":"a","boxes":[[0,0,1,1]],"labels":["x","y"]}', /:1: "labels" is \["x","y"\]; it must be a list of 1 strings/],
+      ['{"path":"a","boxes":[[0,0,1,1]]}\n[1,2]', /:2: \[1,2\] is not a JSON object/],
     ];
     for (const [text, message] of cases) {
       assert.throws(() => parseBoxes(text, 'f.jsonl'), (err: Error) => err instanceof BoxesFileError && message.test(err.message), text);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { IMAGE_EXTENSIONS, comparePaths, expandInputs, type InputEntry } from '../../src/inputs/expand.js';
+import { IMAGE_EXTENSIONS, MissingInputError, NulSeparatedError, comparePaths, expandInputs, type InputEntry } from '../../src/inputs/expand.js';
 import { tempDir } from '../helpers/tmp.js';
 
 async function tree(files: string[]): Promise<string> {
@@ -94,22 +94,38 @@ test('directory walk: symlinks followed, loops stopped, dangling image links kep
   }
 });
 
-test('explicit files kept whatever the extension; missing paths passed through; duplicates kept', async () => {
+test('explicit files kept whatever the extension; duplicates kept', async () => {
   const root = await tree(['notes.txt', 'a.jpg', 'dir/b.png']);
   try {
-    const got = await inDir(root, () => expandInputs(['notes.txt', 'missing.jpg', 'a.jpg', 'dir', 'a.jpg', 'no/such/dir/']));
+    const got = await inDir(root, () => expandInputs(['notes.txt', 'a.jpg', 'dir', 'a.jpg']));
     assert.deepEqual(got, [
       { path: 'notes.txt', source: 'file' },
-      { path: 'missing.jpg', source: 'file' },
       { path: 'a.jpg', source: 'file' },
       { path: 'dir/b.png', source: 'directory' },
       { path: 'a.jpg', source: 'file' },
-      { path: 'no/such/dir/', source: 'file' },
     ]);
     assert.deepEqual(await expandInputs([]), []);
   } finally {
     await fsp.rm(root, { recursive: true, force: true });
   }
+});
+
+test('a named input that does not exist is an error naming every one (a typo), a dangling link too; stdin lines are not checked', async () => {
+  const root = await tree(['a.jpg', 'dir/b.png']);
+  await fsp.symlink(path.join(root, 'gone.jpg'), path.join(root, 'dangling.jpg'));
+  const stdin = () => Readable.from(['a.jpg\nnot-there.jpg\n']);
+  const err = await inDir(root, () => expandInputs(['a.jpg', 'nodir', '-', 'dir', 'a.jpg/x.jpg', 'dangling.jpg'], { stdin: stdin() })).catch((e: Error) => e);
+  assert.ok(err instanceof MissingInputError, String(err));
+  assert.equal(err.message, "no such file or folder: 'nodir', 'a.jpg/x.jpg', 'dangling.jpg' (a link to a path that does not exist); " +
+    'inputs named on the command line must exist (nothing written)');
+  // One missing line of a long stdin list is that input's recorded failure, not the end of the run.
+  assert.deepEqual(paths(await inDir(root, () => expandInputs(['-', 'dir'], { stdin: stdin() }))), ['a.jpg', 'not-there.jpg', 'dir/b.png']);
+});
+
+test('stdin with NUL bytes without -0: an error saying to use -0, not one long path', async () => {
+  const list = Buffer.from('a.jpg\0b.jpg\0');
+  await assert.rejects(expandInputs(['-'], { stdin: Readable.from([list]) }), (e: Error) => e instanceof NulSeparatedError && /contain NUL bytes: use -0/.test(e.message));
+  assert.deepEqual(paths(await expandInputs(['-'], { stdin: Readable.from([list]), nulSeparated: true })), ['a.jpg', 'b.jpg']);
 });
 
 test('globs: expanded, sorted, every match kept, prefix kept as written', async () => {
@@ -146,7 +162,8 @@ test('globs: a literal path with glob characters wins; no match throws naming th
 
 test('stdin: newline mode trims \\r and skips empty lines; no extension filter', async () => {
   const stdin = Readable.from(['a.jpg\r\n', 'dir with space/b.png\n\n', 'notes.txt\n', 'c', '.jpg']);
-  const got = await expandInputs(['first.jpg', '-', 'last.jpg'], { stdin });
+  const root = await tree(['first.jpg', 'last.jpg']);
+  const got = await inDir(root, () => expandInputs(['first.jpg', '-', 'last.jpg'], { stdin }));
   assert.deepEqual(got, [
     { path: 'first.jpg', source: 'file' },
     { path: 'a.jpg', source: 'stdin' },
