@@ -16,7 +16,7 @@ import { EXIT } from './exit.js';
 import { helpAfter, helpPointer } from './help.js';
 import { installInterruptHandler, isStopping } from './interrupt.js';
 import { openFilesAdvice } from './open-files.js';
-import { addTableOptions } from './options.js';
+import { addTableOptions, unsetEmptyEnvironment } from './options.js';
 
 export { EXIT } from './exit.js';
 
@@ -152,6 +152,7 @@ export async function main(argv: string[] = process.argv): Promise<number> {
     running = command;
     // Values, then options that contradict each other (only those given on the command line), before any command runs.
     const name = command.parent ? command.name() : 'extract';
+    if (TABLE_COMMANDS.has(name)) unsetEmptyEnvironment(command, name as CommandName);
     if (TABLE_COMMANDS.has(name)) checkCommandLine(command.opts(), name as CommandName, (attr) => command.getOptionValueSource(attr) === 'cli');
   });
   // `help extract` is the main command's help.

@@ -24,18 +24,18 @@ function commanderOption(table: OptionDef, command: CommandName): Option {
 export function addTableOptions(cmd: Command, command: CommandName): Command {
   const defs = optionsFor(command);
   for (const def of defs) cmd.addOption(commanderOption(def, command));
-  // An empty environment variable counts as unset (SPP_EXTRACT_MODEL= in a job script), not as an empty value.
-  const fromEnv = defs.filter((d) => d.env);
-  if (fromEnv.length > 0) {
-    cmd.hook('preAction', (_cmd, action) => {
-      if (action !== cmd) return;
-      for (const def of fromEnv) {
-        const name = attributeName(def);
-        if (cmd.getOptionValueSource(name) === 'env' && String(cmd.getOptionValue(name)).trim() === '') {
-          cmd.setOptionValueWithSource(name, withRegistry(def).default, 'default');
-        }
-      }
-    });
-  }
   return cmd;
+}
+
+/**
+ * An empty environment variable counts as unset (SPP_EXTRACT_MODEL= in a job script), not as an empty
+ * value: run before the values are checked.
+ */
+export function unsetEmptyEnvironment(cmd: Command, command: CommandName): void {
+  for (const def of optionsFor(command).filter((d) => d.env)) {
+    const name = attributeName(def);
+    if (cmd.getOptionValueSource(name) === 'env' && String(cmd.getOptionValue(name)).trim() === '') {
+      cmd.setOptionValueWithSource(name, withRegistry(def).default, 'default');
+    }
+  }
 }

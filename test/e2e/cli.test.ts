@@ -115,7 +115,7 @@ test('offline with the default model: one clear error pointing at --model DIR', 
     env: { XDG_CACHE_HOME: tmp(), NODE_OPTIONS: [process.env.NODE_OPTIONS, OFFLINE].filter(Boolean).join(' ') },
   });
   assert.equal(r.code, 1, r.stderr);
-  assert.match(r.stderr, /could not download https:\/\/tfhub\.dev\/.*--model \/path\/to\/dir/);
+  assert.match(r.stderr, /could not download it from any of its 2 sources \(getaddrinfo ENOTFOUND tfhub\.dev \(https:\/\/tfhub\.dev\/.*`spp-extract models pull mobilenet_v2_1\.00`.*--model \/path\/to\/dir/);
   assert.match(r.stderr, /ENOTFOUND tfhub\.dev/, 'the simulated network failure is the one reported');
   assert.equal(r.stderr.trim().split('\n').length, 1, 'one line');
   assert.equal(r.stdout, '', 'nothing written to stdout');

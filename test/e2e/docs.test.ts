@@ -84,8 +84,10 @@ let folders = 0;
 function workFolder(): string {
   const dir = join(ROOT, `run-${++folders}`);
   mkdirSync(dir);
-  for (const name of ['images', 'photos', 'boxes.jsonl']) symlinkSync(join('..', name), join(dir, name));
-  symlinkSync(join('..', 'photos'), join(dir, 'data'));
+  // Copies, not links: `find images …` does not descend into a link given as its start.
+  for (const name of ['images', 'photos']) cpSync(join(ROOT, name), join(dir, name), { recursive: true });
+  cpSync(join(ROOT, 'photos'), join(dir, 'data'), { recursive: true });
+  symlinkSync(join('..', 'boxes.jsonl'), join(dir, 'boxes.jsonl'));
   symlinkSync(join(REPO_ROOT, 'examples'), join(dir, 'examples'));
   cpSync(join(ROOT, 'photos', 'a.jpg'), join(dir, 'a.jpg'));
   cpSync(join(ROOT, 'photos', 'b.png'), join(dir, 'b.png'));

@@ -39,7 +39,7 @@ test("help FOO: unknown command, the commands, exit 1 (not the main help with ex
   const r = await runCli(['help', 'foo'], { env: { XDG_CACHE_HOME: tmp() } });
   assert.equal(r.code, 1);
   assert.equal(r.stdout, '');
-  assert.equal(r.stderr, "spp-extract: error: unknown command 'foo' (the commands: extract, info, merge, fit-pca)\n(spp-extract --help lists the options)\n");
+  assert.equal(r.stderr, "spp-extract: error: unknown command 'foo' (the commands: extract, info, merge, fit-pca, models)\n(spp-extract --help lists the options)\n");
   // The known ones still print their help.
   for (const known of ['merge', 'extract', 'fit-pca']) assert.equal((await runCli(['help', known])).code, 0, known);
 });
