@@ -1,8 +1,11 @@
 import assert from 'node:assert/strict';
-import { existsSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { mergeShards } from '../../src/pipeline/merge.js';
+import { runCli } from '../helpers/cli.js';
+import { fixture } from '../helpers/shared.js';
 import { tempDir } from '../helpers/tmp.js';
 
 /** A complete .jsonl shard k/n written by hand: `indices` as rows of two float32 values, under a header of `inputs`. */
@@ -37,4 +40,31 @@ test('merge: edited headers cannot make it allocate or loop over what they claim
   // The untouched shards still merge.
   const ok = await mergeShards([jsonlShard(dir, 1, 2, [0, 2], 3), jsonlShard(dir, 2, 2, [1], 3)], out);
   assert.deepEqual(ok, { rows: 3, failures: 0, complete: true });
+});
+
+/** The CLI with its home and caches in a temp folder; killed if it hangs (the failure these tests guard against). */
+const cli = (args: string[], env: NodeJS.ProcessEnv = {}) => {
+  const home = tempDir('spp-hostile-home-');
+  return runCli(args, { killAfterMs: 20_000, env: { HOME: home, XDG_CACHE_HOME: join(home, 'cache'), SPP_EXTRACT_CACHE: join(home, 'cache'), SPP_EXTRACT_MODEL: '', SPP_EXTRACT_MODEL_MIRROR: '', ...env } });
+};
+
+test('a FIFO in a mirror folder or a --model folder is refused, naming it (the read, and then the exit, waited for a writer forever)', async () => {
+  const mirror = tempDir('spp-hostile-mirror-');
+  mkdirSync(join(mirror, 'mobilenet_v1_0.50'));
+  execFileSync('mkfifo', [join(mirror, 'mobilenet_v1_0.50', 'model.json')]);
+  const pull = await cli(['models', 'pull', 'mobilenet_v1_0.50'], { SPP_EXTRACT_MODEL_MIRROR: mirror });
+  assert.equal(pull.signal, null, 'it ended on its own');
+  assert.equal(pull.code, 1, pull.stderr);
+  assert.match(pull.stderr, /^spp-extract: error: .*mobilenet_v1_0\.50\/model\.json: it is not a regular file \(a FIFO\)/);
+
+  const model = tempDir('spp-hostile-model-');
+  cpSync(fixture('tiny-layers'), model, { recursive: true });
+  rmSync(join(model, 'group1-shard1of1.bin'));
+  execFileSync('mkfifo', [join(model, 'group1-shard1of1.bin')]);
+  const out = join(tempDir('spp-hostile-out-'), 'x.jsonl');
+  const run = await cli([fixture('images', 'red-64x48.png'), '-o', out, '--model', model, '--engine', 'onnx', '--threads', '1', '-q']);
+  assert.equal(run.signal, null, 'it ended on its own');
+  assert.equal(run.code, 1, run.stderr);
+  assert.match(run.stderr, /weight file 'group1-shard1of1\.bin' is missing or unreadable \(.*group1-shard1of1\.bin is not a regular file \(a FIFO\)\)/);
+  assert.ok(!existsSync(out), 'nothing written');
 });
