@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { readBoxesFile } from '../../src/inputs/boxes.js';
 import { mergeShards } from '../../src/pipeline/merge.js';
 import { runCli } from '../helpers/cli.js';
 import { fixture } from '../helpers/shared.js';
@@ -67,4 +68,20 @@ test('a FIFO in a mirror folder or a --model folder is refused, naming it (the r
   assert.equal(run.code, 1, run.stderr);
   assert.match(run.stderr, /weight file 'group1-shard1of1\.bin' is missing or unreadable \(.*group1-shard1of1\.bin is not a regular file \(a FIFO\)\)/);
   assert.ok(!existsSync(out), 'nothing written');
+});
+
+test('lists nested 100000 deep in a --boxes line or a shard are refused naming the file and line (the message overflowed the stack)', async () => {
+  const dir = tempDir('spp-hostile-deep-');
+  const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`;
+  const boxes = join(dir, 'boxes.jsonl');
+  writeFileSync(boxes, `{"path":"a.png","boxes":[[0,0,4,4]]}\n{"path":"b.png","boxes":[${deep}]}\n`);
+  await assert.rejects(readBoxesFile(boxes), (err: Error) => err.message === `--boxes ${boxes}:2: lists or objects nested more than 32 levels deep; a line is {"path", "boxes": [[x0, y0, x1, y1], …]}`);
+
+  const one = jsonlShard(dir, 1, 2, [0, 2], 3);
+  const two = jsonlShard(dir, 2, 2, [1], 3);
+  const [head, ...rest] = readFileSync(two, 'utf8').split('\n');
+  writeFileSync(two, [`${head.slice(0, -1)},"note":${deep}}`, ...rest].join('\n'));
+  await assert.rejects(mergeShards([one, two], join(dir, 'm.jsonl')), /s-2\.jsonl line 1: lists or objects nested more than 32 levels deep/);
+  writeFileSync(two, [head, rest[0].replace('"path":"im-1.png"', `"path":${deep}`), ...rest.slice(1)].join('\n'));
+  await assert.rejects(mergeShards([one, two], join(dir, 'm.jsonl')), /s-2\.jsonl line 2: lists or objects nested more than 32 levels deep/);
 });
