@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve, sep } from 'node:path';
 import type { io } from '@tensorflow/tfjs';
+import { readRegularFile } from '../core/read-regular.js';
 import type { ModelFormat } from '../core/types.js';
 import { ModelOptionError } from './errors.js';
 
@@ -149,7 +149,7 @@ export interface ModelFile {
 
 /** Reads and checks a TF.js model.json (no weights). */
 export async function readModelFile(modelJsonPath: string): Promise<ModelFile> {
-  const bytes = await readFile(modelJsonPath);
+  const bytes = await readRegularFile(modelJsonPath);
   const json = JSON.parse(bytes.toString('utf8')) as ModelJson;
   if (!json?.modelTopology || typeof json.modelTopology !== 'object' || !Array.isArray(json.weightsManifest)) {
     throw new ModelOptionError('--model', `--model ${modelJsonPath}: not a TF.js model.json (no modelTopology/weightsManifest)`);
@@ -175,7 +175,9 @@ export async function readModelFile(modelJsonPath: string): Promise<ModelFile> {
 /** Reads a model's weight shards (checked against the manifest's sizes) into the artifacts the converters and tfjs take. */
 export async function readWeights(model: ModelFile): Promise<LoadedArtifacts> {
   const { json, modelJsonPath } = model;
-  const reads = await Promise.allSettled(model.weightFiles.map((p) => readFile(p)));
+  // A shard bigger than its group's weights is refused unread (a FIFO or a device is refused too: it would hang or never end).
+  const limits = json.weightsManifest.flatMap((g) => g.paths.map(() => expectedGroupBytes(g.weights) ?? Infinity));
+  const reads = await Promise.allSettled(model.weightFiles.map((p, i) => readRegularFile(p, limits[i])));
   const buffers: Buffer[] = [];
   const weightSpecs: io.WeightsManifestEntry[] = [];
   let at = 0;

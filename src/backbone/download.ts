@@ -6,10 +6,10 @@
  * Kaggle to a storage URL signed for that file alone.
  */
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { mkdir, open, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { openRegularForRead } from '../core/read-regular.js';
 import { checkWeightPath, expectedGroupBytes } from './artifacts.js';
 import { ensureDir, isFsError } from './cache-dir.js';
 
@@ -204,8 +204,13 @@ async function readLocal(url: string, budget: Budget, sink: (chunk: Uint8Array) 
   const tooBig = sizeGuard(url, budget, maxBytes);
   let received = 0;
   let writing = false;
+  const path = fileURLToPath(url);
   try {
-    for await (const chunk of createReadStream(fileURLToPath(url)) as AsyncIterable<Buffer>) {
+    // A FIFO or a device in the mirror would block the read (and the exit) or never end: refused.
+    const { fh } = await openRegularForRead(path).catch((err: Error) => {
+      throw isFsError(err) ? err : new NetworkError(`cannot read ${path}: ${err.message.replace(`${path} `, 'it ')}`);
+    });
+    for await (const chunk of fh.createReadStream() as AsyncIterable<Buffer>) {
       received += chunk.byteLength;
       const over = tooBig(received);
       if (over) throw over;
@@ -215,7 +220,7 @@ async function readLocal(url: string, budget: Budget, sink: (chunk: Uint8Array) 
     }
   } catch (err) {
     // A missing or unreadable mirror file is the source's failure; a failed write is the cache's.
-    if (isFsError(err) && !writing) throw new NetworkError(`${err.code}: cannot read ${fileURLToPath(url)}`);
+    if (isFsError(err) && !writing) throw new NetworkError(`${err.code}: cannot read ${path}`);
     throw err;
   }
   budget.used += received;

@@ -17,6 +17,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { unblockFifoAtInterrupt } from '../core/interrupt-cleanup.js';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import type { BoxFormat } from '../core/options.js';
+import { MAX_JSON_DEPTH, nestedTooDeep } from '../core/json-depth.js';
 
 /** One box as the file gives it: numbers in the file's box format, and an optional label. */
 export interface GivenBox {
@@ -112,6 +113,7 @@ function parseJsonl(text: string, file: string, into: Collector): void {
     } catch {
       throw new BoxesFileError(file, at, `${seen(line)} is not a JSON object (JSONL: one {"path", "boxes"} object a line)`);
     }
+    if (nestedTooDeep(rec)) throw new BoxesFileError(file, at, `lists or objects nested more than ${MAX_JSON_DEPTH} levels deep; a line is {"path", "boxes": [[x0, y0, x1, y1], …]}`);
     if (rec === null || typeof rec !== 'object' || Array.isArray(rec)) throw new BoxesFileError(file, at, `${seen(rec)} is not a JSON object (JSONL: one {"path", "boxes"} object a line)`);
     if (typeof rec.path !== 'string' || rec.path === '') throw new BoxesFileError(file, at, `"path" is ${rec.path === undefined ? 'missing' : seen(rec.path)}; it must be a non-empty string`);
     if (!Array.isArray(rec.boxes)) throw new BoxesFileError(file, at, `"boxes" is ${seen(rec.boxes)}; it must be a list of boxes, each ${BOX_SHAPE}`);

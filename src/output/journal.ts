@@ -1,3 +1,4 @@
+import { nestedTooDeep } from '../core/json-depth.js';
 import { openRegularFile } from './regular-file.js';
 import { pathFields, regionFields, type FailureRecord, type RunHeader, type RunSummary } from './records.js';
 
@@ -121,7 +122,8 @@ export async function readJournal(
         } catch {
           return { lines: number - 1, end: offset, torn: number, whole: true };
         }
-        if (line === null || typeof line !== 'object') return { lines: number - 1, end: offset, torn: number, whole: true };
+        // Nested past any line a run writes: unusable as a non-JSON line is (showing or comparing it would overflow the stack).
+        if (line === null || typeof line !== 'object' || nestedTooDeep(line)) return { lines: number - 1, end: offset, torn: number, whole: true };
         offset += length + 1;
         if ((await onLine({ line, end: offset, number })) === false) return { lines: number, end: offset };
         start = nl + 1;

@@ -8,6 +8,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { JOURNAL_MAX_LINE_BYTES, recordProblem, summaryProblem } from '../output/journal.js';
 import { NotRegularFile, openRegularFile, readExactly } from '../output/regular-file.js';
 import { systemReason, type RunHeader } from '../output/index.js';
+import { MAX_JSON_DEPTH, nestedTooDeep } from '../core/json-depth.js';
 
 type RegionLine = { path_bytes?: string; box_index?: number; box?: number[]; label?: string };
 /** A record line of a shard (an .npy manifest's carries its row number), with the fields a merge copies. */
@@ -97,6 +98,9 @@ async function openShard(path: string, who: string): Promise<FileHandle> {
   return fh;
 }
 
+/** A value nested past what a run writes: refused before anything shows or compares it (both recurse). */
+const deep = (at: string) => new Error(`${at}: lists or objects nested more than ${MAX_JSON_DEPTH} levels deep, which spp-extract never writes`);
+
 const incomplete = (who: string, path: string, why = '') => new Error(`${who}: ${path} is incomplete${why}; finish it with --resume first`);
 
 /**
@@ -123,6 +127,7 @@ export async function readJsonlShard(path: string, who = 'merge'): Promise<TextS
         if (header && !raw.newline) throw incomplete(who, path, ` (line ${raw.number} is torn)`);
         throw new Error(`${at}: ${seen(raw.text)} is not a JSON object (is ${path} an spp-extract .jsonl output?)`);
       }
+      if (nestedTooDeep(line)) throw deep(at);
       if (!header) {
         if (line.type !== 'header' || line.tool !== 'spp-extract') throw new Error(`${who}: ${path} is not an spp-extract .jsonl output: it does not start with a header`);
         const { type: _t, ...fields } = line;
@@ -199,6 +204,7 @@ export async function readJsonShard(path: string, who = 'merge'): Promise<TextSh
         } catch {
           throw layout(raw, 'the header, a JSON object');
         }
+        if (nestedTooDeep(header)) throw deep(`${who}: ${path} line 1`);
         const problem = headerProblem(header);
         if (problem) throw new Error(`${who}: ${path} line 1: ${problem}`);
         continue;
@@ -226,6 +232,7 @@ export async function readJsonShard(path: string, who = 'merge'): Promise<TextSh
       } catch {
         throw layout(raw, section === 'items' ? 'an item, a JSON object' : 'a failure, a JSON object');
       }
+      if (nestedTooDeep(fields)) throw deep(`${who}: ${path} line ${raw.number}`);
       const line = { type: section === 'items' ? 'row' : 'failure', ...fields };
       const problem = recordProblem(line, { dim: header.dim }) ?? (section === 'items' ? descriptorProblem(fields.descriptor, header.dim) : undefined);
       if (problem) throw new Error(`${who}: ${path} line ${raw.number}: ${problem}`);

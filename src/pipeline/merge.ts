@@ -110,17 +110,30 @@ function mergedHeader(shards: readonly { path: string; header: RunHeader }[], wa
     if (diffs.length) throw new Error(`merge: ${s.path} was made with different options (${diffs.join('; ')})`);
     if (modelUnchecked(base as RunHeader, rest as RunHeader)) warn(modelUncheckedWarning(rest.modelSha256 === undefined ? s.path : shards[0].path));
     if (!shard) throw new Error(`merge: ${s.path} is not a --shard output (its header has no shard k/n)`);
+    // An edited header (a count of 1e9, an index past it) would otherwise be trusted to size the work.
+    if (!(Number.isSafeInteger(shard.count) && Number.isSafeInteger(shard.index) && shard.index >= 1 && shard.index <= shard.count)) {
+      throw new Error(`merge: ${s.path}: the header's shard ${JSON.stringify(shard)} is not k/n with 1 ≤ k ≤ n (the file was edited)`);
+    }
     if (shard.count !== count) throw new Error(`merge: ${s.path} is shard ${shard.index}/${shard.count}, but ${shards[0].path} is of ${count}`);
     if (seen.has(shard.index)) throw new Error(`merge: shard ${shard.index}/${count} given twice`);
     seen.add(shard.index);
   }
-  const missing = Array.from({ length: count ?? 0 }, (_, i) => i + 1).filter((k) => !seen.has(k));
-  if (missing.length) throw new Error(`merge: missing ${missing.length === 1 ? 'shard' : 'shards'} ${missing.map((k) => `${k}/${count}`).join(', ')}`);
+  const missingCount = (count ?? 0) - seen.size;
+  if (missingCount > 0) {
+    // The first few only: n comes from a file, and listing a million missing shards helps no one.
+    const shown: string[] = [];
+    for (let k = 1; shown.length < 10 && k <= (count ?? 0); k++) if (!seen.has(k)) shown.push(`${k}/${count}`);
+    const more = missingCount > shown.length ? ` and ${missingCount - shown.length} more` : '';
+    throw new Error(`merge: missing ${missingCount === 1 ? 'shard' : 'shards'} ${shown.join(', ')}${more}`);
+  }
   return base as RunHeader;
 }
 
 /** One slot per input: its records (several in a region run), all from one shard, in their order; every input in one. */
-function slotsOf<T>(total: number, shards: readonly { records: readonly T[] }[], lineOf: (rec: T) => RowLine | FailureLine): Slot<T>[] {
+function slotsOf<T>(total: number, shards: readonly { path: string; records: readonly T[] }[], lineOf: (rec: T) => RowLine | FailureLine): Slot<T>[] {
+  // Every input has a record, so the records bound the count: an edited header's 4e9 inputs is refused, not allocated.
+  const records = shards.reduce((n, s) => n + s.records.length, 0);
+  if (total > records) throw new Error(`merge: the shards' headers count ${total} inputs, but the shards hold only ${records} records: some inputs are in no shard (a header was edited)`);
   const slots: Slot<T>[] = new Array(total);
   shards.forEach((s, shard) => {
     for (const rec of s.records) {

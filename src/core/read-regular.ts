@@ -1,0 +1,31 @@
+import { constants } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { fileKind } from './file-kind.js';
+
+/**
+ * Opens `path` for reading only if it is a regular file (a symlink is followed to one). Non-blocking,
+ * so a FIFO never hangs the open (nor the exit, which waits for a blocked open); checked on the
+ * descriptor, so what is read is what was checked. The error says what the file is instead.
+ */
+export async function openRegularForRead(path: string): Promise<{ fh: FileHandle; size: number }> {
+  const fh = await open(path, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
+  try {
+    const st = await fh.stat();
+    if (!st.isFile()) throw new Error(`${path} is not a regular file (${fileKind(st)})`);
+    return { fh, size: st.size };
+  } catch (err) {
+    await fh.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+/** The whole of a regular file; one over `maxBytes` (a /dev/zero-sized surprise) is refused before it is read. */
+export async function readRegularFile(path: string, maxBytes = Infinity): Promise<Buffer> {
+  const { fh, size } = await openRegularForRead(path);
+  try {
+    if (size > maxBytes) throw new Error(`${path} holds ${size} bytes, more than the ${maxBytes} expected`);
+    return await fh.readFile();
+  } finally {
+    await fh.close().catch(() => undefined);
+  }
+}
