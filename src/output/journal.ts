@@ -10,7 +10,7 @@ import { pathFields, regionFields, type FailureRecord, type RunHeader, type RunS
  */
 export type JournalLine =
   | ({ type: 'header' } & RunHeader)
-  | { type: 'row'; row?: number; index: number; path: string; path_bytes?: string; box_index?: number; box?: number[]; label?: string; width: number; height: number; descriptor?: number[] }
+  | { type: 'row'; row?: number; index: number; path: string; path_bytes?: string; box_index?: number; box?: number[]; label?: string; width: number; height: number; sha256?: string; descriptor?: number[] }
   | { type: 'failure'; index: number; path: string; path_bytes?: string; box_index?: number; box?: number[]; label?: string; boxes?: number; reason: string; error: string }
   | ({ type: 'summary' } & RunSummary);
 
@@ -183,6 +183,7 @@ export function recordProblem(record: object, expect: { row?: number; dim?: numb
   }
   if (!isCount(line.width)) return bad('width', 'a non-negative integer');
   if (!isCount(line.height)) return bad('height', 'a non-negative integer');
+  if (line.sha256 !== undefined && !(typeof line.sha256 === 'string' && /^[0-9a-f]{64}$/.test(line.sha256))) return bad('sha256', 'a SHA-256 in hex');
   if (expect.row !== undefined && line.row !== expect.row) return bad('row', `${expect.row} (the rows before it)`);
   if (expect.dim !== undefined) {
     const d = line.descriptor;

@@ -3,7 +3,7 @@ import { basename, dirname, join } from 'node:path';
 import { FileSink, partialPath } from './file-sink.js';
 import { failureFields, failureLine, headerLine, readJournal, summaryLine } from './journal.js';
 import { rowLine } from './jsonl-writer.js';
-import { pathFields, regionFields, type FailureRecord, type OutputWriter, type RowRecord, type RunHeader, type RunSummary } from './records.js';
+import { identityFields, pathFields, regionFields, type FailureRecord, type OutputWriter, type RowRecord, type RunHeader, type RunSummary } from './records.js';
 
 /** feats.json's journal: `.feats.json.journal.partial` (never renamed; removed once feats.json is complete). */
 export function jsonJournalPath(outputPath: string): string {
@@ -65,7 +65,7 @@ export class JsonWriter implements OutputWriter {
 
   async row(rec: RowRecord): Promise<void> {
     if (this.journal) return this.journal.append(rowLine(rec));
-    const item = { index: rec.index, ...pathFields(rec), ...regionFields(rec.region), width: rec.width, height: rec.height, descriptor: Array.from(rec.descriptor) };
+    const item = { index: rec.index, ...pathFields(rec), ...regionFields(rec.region), width: rec.width, height: rec.height, ...identityFields(rec), descriptor: Array.from(rec.descriptor) };
     await this.direct!.append(jsonText.item(item, this.count++ === 0));
   }
 

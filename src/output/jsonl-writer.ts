@@ -3,11 +3,11 @@ import type { Writable } from 'node:stream';
 import { OutputError } from './errors.js';
 import { FileSink } from './file-sink.js';
 import { failureLine, headerLine, summaryLine, type LineSink } from './journal.js';
-import { descriptorToJson, pathFields, regionFields, type FailureRecord, type OutputWriter, type RowRecord, type RunHeader, type RunSummary } from './records.js';
+import { descriptorToJson, identityFields, pathFields, regionFields, type FailureRecord, type OutputWriter, type RowRecord, type RunHeader, type RunSummary } from './records.js';
 
 export function rowLine(rec: RowRecord): string {
   const line = {
-    type: 'row', index: rec.index, ...pathFields(rec), ...regionFields(rec.region), width: rec.width, height: rec.height, descriptor: descriptorToJson(rec.descriptor),
+    type: 'row', index: rec.index, ...pathFields(rec), ...regionFields(rec.region), width: rec.width, height: rec.height, ...identityFields(rec), descriptor: descriptorToJson(rec.descriptor),
   };
   return JSON.stringify(line) + '\n';
 }

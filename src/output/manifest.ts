@@ -1,7 +1,7 @@
 import { basename, dirname, join } from 'node:path';
 import { FileSink } from './file-sink.js';
 import { failureLine, headerLine, summaryLine } from './journal.js';
-import { pathFields, regionFields, type FailureRecord, type RowRecord, type RunHeader, type RunSummary } from './records.js';
+import { identityFields, pathFields, regionFields, type FailureRecord, type RowRecord, type RunHeader, type RunSummary } from './records.js';
 
 /** feats.npy → feats.manifest.jsonl (same folder). */
 export function manifestPathFor(outputPath: string): string {
@@ -32,7 +32,7 @@ export class ManifestWriter {
   }
 
   row(row: number, rec: Omit<RowRecord, 'descriptor'>): Promise<void> {
-    const line = { type: 'row', row, index: rec.index, ...pathFields(rec), ...regionFields(rec.region), width: rec.width, height: rec.height };
+    const line = { type: 'row', row, index: rec.index, ...pathFields(rec), ...regionFields(rec.region), width: rec.width, height: rec.height, ...identityFields(rec) };
     return this.sink.append(JSON.stringify(line) + '\n');
   }
 

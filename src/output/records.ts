@@ -74,6 +74,11 @@ export function pathFields(rec: { path: string; pathBytes?: Buffer }): { path: s
   return rec.pathBytes ? { path: rec.path, path_bytes: rec.pathBytes.toString('base64') } : { path: rec.path };
 }
 
+/** A row's content identity as every output writes it, after its size: `sha256` when known. */
+export function identityFields(rec: { sha256?: string }): { sha256?: string } {
+  return rec.sha256 !== undefined ? { sha256: rec.sha256 } : {};
+}
+
 export interface RowRecord {
   /** Position in the input list. */
   index: number;
@@ -82,6 +87,8 @@ export interface RowRecord {
   pathBytes?: Buffer;
   width: number;
   height: number;
+  /** The file's content identity (SHA-256 hex of its bytes); whole-image rows of a file input. */
+  sha256?: string;
   descriptor: Float32Array;
   /** Region runs: the box this row describes. */
   region?: RegionRef;

@@ -12,7 +12,7 @@ import { MAX_JSON_DEPTH, nestedTooDeep } from '../core/json-depth.js';
 
 type RegionLine = { path_bytes?: string; box_index?: number; box?: number[]; label?: string };
 /** A record line of a shard (an .npy manifest's carries its row number), with the fields a merge copies. */
-export type RowLine = { type: 'row'; row: number; index: number; path: string; width: number; height: number } & RegionLine;
+export type RowLine = { type: 'row'; row: number; index: number; path: string; width: number; height: number; sha256?: string } & RegionLine;
 export type FailureLine = { type: 'failure'; index: number; path: string; reason: string; error: string; boxes?: number } & RegionLine;
 
 export type TextFormat = 'jsonl' | 'json';

@@ -3,7 +3,7 @@ import { NPY_HEADER_BYTES, npyDtypeOf, npyLayoutProblem, npyRowBytes } from '../
 import { rawHasNonFinite } from './finite.js';
 import { NotAJournal, pathBytesOfLine, readJournalLines, recordProblem, regionOfLine, summaryProblem } from '../output/journal.js';
 import { NotRegularFile, openRegularFile, readExactly } from '../output/regular-file.js';
-import { headerDifferences, manifestPathFor, modelUnchecked, modelUncheckedWarning, NpyWriter, OutputError, outputTempFiles, resolveFormat, systemReason, type OutputFormat, type OutputWriter, type RunHeader, type RunSummary } from '../output/index.js';
+import { headerDifferences, identityFields, manifestPathFor, modelUnchecked, modelUncheckedWarning, NpyWriter, OutputError, outputTempFiles, resolveFormat, systemReason, type OutputFormat, type OutputWriter, type RunHeader, type RunSummary } from '../output/index.js';
 import { JsonlWriter } from '../output/jsonl-writer.js';
 import { JsonWriter } from '../output/json-writer.js';
 import { descriptorOf, headerProblem, readJsonlShard, readJsonShard, type FailureLine, type RowLine, type TextFormat } from './merge-text.js';
@@ -207,7 +207,7 @@ async function mergeTextShards(
             await writer.failure({ ...ref, reason: line.reason, error: line.error, ...(line.boxes !== undefined ? { boxes: line.boxes } : {}) });
             failures++;
           } else {
-            await writer.row({ ...ref, width: line.width, height: line.height, descriptor: await descriptorOf(shards[shard], rec) });
+            await writer.row({ ...ref, width: line.width, height: line.height, ...identityFields(line), descriptor: await descriptorOf(shards[shard], rec) });
             rows++;
           }
         }
@@ -262,7 +262,7 @@ async function copyRecords(writer: NpyWriter, slots: Slot[], handles: FileHandle
       if (!header.allowNonFinite && rawHasNonFinite(buf, header.dtype)) {
         throw new Error(`merge: ${shards[shard].path} row ${rec.row} (${rec.path}) holds NaN or ±Inf, which its run (no --allow-non-finite) never writes: the file was edited or damaged`);
       }
-      await writer.rawRow({ index: rec.index, path: rec.path, ...pathBytesOfLine(rec), width: rec.width, height: rec.height, ...(region ? { region } : {}) }, buf);
+      await writer.rawRow({ index: rec.index, path: rec.path, ...pathBytesOfLine(rec), width: rec.width, height: rec.height, ...identityFields(rec), ...(region ? { region } : {}) }, buf);
       rows++;
     }
   }

@@ -105,7 +105,8 @@ async function describe(
   const size = { width: image.originalWidth, height: image.originalHeight };
   if (!item.regions) {
     const descriptor = await extractor.extractPixels(image, hint);
-    return { item, records: [{ kind: 'row', rec: { ...recordRef(item), ...size, descriptor } }] };
+    const identity = image.sha256 !== undefined ? { sha256: image.sha256 } : {};
+    return { item, records: [{ kind: 'row', rec: { ...recordRef(item), ...size, ...identity, descriptor } }] };
   }
   const planned = plannedBoxes(item.regions, size.width, size.height);
   const describe = await extractor.regionDescriber(image, hint);
