@@ -12,7 +12,8 @@ import { describeImages, fitInto, fitSummary, projectionChoice } from './fit-pca
 import { resolveCommandLine, type ResolvedCommandLine } from '../core/resolve.js';
 import { expandInputs } from '../inputs/expand.js';
 import { readBoxesFile, recordsOf } from '../inputs/boxes.js';
-import { openWriter, replacesFinishedOutput, outputTempFiles, prepareOutput, type OpenedOutput, type PreparedOutput, type RunHeader, type RunSummary } from '../output/index.js';
+import { checkUpdatable, openWriter, readUpdateBase, replacesFinishedOutput, outputTempFiles, prepareOutput, type OpenedOutput, type PreparedOutput, type RunHeader, type RunSummary, type UpdateBase } from '../output/index.js';
+import { planUpdate, reusingWriter, type UpdateCounts, type UpdatePlan } from '../pipeline/update.js';
 import { openExtractor, optionAdvice, type Extractor } from '../pipeline/extractor.js';
 import { defaultDecodeAhead, prefetchDecodes, runExtraction, type RunOptions, type WorkItem } from '../pipeline/run.js';
 import { parseShard, recordRef, selectShard, type ShardSpec } from '../inputs/shard.js';
@@ -115,6 +116,14 @@ function checkPcaOptions(o: Options, output: string): void {
 
 const flagOf = (key: 'sample' | 'whiten' | 'pcaPre') => flagName(findOption(key));
 
+/** What --update does not handle yet: refused before anything is read. */
+function checkUpdateOptions(o: Options, output: string): void {
+  if (!o.update) return;
+  const unsupported = (['shard', 'boxes', 'grid', 'pca', 'pcaDim'] as const).find((k) => o[k] !== undefined);
+  if (unsupported) throw new UsageError(`--update with ${flagName(findOption(unsupported))} is not supported yet`);
+  if (output === '-') throw new UsageError('--update needs a file for -o (it rewrites the output there), not stdout');
+}
+
 export async function extractCommand(inputs: string[], raw: Record<string, unknown>): Promise<number> {
   const o = resolveCommandLine(raw, 'extract');
   const shard = o.shard === undefined ? undefined : parseShard(o.shard);
@@ -122,6 +131,7 @@ export async function extractCommand(inputs: string[], raw: Record<string, unkno
   if (output === undefined) throw new UsageError('-o is required when stdout is a terminal (use -o - for JSONL on stdout)');
   checkRegionOptions(inputs, o);
   checkPcaOptions(o, output);
+  checkUpdateOptions(o, output);
   if (inputs.length === 0 && o.boxes === undefined) throw new UsageError('no inputs: give files, folders, globs, or - to read paths from stdin');
   const restoreNote = interruptNote(o.resume ? 'stopped before the run resumed; what was on disk is kept' : 'stopped before the run started; nothing written');
   // Refuse a bad -o before the model loads; from here on the output is locked.
@@ -130,7 +140,19 @@ export async function extractCommand(inputs: string[], raw: Record<string, unkno
   // Read while the model loads (~0.2 s for a 14 MB projection); a bad one is refused without waiting for the model.
   const projection = typeof o.pca === 'string' ? readProjection(o.pca) : undefined;
   projection?.catch(() => undefined);
-  const prepared = await prepareOutput(output, { format: o.format, resume: o.resume, force: o.force, inputs: [...boxesFile, ...pcaFile] }).catch((err) => {
+  // --update replaces the output as --force does, once the new one is complete.
+  const prepared = await prepareOutput(output, { format: o.format, resume: o.resume, force: o.force || o.update, inputs: [...boxesFile, ...pcaFile] }).then(async (p) => {
+    if (!o.update) return p;
+    if (p.target.kind !== 'file') {
+      p.release();
+      throw new UsageError(`--update needs a file for -o (it rewrites the output there), not ${printable(output)}`);
+    }
+    await checkUpdatable(p.target.path, p.target.target, p.format).catch((err) => {
+      p.release();
+      throw err;
+    });
+    return p;
+  }).catch((err) => {
     restoreNote();
     throw err;
   });
@@ -162,7 +184,7 @@ async function extractInto(
 
   // The first images decode while the model loads (a fresh run starts there; --pca-dim starts with its sample).
   const ahead = o.decodeAhead ?? defaultDecodeAhead(o.decode);
-  const prefetched = o.resume || o.pcaDim !== undefined ? undefined : { at: 0, decoded: prefetchDecodes(items.slice(0, ahead), o.decode) };
+  const prefetched = o.resume || o.update || o.pcaDim !== undefined ? undefined : { at: 0, decoded: prefetchDecodes(items.slice(0, ahead), o.decode) };
   const loading = openExtractor({ ...o, pca: undefined });
   // The projection's runtime opens while the model loads too.
   const opening = reading?.then((p) => openProjector(p));
@@ -195,9 +217,14 @@ async function extractInto(
     const { target, format } = prepared;
     const forgetTemps = !o.resume && target.kind === 'file' ? removeOnInterrupt(outputTempFiles(target.path, format)) : () => undefined;
     const warn = (m: string) => reporter.line(`spp-extract: warning: ${m}`);
+    const header = runHeader(extractor.info, o, entries, shard, projection);
+    if (o.update && target.kind === 'file') {
+      forgetTemps();
+      return await updateInto(prepared, header, items, output, extractor, reporter, o);
+    }
     let opened: OpenedOutput;
     try {
-      opened = await openWriter(prepared, runHeader(extractor.info, o, entries, shard, projection), resumeItems, o.resume === true, warn);
+      opened = await openWriter(prepared, header, resumeItems, o.resume === true, warn);
     } finally {
       forgetTemps();
     }
@@ -213,6 +240,38 @@ async function extractInto(
   } finally {
     await projector?.dispose();
     await extractor.dispose();
+  }
+}
+
+/**
+ * --update: the stored output's rows are kept where the file is unchanged (path and SHA-256), the
+ * other inputs are described, and the result is written as a fresh run's files under temp names,
+ * renamed over the stored output once complete. Cut short, the stored output stays; the temp files
+ * are what a fresh run would have written so far (--resume finishes them; --update starts over).
+ */
+async function updateInto(
+  prepared: PreparedOutput, header: RunHeader, items: WorkItem[], output: string, extractor: Extractor, reporter: Reporter, o: Options,
+): Promise<number> {
+  const { target, format } = prepared;
+  if (target.kind !== 'file') throw new UsageError('--update needs a file for -o');
+  const base: UpdateBase = await readUpdateBase(target.path, target.target, format, header);
+  try {
+    const plan: UpdatePlan = await planUpdate(items, base);
+    if (plan.upToDate) {
+      process.stderr.write(`spp-extract: ${printable(output)} is up to date (${plural(plan.counts.reused, 'row')} reused); nothing to do\n`);
+      return EXIT.ok;
+    }
+    const forgetTemps = removeOnInterrupt(outputTempFiles(target.path, format));
+    let opened: Writer;
+    try {
+      opened = await openWriter(prepared, header, [], false) as Writer;
+    } finally {
+      forgetTemps();
+    }
+    const run = { ...opened, writer: reusingWriter(opened.writer, plan, base), rows: plan.counts.reused };
+    return await runAndReport(run, output, { resumable: true, replacing: true, projected: false, update: plan.counts }, plan.extract, extractor, reporter, o);
+  } finally {
+    await base.close();
   }
 }
 
@@ -284,7 +343,8 @@ function onSignals(reporter: Reporter, resumable: boolean): { signal: AbortSigna
 }
 
 async function runAndReport(
-  opened: Writer, output: string, { resumable, replacing, projected }: { resumable: boolean; replacing: boolean; projected: boolean }, items: WorkItem[], extractor: Extractor,
+  opened: Writer, output: string, { resumable, replacing, projected, update }: { resumable: boolean; replacing: boolean; projected: boolean; update?: UpdateCounts },
+  items: WorkItem[], extractor: Extractor,
   reporter: Reporter, o: Options, prefetched?: RunOptions['prefetched'],
 ): Promise<number> {
   const { writer } = opened;
@@ -327,16 +387,17 @@ async function runAndReport(
   }
   const where = output === '-' ? 'stdout' : printable(writer.paths.join(' + '));
   const kept = !summary.complete && replacing ? `temp files; ${printable(output)} is still the earlier output` : undefined;
-  if (!o.quiet) process.stderr.write(summaryLine(summary, imagesDone, (Date.now() - started) / 1000, kept ?? where, o));
+  if (!o.quiet) process.stderr.write(summaryLine(summary, imagesDone, (Date.now() - started) / 1000, kept ?? where, o, update));
   if (!summary.complete) return EXIT.interrupted;
   return summary.failures > 0 ? EXIT.someFailed : EXIT.ok;
 }
 
 /** `done: 6 rows, 0 failed, 0:02 (3.1 img/s) → feats.npy + feats.manifest.jsonl`; img/s counts images this run described. */
-function summaryLine(summary: RunSummary, imagesDone: number, secs: number, where: string, o: Options): string {
+function summaryLine(summary: RunSummary, imagesDone: number, secs: number, where: string, o: Options, update?: UpdateCounts): string {
   const rate = secs > 0 ? imagesDone / secs : 0;
   const state = summary.complete ? 'done' : 'interrupted (finish with --resume)';
   const rss = o.verbose ? `, peak RSS ${Math.round(process.resourceUsage().maxRSS / 1024)} MiB` : '';
-  return `spp-extract: ${state}: ${plural(summary.rows, 'row')}, ${summary.failures} failed, ` +
+  const counts = update ? ` (${update.reused} reused, ${update.added} added, ${update.redone} redone, ${update.dropped} dropped)` : '';
+  return `spp-extract: ${state}: ${plural(summary.rows, 'row')}${counts}, ${summary.failures} failed, ` +
     `${formatDuration(secs * 1000)} (${rate.toFixed(1)} img/s${rss}) → ${where}\n`;
 }

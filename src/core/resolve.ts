@@ -44,6 +44,7 @@ export interface CliRunOptions {
   dtype: Dtype;
   resume?: boolean;
   force?: boolean;
+  update?: boolean;
   shard?: string;
   boxes?: string;
   boxFormat: BoxFormat;

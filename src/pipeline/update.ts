@@ -1,0 +1,94 @@
+/**
+ * --update: which inputs keep their stored row (same path, same content identity), which are
+ * described again, and a writer that puts the kept rows back between the new ones in input order,
+ * so the result is the output a fresh run over the current inputs writes.
+ */
+import { contentIdentity } from '../decode/decode.js';
+import { NpyWriter, recordKey, type OutputWriter, type StoredRecord, type UpdateBase } from '../output/index.js';
+import type { WorkItem } from '../inputs/shard.js';
+
+export interface UpdateCounts { reused: number; added: number; redone: number; dropped: number }
+
+export interface UpdatePlan {
+  /** Inputs to describe: new ones, changed ones, and ones that failed before (tried again). */
+  extract: WorkItem[];
+  /** Inputs whose stored row is kept, in input order. */
+  reuse: { item: WorkItem; stored: StoredRecord }[];
+  counts: UpdateCounts;
+  /** Nothing to describe, drop or renumber: the stored output is what a fresh run would write. */
+  upToDate: boolean;
+}
+
+/** Files hashed at once while planning (reads only; the disk, not the CPU, sets the pace). */
+const HASHING_AT_ONCE = 8;
+
+const keyOf = (item: WorkItem) => recordKey({ path: item.path, ...(item.pathBytes ? { path_bytes: item.pathBytes.toString('base64') } : {}) });
+
+/** Compares every input with its stored record; a stored row is reused only when the file's bytes hash the same. */
+export async function planUpdate(
+  items: readonly WorkItem[], base: UpdateBase, identity: (path: string | Buffer) => Promise<string | undefined> = contentIdentity,
+): Promise<UpdatePlan> {
+  const stored = items.map((item) => base.records.get(keyOf(item)));
+  const hashes: (string | undefined)[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < items.length; i = next++) {
+      const s = stored[i];
+      if (s && !s.failed && !items[i]!.failure) hashes[i] = await identity(items[i]!.pathBytes ?? items[i]!.path);
+    }
+  };
+  await Promise.all(Array.from({ length: HASHING_AT_ONCE }, worker));
+  const plan: UpdatePlan = { extract: [], reuse: [], counts: { reused: 0, added: 0, redone: 0, dropped: 0 }, upToDate: false };
+  let renumbered = false;
+  items.forEach((item, i) => {
+    const s = stored[i];
+    if (s && hashes[i] !== undefined && hashes[i] === s.sha256) {
+      plan.reuse.push({ item, stored: s });
+      plan.counts.reused++;
+      renumbered ||= s.index !== item.index;
+      return;
+    }
+    plan.extract.push(item);
+    if (s) plan.counts.redone++;
+    else plan.counts.added++;
+  });
+  plan.counts.dropped = base.records.size - (plan.counts.reused + plan.counts.redone);
+  plan.upToDate = plan.extract.length === 0 && plan.counts.dropped === 0 && !renumbered;
+  return plan;
+}
+
+/**
+ * Wraps the new output's writer: before each record of a described input, the kept rows of the
+ * inputs before it; at a complete close, the kept rows after the last one. An .npy row is copied
+ * as its bytes; a text row as the float32 values its numbers were written from (the same text).
+ */
+export function reusingWriter(writer: OutputWriter, plan: UpdatePlan, base: UpdateBase): OutputWriter {
+  let next = 0;
+  const putBack = async (before: number) => {
+    for (; next < plan.reuse.length && plan.reuse[next]!.item.index < before; next++) {
+      const { item, stored } = plan.reuse[next]!;
+      const rec = {
+        index: item.index, path: item.path, ...(item.pathBytes ? { pathBytes: item.pathBytes } : {}),
+        width: stored.width, height: stored.height, sha256: stored.sha256!,
+      };
+      if (writer instanceof NpyWriter) await writer.rawRow(rec, await base.rowBytes(stored));
+      else await writer.row({ ...rec, descriptor: await base.rowValues(stored) });
+    }
+  };
+  return {
+    paths: writer.paths,
+    async row(rec) {
+      await putBack(rec.index);
+      await writer.row(rec);
+    },
+    async failure(rec) {
+      await putBack(rec.index);
+      await writer.failure(rec);
+    },
+    async close(summary) {
+      if (summary.complete) await putBack(Infinity);
+      await writer.close(summary);
+    },
+    abandon: () => writer.abandon(),
+  };
+}
