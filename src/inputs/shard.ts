@@ -82,5 +82,6 @@ export function shardOfPath(path: string | Buffer, count: number): number {
 
 export function selectShard(items: readonly WorkItem[], spec: ShardSpec | undefined): WorkItem[] {
   if (!spec || spec.count === 1) return [...items];
-  return items.filter((it) => shardOfPath(it.pathBytes ?? it.path, spec.count) === spec.index);
+  // A tar member goes with its archive: each task reads whole archives (the unit of an array job).
+  return items.filter((it) => shardOfPath(it.member ? it.member.archive.path : it.pathBytes ?? it.path, spec.count) === spec.index);
 }
