@@ -96,7 +96,8 @@ export class TarArchive {
   }
 
   private async readNow({ ordinal, size, name: headerName }: TarMemberRef, name: string): Promise<Buffer> {
-    if (ordinal <= this.at) throw new TarReadError('unreadable', `${name}: read again after later members (members are read once, in order)`);
+    // An earlier member (the run after a --pca-dim sample): read the archive again from its start.
+    if (ordinal <= this.at) this.close();
     if (!this.it) {
       const { ex, source } = open(this.path);
       this.ex = ex;
@@ -140,6 +141,8 @@ export class TarArchive {
     this.source?.destroy();
     this.ex = undefined;
     this.source = undefined;
+    this.it = undefined;
+    this.at = -1;
   }
 }
 

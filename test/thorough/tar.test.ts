@@ -217,3 +217,13 @@ test('--resume with .tar inputs is refused up front, the output left as it was',
   assert.match(again.stderr, /^spp-extract: error: --resume with \.tar inputs is not supported yet: run again with --force to start over\n/);
   assert.deepEqual(readFileSync(out), before);
 });
+
+test('--pca-dim over a tar: the sample reads some members, then the run reads the archive again from its start', async () => {
+  const dir = tmp();
+  writeFileSync(join(dir, 's.tar'), await tarOf(imageMembers()));
+  const r = await cli([join(dir, 's.tar'), '-o', join(dir, 'o.jsonl'), '--pca-dim', '1', '--sample', '3', ...TINY]);
+  assert.equal(r.code, 2, r.stderr);
+  const recs = records(join(dir, 'o.jsonl'));
+  assert.deepEqual(recs.map((l) => l.type), ['row', 'row', 'row', 'failure', 'row']);
+  assert.equal(recs[3].reason, 'unsupported-format');
+});
