@@ -10,7 +10,6 @@ import { createGunzip } from 'node:zlib';
 import type { Readable } from 'node:stream';
 import { extract, type Extract } from 'tar-stream';
 import { pathOfBytes } from '../core/path-text.js';
-import type { InputEntry, InputFailure } from './expand.js';
 
 /** A member larger than this is a recorded 'too-large' failure, read through without being held. */
 export const TAR_MEMBER_MAX_BYTES = 256 * 2 ** 20;
@@ -30,6 +29,16 @@ export class TarTooManyMembersError extends Error {
     this.name = 'TarTooManyMembersError';
   }
 }
+
+/** What the listing gives for a member (an InputEntry of expand.ts; declared here so neither module imports the other). */
+export interface TarInput {
+  path: string;
+  pathBytes?: Buffer;
+  source: 'tar';
+  failure?: InputFailure;
+  member?: TarMemberRef;
+}
+type InputFailure = { readonly reason: 'unreadable' | 'truncated' | 'corrupt' | 'too-large'; readonly error: string };
 
 /** Where an image member is: its archive, its position among all the archive's members, its size, its WebDataset key. */
 export interface TarMemberRef {
@@ -155,19 +164,19 @@ export class TarArchive {
  * is a 'truncated' failure, and so is the rest of the archive (one entry named after the archive).
  * More than maxMembers members: TarTooManyMembersError.
  */
-export async function listTar(archive: string, exts: ReadonlySet<string>, limits: TarLimits = {}): Promise<InputEntry[]> {
+export async function listTar(archive: string, exts: ReadonlySet<string>, limits: TarLimits = {}): Promise<TarInput[]> {
   const maxBytes = limits.maxMemberBytes ?? TAR_MEMBER_MAX_BYTES;
   const maxMembers = limits.maxMembers ?? TAR_MAX_MEMBERS;
   const reader = new TarArchive(archive);
-  const out: InputEntry[] = [];
-  const member = (name: string, extra: Partial<InputEntry>): InputEntry => {
+  const out: TarInput[] = [];
+  const member = (name: string, extra: Partial<TarInput>): TarInput => {
     const { path, pathBytes } = pathOfBytes(Buffer.concat([Buffer.from(archive, 'utf8'), Buffer.from('#'), Buffer.from(name, 'latin1')]));
     return { path, ...(pathBytes ? { pathBytes } : {}), source: 'tar', ...extra };
   };
   const failure = (reason: InputFailure['reason'], error: string): { failure: InputFailure } => ({ failure: { reason, error } });
   const { ex, source } = open(archive);
   let ordinal = -1;
-  let inBody: { name: string; entry?: InputEntry } | undefined;
+  let inBody: { name: string; entry?: TarInput } | undefined;
   let previous: string | undefined;
   try {
     for await (const entry of ex as unknown as AsyncIterable<Readable & { header: { name: string; size?: number; type?: string | null; linkname?: string | null } }>) {
@@ -175,7 +184,7 @@ export async function listTar(archive: string, exts: ReadonlySet<string>, limits
       if (ordinal >= maxMembers) throw new TarTooManyMembersError(archive, maxMembers);
       const { name, size = 0, type, linkname } = entry.header;
       const image = exts.has(extOf(name)) && !hidden(name);
-      let listed: InputEntry | undefined;
+      let listed: TarInput | undefined;
       if (image && (type === 'file' || type === 'contiguous-file')) {
         listed = size > maxBytes
           ? member(name, failure('too-large', `member of ${size} bytes; members over ${maxBytes} bytes are not read`))
