@@ -179,7 +179,30 @@ async function extractInto(
   // An empty list is a mistake (a wrong folder, an empty find): refused before anything is written,
   // so the corrected run needs no --force. A shard that gets none of a non-empty list still writes.
   if (entries.length === 0) throw new Error(noImagesMessage(inputs));
-  await prepared.refuseInputs(entries.map((e) => ({ path: e.pathBytes ?? e.path, shown: e.path, what: 'the input' })));
+  if (o.resume && entries.some((e) => e.member)) throw new UsageError('--resume with .tar inputs is not supported yet: run again with --force to start over');
+  if (o.update && entries.some((e) => e.member)) throw new UsageError('--update with .tar inputs is not supported yet: run again with --force to redo the output');
+  await prepared.refuseInputs(withoutMembers(entries).map((e) => ({ path: e.pathBytes ?? e.path, shown: e.path, what: 'the input' })));
+  try {
+    return await extractItems(prepared, output, entries, o, shard, reading, reporter);
+  } finally {
+    for (const a of new Set(entries.flatMap((e) => (e.member ? [e.member.archive] : [])))) a.close();
+  }
+}
+
+/** Tar members stand for their archive (named once) where the output must not be an input. */
+function withoutMembers(entries: readonly WorkItem[]): { path: string; pathBytes?: Buffer }[] {
+  const archives = new Set<string>();
+  return entries.flatMap((e) => {
+    if (!e.member) return [e];
+    if (archives.has(e.member.archive.path)) return [];
+    archives.add(e.member.archive.path);
+    return [{ path: e.member.archive.path }];
+  });
+}
+
+async function extractItems(
+  prepared: PreparedOutput, output: string, entries: WorkItem[], o: Options, shard: ShardSpec | undefined, reading: Promise<Projection> | undefined, reporter: Reporter,
+): Promise<number> {
   const items = selectShard(entries, shard);
 
   // The first images decode while the model loads (a fresh run starts there; --pca-dim starts with its sample).

@@ -2,6 +2,7 @@ import { promises as fsp, type Dirent, type Stats } from 'node:fs';
 import path from 'node:path';
 import { getSystemErrorMap } from 'node:util';
 import { pathOfBytes, type PathText } from '../core/path-text.js';
+import { isTarPath, listTar, type TarMemberRef } from './tar.js';
 
 /**
  * Extensions picked up when walking a directory (lowercase, with dot). Includes formats the bundled
@@ -38,7 +39,8 @@ export interface ExpandOptions {
 
 /** Why a walk could not look into an entry: the run records it as a failure without decoding it. */
 export interface InputFailure {
-  readonly reason: 'unreadable';
+  /** Tar members can also be 'truncated', 'corrupt' (the archive) or 'too-large' (inputs/tar.ts). */
+  readonly reason: 'unreadable' | 'truncated' | 'corrupt' | 'too-large';
   /** What failed and the system's reason: "cannot read folder: permission denied (EACCES)". */
   readonly error: string;
 }
@@ -49,9 +51,11 @@ export interface InputEntry extends PathText {
    * A name that is not valid UTF-8 is escaped here and its bytes are in `pathBytes` (core/path-text.ts).
    */
   path: string;
-  source: 'file' | 'directory' | 'glob' | 'stdin';
+  source: 'file' | 'directory' | 'glob' | 'stdin' | 'tar';
   /** A folder or entry of a walk that could not be read or stat'ed (never left out silently). */
   failure?: InputFailure;
+  /** A member of a tar archive (path is `ARCHIVE#NAME`): where the run reads its bytes. */
+  member?: TarMemberRef;
 }
 
 /**
@@ -251,7 +255,8 @@ async function readStdinPaths(stream: NodeJS.ReadableStream, nul: boolean): Prom
  * - an existing directory: its image files (see IMAGE_EXTENSIONS / opts.extensions), recursively,
  *   in byte order of the relative paths, hidden entries skipped; folders and entries that cannot be
  *   read become entries with a `failure` (see walkDirectory).
- * - an existing path that is not a directory: kept, whatever its extension.
+ * - an existing path that is not a directory: kept, whatever its extension; a `.tar` (`.tar.gz`, `.tgz`)
+ *   file, named or matched by a glob, is replaced by its image members (inputs/tar.ts).
  * - a missing path containing * ? [ or {: a glob (tinyglobby; files only, every match kept, hidden
  *   names only when the pattern spells the dot), in comparePaths order. No match throws: that is
  *   almost always a typo, and finding out after a long run is worse.
@@ -282,11 +287,12 @@ export async function expandInputs(args: readonly string[], opts: ExpandOptions 
       // Folders the glob could not read are failures (after its matches), never a silent gap.
       const blind = await globBlindSpots(arg);
       const matches = blind.length > 0 ? await expandGlob(arg) : await globMatches(arg);
-      for (const p of matches) out.push({ path: p, source: 'glob' });
+      for (const p of matches) out.push(...(isTarPath(p) ? await listTar(p, exts) : [{ path: p, source: 'glob' as const }]));
       out.push(...blind);
     } else {
       const why = st === undefined ? await missingWhy(arg) : undefined;
       if (why !== undefined) missing.push(why);
+      else if (isTarPath(arg) && st?.isFile()) out.push(...(await listTar(arg, exts)));
       else out.push({ path: arg, source: 'file' });
     }
   }

@@ -1,15 +1,16 @@
 import type { RegionPlan } from './boxes.js';
 import type { InputFailure } from './expand.js';
+import type { TarMemberRef } from './tar.js';
 
 /**
  * One image of the run: its position in the full input list, its path (with its bytes when they are
  * not UTF-8: core/path-text.ts), what the walk could not read of it, and (region runs) what to describe in it.
  */
-export interface WorkItem { index: number; path: string; pathBytes?: Buffer; failure?: InputFailure; regions?: RegionPlan }
+export interface WorkItem { index: number; path: string; pathBytes?: Buffer; failure?: InputFailure; regions?: RegionPlan; member?: TarMemberRef }
 
 /** The fields every record of an item starts with: its position and its path (with its bytes, when not UTF-8). */
-export function recordRef(item: WorkItem): { index: number; path: string; pathBytes?: Buffer } {
-  return { index: item.index, path: item.path, ...(item.pathBytes ? { pathBytes: item.pathBytes } : {}) };
+export function recordRef(item: WorkItem): { index: number; path: string; pathBytes?: Buffer; key?: string } {
+  return { index: item.index, path: item.path, ...(item.pathBytes ? { pathBytes: item.pathBytes } : {}), ...(item.member ? { key: item.member.key } : {}) };
 }
 
 /** k of n, 1-based. */
@@ -81,5 +82,6 @@ export function shardOfPath(path: string | Buffer, count: number): number {
 
 export function selectShard(items: readonly WorkItem[], spec: ShardSpec | undefined): WorkItem[] {
   if (!spec || spec.count === 1) return [...items];
-  return items.filter((it) => shardOfPath(it.pathBytes ?? it.path, spec.count) === spec.index);
+  // A tar member goes with its archive: each task reads whole archives (the unit of an array job).
+  return items.filter((it) => shardOfPath(it.member ? it.member.archive.path : it.pathBytes ?? it.path, spec.count) === spec.index);
 }

@@ -10,8 +10,8 @@ import { pathFields, regionFields, type FailureRecord, type RunHeader, type RunS
  */
 export type JournalLine =
   | ({ type: 'header' } & RunHeader)
-  | { type: 'row'; row?: number; index: number; path: string; path_bytes?: string; box_index?: number; box?: number[]; label?: string; width: number; height: number; sha256?: string; descriptor?: number[] }
-  | { type: 'failure'; index: number; path: string; path_bytes?: string; box_index?: number; box?: number[]; label?: string; boxes?: number; reason: string; error: string }
+  | { type: 'row'; row?: number; index: number; path: string; path_bytes?: string; key?: string; box_index?: number; box?: number[]; label?: string; width: number; height: number; sha256?: string; descriptor?: number[] }
+  | { type: 'failure'; index: number; path: string; path_bytes?: string; key?: string; box_index?: number; box?: number[]; label?: string; boxes?: number; reason: string; error: string }
   | ({ type: 'summary' } & RunSummary);
 
 /** Where one writer's lines go: a file sink, or stdout. */
@@ -34,8 +34,9 @@ export function failureLine(rec: FailureRecord): string {
 }
 
 /** A journal line's path bytes, back as a Buffer (merge copies them on). */
-export function pathBytesOfLine(line: { path_bytes?: string }): { pathBytes?: Buffer } {
-  return typeof line.path_bytes === 'string' ? { pathBytes: Buffer.from(line.path_bytes, 'base64') } : {};
+export function pathBytesOfLine(line: { path_bytes?: string; key?: unknown }): { pathBytes?: Buffer; key?: string } {
+  // A tar member's WebDataset key travels with its path (merge keeps it).
+  return { ...(typeof line.path_bytes === 'string' ? { pathBytes: Buffer.from(line.path_bytes, 'base64') } : {}), ...(typeof line.key === 'string' ? { key: line.key } : {}) };
 }
 
 /** A journal line's region, back as a RegionRef (merge copies it on). */
@@ -172,6 +173,7 @@ export function recordProblem(record: object, expect: { row?: number; dim?: numb
   if (line.path_bytes !== undefined && !(typeof line.path_bytes === 'string' && /^[A-Za-z0-9+/]*={0,2}$/.test(line.path_bytes))) {
     return bad('path_bytes', 'base64 text');
   }
+  if (line.key !== undefined && typeof line.key !== 'string') return bad('key', 'a string');
   if (line.box_index !== undefined && !isCount(line.box_index)) return bad('box_index', 'a non-negative integer');
   if (line.box !== undefined && !(Array.isArray(line.box) && line.box.every((v) => typeof v === 'number'))) return bad('box', 'a list of numbers');
   if (line.label !== undefined && typeof line.label !== 'string') return bad('label', 'a string');

@@ -70,8 +70,9 @@ export function regionFields(region: RegionRef | undefined): Record<string, unkn
  * A record's path as every output writes it: `path`, and `path_bytes` (base64 of the exact bytes)
  * when the name is not valid UTF-8 and `path` is its escape (core/path-text.ts).
  */
-export function pathFields(rec: { path: string; pathBytes?: Buffer }): { path: string; path_bytes?: string } {
-  return rec.pathBytes ? { path: rec.path, path_bytes: rec.pathBytes.toString('base64') } : { path: rec.path };
+export function pathFields(rec: { path: string; pathBytes?: Buffer; key?: string }): { path: string; path_bytes?: string; key?: string } {
+  // `key`: a tar member's WebDataset __key__ (inputs/tar.ts).
+  return { path: rec.path, ...(rec.pathBytes ? { path_bytes: rec.pathBytes.toString('base64') } : {}), ...(rec.key !== undefined ? { key: rec.key } : {}) };
 }
 
 /** A row's content identity as every output writes it, after its size: `sha256` when known. */
@@ -85,6 +86,8 @@ export interface RowRecord {
   path: string;
   /** Only for a name that is not valid UTF-8: its bytes (`path` is then an escape). */
   pathBytes?: Buffer;
+  /** Only for a tar member: its WebDataset key (the name up to the first dot of its last component). */
+  key?: string;
   width: number;
   height: number;
   /** The file's content identity (SHA-256 hex of its bytes); whole-image rows of a file input. */
@@ -98,6 +101,7 @@ export interface FailureRecord {
   index: number;
   path: string;
   pathBytes?: Buffer;
+  key?: string;
   reason: string;
   error: string;
   /** Region runs: the box that failed (an empty or inverted box), … */

@@ -10,7 +10,7 @@ import { NotRegularFile, openRegularFile, readExactly } from '../output/regular-
 import { systemReason, type RunHeader } from '../output/index.js';
 import { MAX_JSON_DEPTH, nestedTooDeep } from '../core/json-depth.js';
 
-type RegionLine = { path_bytes?: string; box_index?: number; box?: number[]; label?: string };
+type RegionLine = { path_bytes?: string; key?: string; box_index?: number; box?: number[]; label?: string };
 /** A record line of a shard (an .npy manifest's carries its row number), with the fields a merge copies. */
 export type RowLine = { type: 'row'; row: number; index: number; path: string; width: number; height: number; sha256?: string } & RegionLine;
 export type FailureLine = { type: 'failure'; index: number; path: string; reason: string; error: string; boxes?: number } & RegionLine;

@@ -1,4 +1,6 @@
-import { DecodeError, decodeFile, largestDecodedBytes, type DecodedImage, type DecodeOptions } from '../decode/decode.js';
+import { createHash } from 'node:crypto';
+import { TarReadError } from '../inputs/tar.js';
+import { DecodeError, decodeFile, decodeResolved, largestDecodedBytes, type DecodedImage, type DecodeOptions } from '../decode/decode.js';
 import { coreSplit } from '../core/cores.js';
 import { recordRef, type WorkItem } from '../inputs/shard.js';
 import type { Extractor } from './extractor.js';
@@ -44,7 +46,8 @@ export interface RunOptions {
   prefetched?: { at: number; decoded: readonly Prefetched[] };
 }
 
-type Decoded = { ok: true; image: DecodedImage } | { ok: false; reason: string; message: string };
+/** A failed decode of bytes already read (a tar member) carries its retry: the archive is read once. */
+type Decoded = { ok: true; image: DecodedImage } | { ok: false; reason: string; message: string; retry?: () => Promise<Decoded> };
 /** A decode in flight, started by prefetchDecodes. */
 export type Prefetched = Promise<Decoded>;
 
@@ -54,7 +57,7 @@ export function defaultDecodeAhead(decode: DecodeOptions): number {
 }
 
 /** What the run decodes: a path, or an item (its bytes when its name is not UTF-8; the walk's failure, if any). */
-type Input = string | Pick<WorkItem, 'path' | 'pathBytes' | 'failure'>;
+type Input = string | Pick<WorkItem, 'path' | 'pathBytes' | 'failure' | 'member'>;
 
 /**
  * Starts decoding `inputs` now, while the model loads (start-up leaves a core mostly idle); hand
@@ -70,15 +73,35 @@ function safeDecode(extractor: Extractor, item: Input): Promise<Decoded> {
 }
 
 async function decodeSafely(input: Input, decode: DecodeOptions): Promise<Decoded> {
-  const { path, pathBytes, failure } = typeof input === 'string' ? { path: input } as Exclude<Input, string> : input;
+  const { path, pathBytes, failure, member } = typeof input === 'string' ? { path: input } as Exclude<Input, string> : input;
   // The walk could not read it: recorded as it said, never opened.
   if (failure) return { ok: false, reason: failure.reason, message: `${path}: ${failure.reason}: ${failure.error}` };
+  if (member) {
+    let bytes: Buffer;
+    try {
+      bytes = await member.archive.read(member, path);
+    } catch (err) {
+      return err instanceof TarReadError
+        ? { ok: false, reason: err.reason, message: `${path}: ${err.reason}: ${err.message}` }
+        : failedWith(path, err);
+    }
+    // A member's row records the content identity of its bytes, as the same file's row does loose.
+    const decodeBytes = (): Promise<Decoded> => decodeResolved(bytes, decode, path).then(
+      (image) => ({ ok: true, image: { ...image, sha256: createHash('sha256').update(bytes).digest('hex') } }),
+      (err) => ({ ...failedWith(path, err), retry: undefined }));
+    const decoded = await decodeBytes();
+    return decoded.ok ? decoded : { ...decoded, retry: decodeBytes };
+  }
   try {
     return { ok: true, image: await decodeFile(pathBytes ?? path, decode, path) };
   } catch (err) {
-    if (err instanceof DecodeError) return { ok: false, reason: err.reason, message: err.message };
-    return { ok: false, reason: 'error', message: `${path}: ${(err as Error).message ?? String(err)}` };
+    return failedWith(path, err);
   }
+}
+
+function failedWith(path: string, err: unknown): Extract<Decoded, { ok: false }> {
+  if (err instanceof DecodeError) return { ok: false, reason: err.reason, message: err.message };
+  return { ok: false, reason: 'error', message: `${path}: ${(err as Error).message ?? String(err)}` };
 }
 
 /**
@@ -177,7 +200,7 @@ export async function runExtraction(
       // libvips keeps one error buffer for all threads: with decodes in flight the message (even
       // "Unknown error") can belong to another file. Retry alone so the recorded reason is this file's.
       await Promise.allSettled(pending.values());
-      decoded = await safeDecode(extractor, item);
+      decoded = await (decoded.retry?.() ?? safeDecode(extractor, item));
     }
     if (decoded.ok) {
       inFlight.push(
