@@ -4,9 +4,10 @@
  * table (src/core/options.ts). The commands are imported when they run, so --help, --version and
  * merge load no model runtime (tfjs, ONNX Runtime) and no image decoder.
  */
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { UsageError } from '../core/invalid.js';
+import { toolVersion } from '../core/version.js';
 import type { CommandName } from '../core/options.js';
 import { checkCommandLine } from '../core/resolve.js';
 import { printable, printableLines } from '../core/printable.js';
@@ -24,11 +25,6 @@ export { EXIT } from './exit.js';
 const TABLE_COMMANDS: ReadonlySet<string> = new Set<CommandName>(['extract', 'info', 'merge', 'fit-pca']);
 
 type Raw = Record<string, unknown>;
-
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
 
 /** Settings subcommands inherit are copied when they are created: set them first. */
 function configure(cmd: Command): Command {
@@ -48,7 +44,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .description('Fixed-length image descriptors: pretrained MobileNet + spatial pyramid pooling → .npy / JSON / JSONL')
     .usage('[options] [inputs...]\n       spp-extract info [options]\n       spp-extract merge <shards...> -o <out>\n       spp-extract fit-pca <inputs...> --dim <k> -o <proj.npz>\n       spp-extract models [list | pull [ids...] | path <ids...>]')
     .argument('[inputs...]', 'image files, folders (recursive), globs, or - for paths on stdin')
-    .version(version(), '-V, --version', 'print the version')
+    .version(toolVersion(), '-V, --version', 'print the version')
     .helpCommand('help [command]', 'show the help of a command (info, merge, fit-pca, models)')
     // Options after `info` belong to info, not to the extract command sharing their names.
     .enablePositionalOptions();

@@ -6,7 +6,6 @@
  * the file is an input like any other.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { decodeNpz, encodeNpz, type NpzArray } from './npz.js';
 import { PRE_TRANSFORMS, type PreTransform } from './transform.js';
 import { openRegularFile, readExactly } from '../output/regular-file.js';
@@ -175,7 +174,5 @@ export function projectionMismatch(fitted: DescriptorIdentity, now: DescriptorId
   return diffs;
 }
 
-/** The tool's version (package.json), recorded in what it writes. */
-export function toolVersion(): string {
-  return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
-}
+/** The tool's version, recorded in what it writes. */
+export { toolVersion } from '../core/version.js';
