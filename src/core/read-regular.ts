@@ -5,13 +5,16 @@ import { fileKind } from './file-kind.js';
 /**
  * Opens `path` for reading only if it is a regular file (a symlink is followed to one). Non-blocking,
  * so a FIFO never hangs the open (nor the exit, which waits for a blocked open); checked on the
- * descriptor, so what is read is what was checked. The error says what the file is instead.
+ * descriptor (fstat), so what is read is what was checked, not what the path points at a moment
+ * later. `notRegular` words the refusal (default: what the file is instead). The caller closes `fh`.
  */
-export async function openRegularForRead(path: string): Promise<{ fh: FileHandle; size: number }> {
+export async function openRegularForRead(
+  path: string, notRegular: (path: string, kind: string) => Error = (p, kind) => new Error(`${p} is not a regular file (${kind})`),
+): Promise<{ fh: FileHandle; size: number }> {
   const fh = await open(path, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
   try {
     const st = await fh.stat();
-    if (!st.isFile()) throw new Error(`${path} is not a regular file (${fileKind(st)})`);
+    if (!st.isFile()) throw notRegular(path, fileKind(st));
     return { fh, size: st.size };
   } catch (err) {
     await fh.close().catch(() => undefined);

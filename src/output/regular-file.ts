@@ -1,6 +1,5 @@
-import { constants } from 'node:fs';
-import { open, type FileHandle } from 'node:fs/promises';
-import { fileKind } from '../core/file-kind.js';
+import type { FileHandle } from 'node:fs/promises';
+import { openRegularForRead } from '../core/read-regular.js';
 import { readUpTo } from '../core/read-fully.js';
 
 /** A file the tool reads as its own state (a journal, a manifest, a shard) is not a regular file. */
@@ -11,21 +10,9 @@ export class NotRegularFile extends Error {
   }
 }
 
-/**
- * Opens `path` for reading only if it is a regular file. Non-blocking, so a FIFO never hangs the
- * open; checked on the descriptor (fstat), so what is read is what was checked, not what the path
- * points at a moment later. The caller closes `fh`.
- */
-export async function openRegularFile(path: string): Promise<{ fh: FileHandle; size: number }> {
-  const fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
-  try {
-    const st = await fh.stat();
-    if (!st.isFile()) throw new NotRegularFile(path, fileKind(st));
-    return { fh, size: st.size };
-  } catch (err) {
-    await fh.close().catch(() => undefined);
-    throw err;
-  }
+/** core/read-regular.ts's opener, refusing with NotRegularFile (the tool's own state files). */
+export function openRegularFile(path: string): Promise<{ fh: FileHandle; size: number }> {
+  return openRegularForRead(path, (p, kind) => new NotRegularFile(p, kind));
 }
 
 /** Reads exactly `length` bytes at `position`; a short read (the file shrank or lies) is an error naming it. */
