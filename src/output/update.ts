@@ -11,9 +11,8 @@ import { manifestPathFor } from './manifest.js';
 import { NPY_HEADER_BYTES, npyDtypeOf, npyLayoutProblem, npyRowBytes, parseNpyHeader } from './npy.js';
 import type { OutputFormat, RunHeader } from './records.js';
 import { openRegularFile, readExactly } from './regular-file.js';
-
-type RegularFile = Awaited<ReturnType<typeof openRegularFile>>;
 import { headerDifferences } from './resume.js';
+import { readJsonShard, readJsonlShard, type TextShard } from './text-output.js';
 
 /** One record of the stored output: where its row lies (an .npy row number, or the item's JSON text). */
 export interface StoredRecord {
@@ -91,7 +90,11 @@ class Collector {
     }
     const problem = recordProblem(line, this.expect(this.rows));
     if (problem) throw refused(`${this.file} line ${number}: ${problem}; the output was edited`);
-    if (line.type !== 'row' && line.type !== 'failure') return;
+    if (line.type === 'row' || line.type === 'failure') this.keep(line, start, end);
+  }
+
+  /** A checked record, kept by its key; one --update cannot reuse safely is refused. */
+  keep(line: Extract<JournalLine, { type: 'row' | 'failure' }>, start: number, end: number): void {
     if (line.box_index !== undefined) throw refused(`${this.target} holds region rows (--boxes / --grid): --update with regions is not supported yet`);
     const failed = line.type === 'failure';
     if (!failed && line.sha256 === undefined) {
@@ -117,9 +120,8 @@ export async function readUpdateBase(path: string, target: string, format: Outpu
     case 'npy':
       return readNpyBase(path, target, header);
     case 'jsonl':
-      return readJsonlBase(path, target, header);
     case 'json':
-      return readJsonBase(path, target, header);
+      return readTextBase(path, target, format, header);
   }
 }
 
@@ -167,112 +169,30 @@ async function readNpyBase(path: string, target: string, header: RunHeader): Pro
   };
 }
 
-/** A text output's record, read back: the float32 values its JSON numbers were written from. */
-function textBase(file: RegularFile, path: string, records: ReadonlyMap<string, StoredRecord>): UpdateBase {
-  return {
-    records,
-    rowBytes: () => Promise.reject(new Error('a text row is read as values')),
-    rowValues: async (rec) => {
-      const buf = Buffer.allocUnsafe(rec.end - rec.start);
-      await readExactly(file.fh, path, buf, buf.length, rec.start);
-      const { descriptor } = JSON.parse(buf.toString('utf8')) as { descriptor: number[] };
-      return Float32Array.from(descriptor);
-    },
-    close: () => file.fh.close(),
-  };
-}
-
-async function readJsonlBase(path: string, target: string, header: RunHeader): Promise<UpdateBase> {
-  await finalFile(path, target);
-  const c = new Collector(path, target, () => ({ dim: header.dim }));
-  let sawHeader = false;
-  let start = 0;
-  await readJournal(path, ({ line, number, end }) => {
-    if (!sawHeader) {
-      checkHeader(line, path, target, header);
-      sawHeader = true;
-    } else {
-      c.add(line, number, start, end - 1);
-    }
-    start = end;
-  });
-  if (!sawHeader) throw refused(`${path} does not start with an spp-extract header`);
-  c.done();
-  return textBase(await openRegularFile(path), path, c.records);
-}
-
 /**
- * A .json output as its writer lays it out (json-writer.ts): the header and `"items":[` on the
- * first line, one item a line, then `],"failures":[`, one failure a line, and `],"summary":{…}}`.
+ * A .jsonl or .json output, read and checked as merge reads a shard (text-output.ts); its records'
+ * descriptors are read back, by where their text lies, only for the rows kept.
  */
-async function readJsonBase(path: string, target: string, header: RunHeader): Promise<UpdateBase> {
+async function readTextBase(path: string, target: string, format: 'jsonl' | 'json', header: RunHeader): Promise<UpdateBase> {
   await finalFile(path, target);
-  const c = new Collector(path, target, () => ({ dim: header.dim }));
-  const notOurs = (n: number) => refused(`${path} line ${n} is not laid out as spp-extract writes .json; the output was edited`);
-  let part: 'header' | 'items' | 'failures' | 'end' = 'header';
-  let number = 0;
-  await eachLine(path, (text, start) => {
-    number++;
-    const record = (type: 'row' | 'failure') => {
-      const body = text.endsWith(',') ? text.slice(0, -1) : text;
-      c.add({ type, ...parse(body, number) } as JournalLine, number, start, start + Buffer.byteLength(body));
-    };
-    const parse = (t: string, n: number): Record<string, unknown> => {
-      try {
-        return JSON.parse(t) as Record<string, unknown>;
-      } catch {
-        throw notOurs(n);
-      }
-    };
-    const summaryAt = (t: string) => {
-      if (!t.startsWith('],"summary":') || !t.endsWith('}')) throw notOurs(number);
-      c.add({ type: 'summary', ...parse(t.slice('],"summary":'.length, -1), number) } as JournalLine, number, 0, 0);
-      part = 'end';
-    };
-    if (part === 'header') {
-      if (!text.endsWith(',"items":[')) throw notOurs(number);
-      checkHeader({ type: 'header', ...parse(`${text.slice(0, -',"items":['.length)}}`, number) } as JournalLine, path, target, header);
-      part = 'items';
-    } else if (part === 'items') {
-      if (text === '],"failures":[') part = 'failures';
-      else if (text.startsWith('],"failures":[]')) summaryAt(text.slice('],"failures":['.length));
-      else record('row');
-    } else if (part === 'failures') {
-      if (text.startsWith(']')) summaryAt(text);
-      else record('failure');
-    } else {
-      throw notOurs(number);
-    }
-  });
-  c.done();
-  return textBase(await openRegularFile(path), path, c.records);
-}
-
-/** Each line of a file (without its newline) and its byte offset; bounded memory per line. */
-async function eachLine(path: string, onLine: (text: string, start: number) => void): Promise<void> {
-  const { fh } = await openRegularFile(path);
+  const shard: TextShard = await (format === 'jsonl' ? readJsonlShard : readJsonShard)(path, '--update');
   try {
-    const chunk = Buffer.allocUnsafe(1 << 20);
-    let pending: Buffer[] = [];
-    let lineStart = 0;
-    let offset = 0;
-    for (;;) {
-      const { bytesRead } = await fh.read(chunk, 0, chunk.length, null);
-      if (bytesRead === 0) break;
-      const data = chunk.subarray(0, bytesRead);
-      let from = 0;
-      for (let nl = data.indexOf(10); nl >= 0; nl = data.indexOf(10, from)) {
-        const bytes = Buffer.concat([...pending, data.subarray(from, nl)]);
-        pending = [];
-        onLine(bytes.toString('utf8'), lineStart);
-        lineStart = offset + nl + 1;
-        from = nl + 1;
-      }
-      if (from < data.length) pending.push(Buffer.from(data.subarray(from)));
-      offset += bytesRead;
-    }
-    if (pending.length > 0) throw refused(`${path} does not end in a newline; the output was cut short or edited`);
-  } finally {
-    await fh.close();
+    checkHeader({ type: 'header', ...shard.header } as JournalLine, path, target, header);
+    const c = new Collector(path, target, () => ({ dim: header.dim }));
+    for (const { line, start, end } of shard.records) c.keep(line as Extract<JournalLine, { type: 'row' | 'failure' }>, start, end);
+    return {
+      records: c.records,
+      rowBytes: () => Promise.reject(new Error('a text row is read as values')),
+      rowValues: async (rec) => {
+        const buf = Buffer.allocUnsafe(rec.end - rec.start);
+        await readExactly(shard.fh, path, buf, buf.length, rec.start);
+        const { descriptor } = JSON.parse(buf.toString('utf8')) as { descriptor: number[] };
+        return Float32Array.from(descriptor);
+      },
+      close: () => shard.fh.close(),
+    };
+  } catch (err) {
+    await shard.fh.close().catch(() => undefined);
+    throw err;
   }
 }

@@ -6,10 +6,10 @@ import { NotRegularFile, openRegularFile, readExactly } from '../output/regular-
 import { headerDifferences, identityFields, manifestPathFor, modelUnchecked, modelUncheckedWarning, NpyWriter, OutputError, outputTempFiles, resolveFormat, systemReason, type OutputFormat, type OutputWriter, type RunHeader, type RunSummary } from '../output/index.js';
 import { JsonlWriter } from '../output/jsonl-writer.js';
 import { JsonWriter } from '../output/json-writer.js';
-import { descriptorOf, headerProblem, readJsonlShard, readJsonShard, type FailureLine, type RowLine, type TextFormat } from './merge-text.js';
+import { descriptorOf, headerProblem, readJsonlShard, readJsonShard, type FailureLine, type RowLine, type TextFormat } from '../output/text-output.js';
 
 type Line = { type: string; [k: string]: unknown };
-export type { FailureLine, RowLine } from './merge-text.js';
+export type { FailureLine, RowLine } from '../output/text-output.js';
 
 export interface ShardFile { path: string; manifest: string; header: RunHeader; records: (RowLine | FailureLine)[]; rows: number }
 

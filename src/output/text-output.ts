@@ -1,13 +1,15 @@
 /**
- * .jsonl and .json shards for merge: read and checked line by line (a shard holds every descriptor,
- * so only each record's fields and where its line lies are kept), then read again, record by record,
- * when the merged output is written through the run's own writers — so it is byte for byte what one
- * run over all inputs writes in that format.
+ * Complete .jsonl and .json outputs read back: checked line by line (an output holds every
+ * descriptor, so only each record's fields and where its line lies are kept), then read again,
+ * record by record, where a descriptor is needed. merge reads its shards so, and writes them through
+ * the run's own writers (byte for byte what one run over all inputs writes); --update, the output
+ * whose unchanged rows it keeps.
  */
 import type { FileHandle } from 'node:fs/promises';
-import { JOURNAL_MAX_LINE_BYTES, recordProblem, summaryProblem } from '../output/journal.js';
-import { NotRegularFile, openRegularFile, readExactly } from '../output/regular-file.js';
-import { systemReason, type RunHeader } from '../output/index.js';
+import { JOURNAL_MAX_LINE_BYTES, recordProblem, summaryProblem } from './journal.js';
+import { NotRegularFile, openRegularFile, readExactly } from './regular-file.js';
+import { systemReason } from './errors.js';
+import type { RunHeader } from './records.js';
 import { MAX_JSON_DEPTH, nestedTooDeep } from '../core/json-depth.js';
 
 type RegionLine = { path_bytes?: string; key?: string; box_index?: number; box?: number[]; label?: string };
