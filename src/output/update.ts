@@ -6,11 +6,12 @@
 import { lstat } from 'node:fs/promises';
 import { OutputRefused } from './errors.js';
 import { partialPath } from './file-sink.js';
-import { readJournal, recordProblem, summaryProblem, type JournalLine } from './journal.js';
+import type { JournalLine } from './journal.js';
 import { manifestPathFor } from './manifest.js';
-import { NPY_HEADER_BYTES, npyDtypeOf, npyLayoutProblem, npyRowBytes, parseNpyHeader } from './npy.js';
+import { NPY_HEADER_BYTES, npyRowBytes } from './npy.js';
+import { openShardData, readShard } from './npy-output.js';
 import type { OutputFormat, RunHeader } from './records.js';
-import { openRegularFile, readExactly } from './regular-file.js';
+import { readExactly } from './regular-file.js';
 import { headerDifferences } from './resume.js';
 import { readJsonShard, readJsonlShard, type TextShard } from './text-output.js';
 
@@ -71,27 +72,12 @@ function checkHeader(line: JournalLine, file: string, target: string, header: Ru
   if (diffs.length > 0) throw refused(`${target} was made with different options (${diffs.join('; ')}); use --force to start over`);
 }
 
-/** Collects records, checked as resume checks them; a row without a content identity cannot be reused safely. */
+/** The stored records by key (already checked by the reader); a row --update cannot reuse safely is refused. */
 class Collector {
   readonly records = new Map<string, StoredRecord>();
   rows = 0;
-  failures = 0;
-  complete = false;
 
-  constructor(private readonly file: string, private readonly target: string, private readonly expect: (rows: number) => { row?: number; dim?: number }) {}
-
-  add(line: JournalLine, number: number, start: number, end: number): void {
-    if (this.complete) throw refused(`${this.file} line ${number}: a record after the summary; the output was edited`);
-    if (line.type === 'summary') {
-      const problem = summaryProblem(line, this.rows, this.failures);
-      if (problem) throw refused(`${this.file} line ${number}: ${problem}; the output was edited`);
-      this.complete = line.complete === true;
-      return;
-    }
-    const problem = recordProblem(line, this.expect(this.rows));
-    if (problem) throw refused(`${this.file} line ${number}: ${problem}; the output was edited`);
-    if (line.type === 'row' || line.type === 'failure') this.keep(line, start, end);
-  }
+  constructor(private readonly target: string) {}
 
   /** A checked record, kept by its key; one --update cannot reuse safely is refused. */
   keep(line: Extract<JournalLine, { type: 'row' | 'failure' }>, start: number, end: number): void {
@@ -105,12 +91,7 @@ class Collector {
       index: line.index, path: line.path, ...(line.path_bytes !== undefined ? { path_bytes: line.path_bytes } : {}), failed,
       ...(failed ? {} : { sha256: line.sha256 }), width: failed ? 0 : line.width, height: failed ? 0 : line.height, row, start, end,
     });
-    if (failed) this.failures++;
-    else this.rows++;
-  }
-
-  done(): void {
-    if (!this.complete) throw refused(`${this.target} is not complete (no summary saying so): finish it with --resume first, or start over with --force`);
+    if (!failed) this.rows++;
   }
 }
 
@@ -125,47 +106,25 @@ export async function readUpdateBase(path: string, target: string, format: Outpu
   }
 }
 
+/** An .npy output and its manifest, read and checked as merge reads a shard (npy-output.ts). */
 async function readNpyBase(path: string, target: string, header: RunHeader): Promise<UpdateBase> {
-  const manifest = manifestPathFor(path);
   await finalFile(path, target);
-  await finalFile(manifest, target);
-  const c = new Collector(manifest, target, (rows) => ({ row: rows }));
-  let sawHeader = false;
-  await readJournal(manifest, ({ line, number, end }) => {
-    if (!sawHeader) {
-      checkHeader(line, manifest, target, header);
-      sawHeader = true;
-      return;
-    }
-    c.add(line, number, 0, end);
-  });
-  if (!sawHeader) throw refused(`${manifest} is empty`);
-  c.done();
-  const data = await openRegularFile(path);
-  try {
-    const head = Buffer.alloc(NPY_HEADER_BYTES);
-    if (data.size < NPY_HEADER_BYTES) throw refused(`${path} is shorter than an .npy header`);
-    await readExactly(data.fh, path, head, NPY_HEADER_BYTES, 0);
-    const problem = npyLayoutProblem(head, npyDtypeOf(header.dtype), header.dim);
-    const rowBytes = npyRowBytes(header);
-    if (problem) throw refused(`${path}: ${problem}`);
-    if (parseNpyHeader(head).shape[0] !== c.rows || data.size !== NPY_HEADER_BYTES + c.rows * rowBytes) {
-      throw refused(`${path} holds ${data.size} bytes, its manifest lists ${c.rows} rows; the output was edited`);
-    }
-  } catch (err) {
-    await data.fh.close();
-    throw err;
-  }
+  await finalFile(manifestPathFor(path), target);
+  const stored = await readShard(path, '--update');
+  checkHeader({ type: 'header', ...stored.header } as JournalLine, stored.manifest, target, header);
+  const c = new Collector(target);
+  for (const line of stored.records) c.keep(line as Extract<JournalLine, { type: 'row' | 'failure' }>, 0, 0);
   const rowBytes = npyRowBytes(header);
+  const fh = await openShardData(stored, rowBytes, '--update');
   return {
     records: c.records,
     rowBytes: async (rec) => {
       const buf = Buffer.allocUnsafe(rowBytes);
-      await readExactly(data.fh, path, buf, rowBytes, NPY_HEADER_BYTES + rec.row * rowBytes);
+      await readExactly(fh, path, buf, rowBytes, NPY_HEADER_BYTES + rec.row * rowBytes);
       return buf;
     },
     rowValues: () => Promise.reject(new Error('an .npy row is copied as bytes')),
-    close: () => data.fh.close(),
+    close: () => fh.close(),
   };
 }
 
@@ -178,7 +137,7 @@ async function readTextBase(path: string, target: string, format: 'jsonl' | 'jso
   const shard: TextShard = await (format === 'jsonl' ? readJsonlShard : readJsonShard)(path, '--update');
   try {
     checkHeader({ type: 'header', ...shard.header } as JournalLine, path, target, header);
-    const c = new Collector(path, target, () => ({ dim: header.dim }));
+    const c = new Collector(target);
     for (const { line, start, end } of shard.records) c.keep(line as Extract<JournalLine, { type: 'row' | 'failure' }>, start, end);
     return {
       records: c.records,
