@@ -55,6 +55,8 @@ function runHeader(info: Extractor['info'], o: Options, entries: readonly WorkIt
   // Only where they apply, so the header of a plain run reads as it always has.
   if (info.pool === 'gem') header.gemP = info.gemP;
   if (info.allowNonFinite) header.allowNonFinite = true;
+  // Rows with and without their sidecars must not be mixed by --resume, --update or merge.
+  if (o.keepJson) header.keepJson = true;
   if ((info as { onnxSource?: string }).onnxSource === 'user') {
     Object.assign(header, { inputLayout: info.inputLayout, ...(info.mean ? { mean: info.mean } : {}), ...(info.std ? { std: info.std } : {}) });
   }

@@ -295,6 +295,8 @@ const RUN_OPTIONS: readonly OptionDef[] = [
   { key: 'dtype', flag: '--dtype <type>', type: 'choice', commands: ['extract'], header: 'dtype', choices: DTYPE_CHOICES, default: 'float32', cliOnly: true,
     check: choice(DTYPE_CHOICES), help: '.npy element type (float16 halves the file; ~3 significant digits)',
     libraryNote: "descriptors are Float32Array; encodeNpy('<f2', shape, data) writes them as float16" },
+  { key: 'keepJson', flag: '--keep-json', type: 'boolean', commands: ['extract'], header: 'keepJson', cliOnly: true,
+    help: 'tar inputs: copy each image member\'s sidecar key.json (an object of at most 1 MiB) into its record as `json`' },
   { key: 'resume', flag: '--resume', type: 'boolean', commands: ['extract'], cliOnly: true, help: 'finish an interrupted run of the same output (same inputs and options)',
     conflicts: [{ key: 'force' }] },
   { key: 'update', flag: '--update', type: 'boolean', commands: ['extract'], cliOnly: true,

@@ -45,6 +45,8 @@ export interface CliRunOptions {
   resume?: boolean;
   force?: boolean;
   update?: boolean;
+  /** Tar members' sidecar key.json into their records (inputs/tar.ts). */
+  keepJson?: boolean;
   shard?: string;
   boxes?: string;
   boxFormat: BoxFormat;

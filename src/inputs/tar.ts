@@ -10,6 +10,7 @@ import { createGunzip } from 'node:zlib';
 import type { Readable } from 'node:stream';
 import { extract, type Extract } from 'tar-stream';
 import { pathOfBytes } from '../core/path-text.js';
+import { MAX_JSON_DEPTH, nestedTooDeep } from '../core/json-depth.js';
 
 /** A member larger than this is a recorded 'too-large' failure, read through without being held. */
 export const TAR_MEMBER_MAX_BYTES = 256 * 2 ** 20;
@@ -21,6 +22,18 @@ export const isTarPath = (p: string): boolean => /\.(tar|tar\.gz|tgz)$/i.test(p)
 const isGzip = (p: string) => /\.(tar\.gz|tgz)$/i.test(p);
 
 export interface TarLimits { maxMemberBytes?: number; maxMembers?: number }
+/** keepJson: each image member's ref says where its sample's `key.json` is (--keep-json). */
+export interface TarListOptions extends TarLimits { keepJson?: boolean }
+
+/** A sidecar larger than this is not read: the image's record has no `json`, and a warning says why. */
+export const TAR_SIDECAR_MAX_BYTES = 2 ** 20;
+/**
+ * Image members of one sample that lie between an image and its sidecar (key.jpg, key.png, key.json)
+ * are held while the reader goes on to the sidecar; past this many bytes of them, those images get no `json`.
+ */
+export const TAR_SIDECAR_HOLD_BYTES = 64 * 2 ** 20;
+/** Sidecars nested deeper are not kept: a record line holding one must stay within what readers parse (core/json-depth.ts). */
+const SIDECAR_MAX_DEPTH = MAX_JSON_DEPTH - 4;
 
 /** An archive with more members than TAR_MAX_MEMBERS: refused before anything is written. */
 export class TarTooManyMembersError extends Error {
@@ -48,7 +61,21 @@ export interface TarMemberRef {
   readonly name: string;
   readonly size: number;
   readonly key: string;
+  /** With --keep-json, when its sample has a `key.json`: where it is, or why it is not read. */
+  readonly sidecar?: SidecarRef;
 }
+
+/**
+ * A sample's `key.json`: its position and size, and the listed image members between the image and
+ * it (held on the way to it); or why the image gets none (`problem`, said as a warning).
+ */
+export type SidecarRef = SidecarAt | { readonly problem: string };
+type SidecarAt = { readonly ordinal: number; readonly name: string; readonly size: number; readonly hold: readonly number[] };
+
+/** An image member's bytes, with its sidecar's object or why it has none (--keep-json). */
+export interface TarSample { bytes: Buffer; json?: { readonly [field: string]: unknown }; warning?: string }
+type SidecarResult = Omit<TarSample, 'bytes'>;
+type Entry = Readable & { header: { name: string; size?: number } };
 
 /** A member read in the run that is not as listed (the archive changed or is cut short): the member's failure. */
 export class TarReadError extends Error {
@@ -89,59 +116,116 @@ const extOf = (name: string) => {
 export class TarArchive {
   private ex?: Extract;
   private source?: Readable;
-  private it?: AsyncIterator<Readable & { header: { name: string; size?: number } }>;
+  private it?: AsyncIterator<Entry>;
   private at = -1;
   private chain: Promise<unknown> = Promise.resolve();
+  /** Image members read on the way to a sidecar after an earlier image of their sample, by ordinal. */
+  private held = new Map<number, { name: string; bytes: Buffer }>();
+  /** The last sidecar read: the images of one sample share it. */
+  private sidecar?: { ordinal: number; result: SidecarResult };
   /** The last image member listed: the archive is closed once it is read. */
   lastOrdinal = -1;
 
   constructor(readonly path: string) {}
 
   /** The member's bytes; reads are queued so they go through the archive once, in order. */
-  read(ref: TarMemberRef, label: string): Promise<Buffer> {
+  async read(ref: TarMemberRef, label: string): Promise<Buffer> {
+    return (await this.readSample(ref, label)).bytes;
+  }
+
+  /** The member's bytes and, when its ref names one, its sample's sidecar (which may lie after it). */
+  readSample(ref: TarMemberRef, label: string): Promise<TarSample> {
     const p = this.chain.then(() => this.readNow(ref, label));
     this.chain = p.catch(() => undefined);
     return p;
   }
 
-  private async readNow({ ordinal, size, name: headerName }: TarMemberRef, name: string): Promise<Buffer> {
+  private async readNow(ref: TarMemberRef, name: string): Promise<TarSample> {
+    try {
+      for (const o of this.held.keys()) if (o < ref.ordinal) this.held.delete(o);
+      const held = this.held.get(ref.ordinal);
+      this.held.delete(ref.ordinal);
+      let bytes: Buffer;
+      if (held && held.name === ref.name && held.bytes.length === ref.size) {
+        bytes = held.bytes;
+      } else {
+        const entry = await this.seek(ref.ordinal, name, ref.sidecar);
+        if (entry.header.name !== ref.name || entry.header.size !== ref.size) {
+          throw new TarReadError('unreadable', `${name}: the archive changed since it was listed`);
+        }
+        bytes = await body(entry, ref.size, name);
+      }
+      const sample: TarSample = { bytes, ...(ref.sidecar ? await this.sidecarOf(ref.sidecar) : {}) };
+      if (this.at >= this.lastOrdinal) this.close();
+      return sample;
+    } catch (err) {
+      this.close();
+      if (err instanceof TarReadError) throw err;
+      throw new TarReadError('truncated', `${name}: ${(err as Error).message}`);
+    }
+  }
+
+  /** The member at `ordinal`, its body unread; a sidecar passed on the way is read, other members are read through. */
+  private async seek(ordinal: number, name: string, sidecar?: SidecarRef): Promise<Entry> {
     // An earlier member (the run after a --pca-dim sample): read the archive again from its start.
     if (ordinal <= this.at) this.close();
     if (!this.it) {
       const { ex, source } = open(this.path);
       this.ex = ex;
       this.source = source;
-      this.it = (ex as unknown as AsyncIterable<Readable & { header: { name: string; size?: number } }>)[Symbol.asyncIterator]();
+      this.it = (ex as unknown as AsyncIterable<Entry>)[Symbol.asyncIterator]();
     }
-    try {
+    for (;;) {
+      const next = await this.it.next();
+      if (next.done) throw new TarReadError('truncated', `${name}: the archive ends before this member (changed since it was listed)`);
+      this.at++;
+      if (this.at === ordinal) return next.value;
+      if (sidecar && 'ordinal' in sidecar && this.at === sidecar.ordinal) await this.take(next.value, sidecar);
+      else for await (const _ of next.value);
+    }
+  }
+
+  /** An image's sidecar: read already (before it, or for an earlier image of its sample), or read now. */
+  private async sidecarOf(sidecar: SidecarRef): Promise<SidecarResult> {
+    if (!('ordinal' in sidecar)) return { warning: sidecar.problem };
+    if (this.sidecar?.ordinal === sidecar.ordinal) return this.sidecar.result;
+    const label = `${this.path}#${textOf(sidecar.name)}`;
+    if (sidecar.ordinal <= this.at) {
+      // Before the image, but not on the way here (the read started past it): read the archive again up to it.
+      await this.take(await this.seek(sidecar.ordinal, label), sidecar);
+    } else {
+      // After the image: read on, holding this sample's other images met on the way.
+      const hold = new Set(sidecar.hold);
       for (;;) {
-        const next = await this.it.next();
-        if (next.done) throw new TarReadError('truncated', `${name}: the archive ends before this member (changed since it was listed)`);
-        const entry = next.value;
+        const next = await this.it!.next();
+        if (next.done) throw new TarReadError('truncated', `${label}: the archive ends before this member (changed since it was listed)`);
         this.at++;
-        if (this.at < ordinal) {
-          for await (const _ of entry);
-          continue;
+        const entry = next.value;
+        if (this.at === sidecar.ordinal) {
+          await this.take(entry, sidecar);
+          break;
         }
-        if (entry.header.name !== headerName || entry.header.size !== size) {
-          throw new TarReadError('unreadable', `${name}: the archive changed since it was listed`);
-        }
-        const body = Buffer.allocUnsafe(size);
-        let filled = 0;
-        for await (const chunk of entry as AsyncIterable<Buffer>) {
-          if (filled + chunk.length > size) throw new TarReadError('unreadable', `${name}: the archive changed since it was listed (member grew)`);
-          chunk.copy(body, filled);
-          filled += chunk.length;
-        }
-        if (filled !== size) throw new TarReadError('truncated', `${name}: the archive ends inside this member`);
-        if (this.at >= this.lastOrdinal) this.close();
-        return body;
+        if (hold.has(this.at)) this.held.set(this.at, { name: entry.header.name, bytes: await body(entry, entry.header.size ?? 0, label) });
+        else for await (const _ of entry);
       }
-    } catch (err) {
-      this.close();
-      if (err instanceof TarReadError) throw err;
-      throw new TarReadError('truncated', `${name}: ${(err as Error).message}`);
     }
+    return this.sidecar!.result;
+  }
+
+  /** Reads a sidecar member and keeps what it gives (its object, or why not) for the images of its sample. */
+  private async take(entry: Entry, sidecar: SidecarAt): Promise<void> {
+    const label = `${this.path}#${textOf(sidecar.name)}`;
+    if (entry.header.name !== sidecar.name || entry.header.size !== sidecar.size) {
+      throw new TarReadError('unreadable', `${label}: the archive changed since it was listed`);
+    }
+    let result: SidecarResult;
+    if (sidecar.size > TAR_SIDECAR_MAX_BYTES) {
+      for await (const _ of entry);
+      result = { warning: `${label}: ${sidecar.size} bytes, over the ${TAR_SIDECAR_MAX_BYTES} bytes --keep-json reads; not kept` };
+    } else {
+      result = parseSidecar(await body(entry, sidecar.size, label), label);
+    }
+    this.sidecar = { ordinal: sidecar.ordinal, result };
   }
 
   /** Frees the file and the parser (after the last member, or when the run stops). */
@@ -152,7 +236,40 @@ export class TarArchive {
     this.source = undefined;
     this.it = undefined;
     this.at = -1;
+    this.held.clear();
+    this.sidecar = undefined;
   }
+}
+
+/** A member's body, exactly `size` bytes. */
+async function body(entry: Entry, size: number, name: string): Promise<Buffer> {
+  const bytes = Buffer.allocUnsafe(size);
+  let filled = 0;
+  for await (const chunk of entry as AsyncIterable<Buffer>) {
+    if (filled + chunk.length > size) throw new TarReadError('unreadable', `${name}: the archive changed since it was listed (member grew)`);
+    chunk.copy(bytes, filled);
+    filled += chunk.length;
+  }
+  if (filled !== size) throw new TarReadError('truncated', `${name}: the archive ends inside this member`);
+  return bytes;
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** A sidecar's object, or why it is not kept: WebDataset and img2dataset write one JSON object per sample. */
+function parseSidecar(bytes: Buffer, label: string): SidecarResult {
+  let value: unknown;
+  try {
+    value = JSON.parse(utf8.decode(bytes));
+  } catch (err) {
+    const why = err instanceof TypeError ? 'not UTF-8 text' : `not JSON (${(err as Error).message})`;
+    return { warning: `${label}: ${why}; not kept` };
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return { warning: `${label}: ${value === null ? 'null' : Array.isArray(value) ? 'a list' : `a ${typeof value}`}, not a JSON object; not kept` };
+  }
+  if (nestedTooDeep(value, SIDECAR_MAX_DEPTH)) return { warning: `${label}: nested more than ${SIDECAR_MAX_DEPTH} levels deep; not kept` };
+  return { json: value as TarSample['json'] };
 }
 
 /**
@@ -163,8 +280,9 @@ export class TarArchive {
  * a member over maxMemberBytes. An archive cut short or with a damaged header: the member cut short
  * is a 'truncated' failure, and so is the rest of the archive (one entry named after the archive).
  * More than maxMembers members: TarTooManyMembersError.
+ * keepJson: each image member's ref also says where its sample's `key.json` is (sampleGroups).
  */
-export async function listTar(archive: string, exts: ReadonlySet<string>, limits: TarLimits = {}): Promise<TarInput[]> {
+export async function listTar(archive: string, exts: ReadonlySet<string>, limits: TarListOptions = {}): Promise<TarInput[]> {
   const maxBytes = limits.maxMemberBytes ?? TAR_MEMBER_MAX_BYTES;
   const maxMembers = limits.maxMembers ?? TAR_MAX_MEMBERS;
   const reader = new TarArchive(archive);
@@ -178,6 +296,7 @@ export async function listTar(archive: string, exts: ReadonlySet<string>, limits
   let ordinal = -1;
   let inBody: { name: string; entry?: TarInput } | undefined;
   let previous: string | undefined;
+  const samples = limits.keepJson ? sampleGroups(archive) : undefined;
   try {
     for await (const entry of ex as unknown as AsyncIterable<Readable & { header: { name: string; size?: number; type?: string | null; linkname?: string | null } }>) {
       ordinal++;
@@ -193,6 +312,7 @@ export async function listTar(archive: string, exts: ReadonlySet<string>, limits
         listed = member(name, failure('unreadable', `a ${type === 'link' ? 'hard' : 'symbolic'} link member (to '${textOf(linkname ?? '')}'): links in archives are not followed`));
       }
       if (listed) out.push(listed);
+      samples?.add(ordinal, name, size, type === 'file' || type === 'contiguous-file', listed?.member);
       inBody = { name, entry: listed };
       for await (const _ of entry);
       inBody = undefined;
@@ -218,6 +338,7 @@ export async function listTar(archive: string, exts: ReadonlySet<string>, limits
     ex.destroy();
     source.destroy();
   }
+  samples?.end();
   for (let i = out.length - 1; i >= 0; i--) {
     const m = out[i]!.member;
     if (m) {
@@ -226,4 +347,45 @@ export async function listTar(archive: string, exts: ReadonlySet<string>, limits
     }
   }
   return out;
+}
+
+/** Image members held on the way to their sample's sidecar: at most this many (and TAR_SIDECAR_HOLD_BYTES). */
+const SIDECAR_HOLD_MEMBERS = 1024;
+
+/**
+ * A sample is a run of consecutive members with one WebDataset key, as WebDataset reads them
+ * (img2dataset writes key.jpg, key.txt, key.json; either order): its images get its `key.json`
+ * (the first, if it has two), however many images share the key. Members of a key elsewhere in the
+ * archive are another sample. Only ordinals and sizes are kept, never a sidecar's bytes.
+ */
+function sampleGroups(archive: string) {
+  let key: string | undefined;
+  let images: TarMemberRef[] = [];
+  let sidecar: { ordinal: number; name: string; size: number } | undefined;
+  const end = () => {
+    if (sidecar && images.length > 0) {
+      const sc = sidecar;
+      const before = images.filter((m) => m.ordinal < sc.ordinal);
+      const held = before.slice(1).reduce((n, m) => n + m.size, 0);
+      const hold = before.map((m) => m.ordinal);
+      const tooMany = before.length - 1 > SIDECAR_HOLD_MEMBERS || held > TAR_SIDECAR_HOLD_BYTES;
+      const problem = `${archive}#${textOf(sc.name)}: ${before.length} images of its sample (${held} bytes) come before it, more than --keep-json holds while it reads on; not kept for them`;
+      for (const m of images) {
+        (m as { sidecar?: SidecarRef }).sidecar = m.ordinal > sc.ordinal ? { ...sc, hold: [] } : tooMany ? { problem } : { ...sc, hold };
+      }
+    }
+    key = undefined;
+    images = [];
+    sidecar = undefined;
+  };
+  return {
+    add(ordinal: number, name: string, size: number, regular: boolean, image: TarMemberRef | undefined): void {
+      const k = webDatasetKey(name);
+      if (k !== key) end();
+      key = k;
+      if (image) images.push(image);
+      else if (regular && sidecar === undefined && name.slice(k.length).toLowerCase() === '.json') sidecar = { ordinal, name, size };
+    },
+    end,
+  };
 }

@@ -1,6 +1,6 @@
 import { nestedTooDeep } from '../core/json-depth.js';
 import { openRegularFile } from './regular-file.js';
-import { pathFields, regionFields, type FailureRecord, type RunHeader, type RunSummary } from './records.js';
+import { pathFields, regionFields, type FailureRecord, type RunHeader, type RunSummary, type SidecarJson } from './records.js';
 
 /**
  * The journal is JSONL, one event a line, in input order: a `header` with the run's options, then
@@ -10,8 +10,8 @@ import { pathFields, regionFields, type FailureRecord, type RunHeader, type RunS
  */
 export type JournalLine =
   | ({ type: 'header' } & RunHeader)
-  | { type: 'row'; row?: number; index: number; path: string; path_bytes?: string; key?: string; box_index?: number; box?: number[]; label?: string; width: number; height: number; sha256?: string; descriptor?: number[] }
-  | { type: 'failure'; index: number; path: string; path_bytes?: string; key?: string; box_index?: number; box?: number[]; label?: string; boxes?: number; reason: string; error: string }
+  | { type: 'row'; row?: number; index: number; path: string; path_bytes?: string; key?: string; json?: SidecarJson; box_index?: number; box?: number[]; label?: string; width: number; height: number; sha256?: string; descriptor?: number[] }
+  | { type: 'failure'; index: number; path: string; path_bytes?: string; key?: string; json?: SidecarJson; box_index?: number; box?: number[]; label?: string; boxes?: number; reason: string; error: string }
   | ({ type: 'summary' } & RunSummary);
 
 /** Where one writer's lines go: a file sink, or stdout. */
@@ -34,10 +34,15 @@ export function failureLine(rec: FailureRecord): string {
 }
 
 /** A journal line's path bytes, back as a Buffer (merge copies them on). */
-export function pathBytesOfLine(line: { path_bytes?: string; key?: unknown }): { pathBytes?: Buffer; key?: string } {
-  // A tar member's WebDataset key travels with its path (merge keeps it).
-  return { ...(typeof line.path_bytes === 'string' ? { pathBytes: Buffer.from(line.path_bytes, 'base64') } : {}), ...(typeof line.key === 'string' ? { key: line.key } : {}) };
+export function pathBytesOfLine(line: { path_bytes?: string; key?: unknown; json?: unknown }): { pathBytes?: Buffer; key?: string; json?: SidecarJson } {
+  // A tar member's WebDataset key and sidecar (--keep-json) travel with its path (merge keeps them).
+  return {
+    ...(typeof line.path_bytes === 'string' ? { pathBytes: Buffer.from(line.path_bytes, 'base64') } : {}), ...(typeof line.key === 'string' ? { key: line.key } : {}),
+    ...(isJsonObject(line.json) ? { json: line.json } : {}),
+  };
 }
+
+const isJsonObject = (v: unknown): v is SidecarJson => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** A journal line's region, back as a RegionRef (merge copies it on). */
 export function regionOfLine(line: { box_index?: number; box?: number[]; label?: string }): FailureRecord['region'] {
@@ -174,6 +179,7 @@ export function recordProblem(record: object, expect: { row?: number; dim?: numb
     return bad('path_bytes', 'base64 text');
   }
   if (line.key !== undefined && typeof line.key !== 'string') return bad('key', 'a string');
+  if (line.json !== undefined && !isJsonObject(line.json)) return bad('json', 'an object');
   if (line.box_index !== undefined && !isCount(line.box_index)) return bad('box_index', 'a non-negative integer');
   if (line.box !== undefined && !(Array.isArray(line.box) && line.box.every((v) => typeof v === 'number'))) return bad('box', 'a list of numbers');
   if (line.label !== undefined && typeof line.label !== 'string') return bad('label', 'a string');

@@ -25,6 +25,8 @@ export interface RunHeader {
   failOn: string;
   /** Length of the full (unsharded) input list; rows' `index` counts in it. */
   inputs: number;
+  /** Only with --keep-json: tar members' rows carry their sidecar `key.json` as `json`. */
+  keepJson?: boolean;
   /** Only in a `--shard k/n` run's output; a merge drops it. */
   shard?: { index: number; count: number };
   /** Only with --pool gem. */
@@ -70,10 +72,16 @@ export function regionFields(region: RegionRef | undefined): Record<string, unkn
  * A record's path as every output writes it: `path`, and `path_bytes` (base64 of the exact bytes)
  * when the name is not valid UTF-8 and `path` is its escape (core/path-text.ts).
  */
-export function pathFields(rec: { path: string; pathBytes?: Buffer; key?: string }): { path: string; path_bytes?: string; key?: string } {
-  // `key`: a tar member's WebDataset __key__ (inputs/tar.ts).
-  return { path: rec.path, ...(rec.pathBytes ? { path_bytes: rec.pathBytes.toString('base64') } : {}), ...(rec.key !== undefined ? { key: rec.key } : {}) };
+export function pathFields(rec: { path: string; pathBytes?: Buffer; key?: string; json?: SidecarJson }): { path: string; path_bytes?: string; key?: string; json?: SidecarJson } {
+  // `key`: a tar member's WebDataset __key__ (inputs/tar.ts); `json`: its sidecar (--keep-json).
+  return {
+    path: rec.path, ...(rec.pathBytes ? { path_bytes: rec.pathBytes.toString('base64') } : {}), ...(rec.key !== undefined ? { key: rec.key } : {}),
+    ...(rec.json !== undefined ? { json: rec.json } : {}),
+  };
 }
+
+/** A tar member's sidecar `key.json` (--keep-json): always a JSON object. */
+export type SidecarJson = { readonly [field: string]: unknown };
 
 /** A row's content identity as every output writes it, after its size: `sha256` when known. */
 export function identityFields(rec: { sha256?: string }): { sha256?: string } {
@@ -88,6 +96,8 @@ export interface RowRecord {
   pathBytes?: Buffer;
   /** Only for a tar member: its WebDataset key (the name up to the first dot of its last component). */
   key?: string;
+  /** Only with --keep-json, for a tar member with a sidecar `key.json`: its object. */
+  json?: SidecarJson;
   width: number;
   height: number;
   /** The file's content identity (SHA-256 hex of its bytes); whole-image rows of a file input. */
@@ -102,6 +112,7 @@ export interface FailureRecord {
   path: string;
   pathBytes?: Buffer;
   key?: string;
+  json?: SidecarJson;
   reason: string;
   error: string;
   /** Region runs: the box that failed (an empty or inverted box), … */
