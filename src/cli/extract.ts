@@ -82,7 +82,8 @@ async function listImages(inputs: string[], o: Options, reporter: Reporter): Pro
     const format = o.boxFormat;
     return images.filter((i) => i.boxes.length > 0).map((i, index) => ({ index, path: i.path, regions: { kind: 'boxes', boxes: i.boxes, format } }));
   }
-  const entries = await expandInputs(inputs, { stdin: process.stdin, nulSeparated: o.null === true });
+  const entries = await expandInputs(inputs, { stdin: process.stdin, nulSeparated: o.null === true, keepJson: o.keepJson === true });
+  if (o.keepJson && !entries.some((e) => e.source === 'tar')) warn('--keep-json: no input is a .tar archive, so no record has a sidecar to keep');
   const grid = o.grid === undefined ? undefined : parseGrid(o.grid)!;
   const regions = grid ? { kind: 'grid' as const, ...grid, full: o.gridNoFull !== true } : undefined;
   return entries.map(({ source: _source, ...e }, index) => ({ index, ...e, ...(regions ? { regions } : {}) }));

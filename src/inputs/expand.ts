@@ -33,6 +33,8 @@ export interface ExpandOptions {
   nulSeparated?: boolean;
   /** Extensions kept when walking directories (default IMAGE_EXTENSIONS). Lowercase with dot. */
   extensions?: ReadonlySet<string>;
+  /** Tar members' refs say where their sample's `key.json` is (--keep-json; inputs/tar.ts). */
+  keepJson?: boolean;
   /** @deprecated no longer called: a folder that cannot be read is now an entry with a `failure`. */
   onWarning?: (message: string) => void;
 }
@@ -268,6 +270,7 @@ async function readStdinPaths(stream: NodeJS.ReadableStream, nul: boolean): Prom
  */
 export async function expandInputs(args: readonly string[], opts: ExpandOptions = {}): Promise<InputEntry[]> {
   const exts = opts.extensions ?? IMAGE_EXTENSIONS;
+  const tarOptions = opts.keepJson ? { keepJson: true } : {};
   const out: InputEntry[] = [];
   let stdinUsed = false;
   const missing: string[] = [];
@@ -287,12 +290,12 @@ export async function expandInputs(args: readonly string[], opts: ExpandOptions 
       // Folders the glob could not read are failures (after its matches), never a silent gap.
       const blind = await globBlindSpots(arg);
       const matches = blind.length > 0 ? await expandGlob(arg) : await globMatches(arg);
-      for (const p of matches) out.push(...(isTarPath(p) ? await listTar(p, exts) : [{ path: p, source: 'glob' as const }]));
+      for (const p of matches) out.push(...(isTarPath(p) ? await listTar(p, exts, tarOptions) : [{ path: p, source: 'glob' as const }]));
       out.push(...blind);
     } else {
       const why = st === undefined ? await missingWhy(arg) : undefined;
       if (why !== undefined) missing.push(why);
-      else if (isTarPath(arg) && st?.isFile()) out.push(...(await listTar(arg, exts)));
+      else if (isTarPath(arg) && st?.isFile()) out.push(...(await listTar(arg, exts, tarOptions)));
       else out.push({ path: arg, source: 'file' });
     }
   }

@@ -5,7 +5,7 @@
  */
 import { toXyxy, type RegionPlan } from '../inputs/boxes.js';
 import { recordRef, type WorkItem } from '../inputs/shard.js';
-import type { FailureRecord, RegionRef, RowRecord } from '../output/records.js';
+import type { FailureRecord, RegionRef, RowRecord, SidecarJson } from '../output/records.js';
 import { gridBoxes, type Box, type CellWindow, type RegionResult } from '../spp/regions.js';
 import type { DecodedImage } from '../decode/decode.js';
 import { NON_FINITE } from './finite.js';
@@ -35,10 +35,11 @@ export function plannedBoxes(plan: RegionPlan, width: number, height: number): P
  */
 export function* regionRecords(
   item: WorkItem, image: DecodedImage, planned: readonly PlannedBox[], describe: (box: Box) => RegionResult,
-  finest: number, onSmall: (box: number, window: CellWindow) => void,
+  finest: number, onSmall: (box: number, window: CellWindow) => void, json?: SidecarJson,
 ): Generator<RunRecord> {
   const { path } = item;
-  const ref = recordRef(item);
+  // --keep-json: every box of a tar member carries its sidecar.
+  const ref = { ...recordRef(item), ...(json ? { json } : {}) };
   const size = { width: image.originalWidth, height: image.originalHeight };
   let small = false;
   for (const [k, p] of planned.entries()) {

@@ -5,7 +5,7 @@ import { coreSplit } from '../core/cores.js';
 import { recordRef, type WorkItem } from '../inputs/shard.js';
 import type { Extractor } from './extractor.js';
 import type { BackboneHint } from '../backbone/contract.js';
-import type { OutputWriter, RunSummary } from '../output/records.js';
+import type { OutputWriter, RunSummary, SidecarJson } from '../output/records.js';
 import { recordsOf } from '../inputs/boxes.js';
 import { plannedBoxes, regionRecords, type RunRecord } from './regions.js';
 import type { CellWindow } from '../spp/regions.js';
@@ -47,7 +47,9 @@ export interface RunOptions {
 }
 
 /** A failed decode of bytes already read (a tar member) carries its retry: the archive is read once. */
-type Decoded = { ok: true; image: DecodedImage } | { ok: false; reason: string; message: string; retry?: () => Promise<Decoded> };
+type Decoded = ({ ok: true; image: DecodedImage } | { ok: false; reason: string; message: string; retry?: () => Promise<Decoded> }) & Sidecar;
+/** A tar member's sidecar (--keep-json): its object for the records, or why it has none (said once, as the item is written). */
+type Sidecar = { json?: SidecarJson; warning?: string };
 /** A decode in flight, started by prefetchDecodes. */
 export type Prefetched = Promise<Decoded>;
 
@@ -78,17 +80,19 @@ async function decodeSafely(input: Input, decode: DecodeOptions): Promise<Decode
   if (failure) return { ok: false, reason: failure.reason, message: `${path}: ${failure.reason}: ${failure.error}` };
   if (member) {
     let bytes: Buffer;
+    let sidecar: Sidecar;
     try {
-      bytes = await member.archive.read(member, path);
+      ({ bytes, ...sidecar } = await member.archive.readSample(member, path));
     } catch (err) {
       return err instanceof TarReadError
         ? { ok: false, reason: err.reason, message: `${path}: ${err.reason}: ${err.message}` }
         : failedWith(path, err);
     }
     // A member's row records the content identity of its bytes, as the same file's row does loose.
+    // Its sidecar stays with it whether it decodes or not (which URL failed is worth knowing).
     const decodeBytes = (): Promise<Decoded> => decodeResolved(bytes, decode, path).then(
-      (image) => ({ ok: true, image: { ...image, sha256: createHash('sha256').update(bytes).digest('hex') } }),
-      (err) => ({ ...failedWith(path, err), retry: undefined }));
+      (image) => ({ ok: true, image: { ...image, sha256: createHash('sha256').update(bytes).digest('hex') }, ...sidecar }),
+      (err) => ({ ...failedWith(path, err), retry: undefined, ...sidecar }));
     const decoded = await decodeBytes();
     return decoded.ok ? decoded : { ...decoded, retry: decodeBytes };
   }
@@ -115,21 +119,23 @@ export const IN_BACKBONE = 3;
 type Outcome = { item: WorkItem; records: Iterable<RunRecord> };
 
 /** The image failed as a whole (decode, backbone): one record, which in a region run counts its boxes. */
-function failed(item: WorkItem, reason: string, message: string): Outcome {
+function failed(item: WorkItem, reason: string, message: string, json?: SidecarJson): Outcome {
   const boxes = item.regions ? { boxes: recordsOf(item.regions) } : {};
-  return { item, records: [{ kind: 'failure', rec: { ...recordRef(item), ...boxes, reason, error: message } }] };
+  return { item, records: [{ kind: 'failure', rec: { ...recordRef(item), ...sidecarField(json), ...boxes, reason, error: message } }] };
 }
+
+const sidecarField = (json: SidecarJson | undefined) => (json ? { json } : {});
 
 /** One pass of the backbone: the image's row, or (region runs) a record per box. */
 async function describe(
-  item: WorkItem, image: DecodedImage, extractor: Extractor, warnSmall: (m: string) => void, hint: BackboneHint,
+  item: WorkItem, image: DecodedImage, extractor: Extractor, warnSmall: (m: string) => void, hint: BackboneHint, json?: SidecarJson,
 ): Promise<Outcome> {
   const { path } = item;
   const size = { width: image.originalWidth, height: image.originalHeight };
   if (!item.regions) {
     const descriptor = await extractor.extractPixels(image, hint);
     const identity = image.sha256 !== undefined ? { sha256: image.sha256 } : {};
-    return { item, records: [{ kind: 'row', rec: { ...recordRef(item), ...size, ...identity, descriptor } }] };
+    return { item, records: [{ kind: 'row', rec: { ...recordRef(item), ...sidecarField(json), ...size, ...identity, descriptor } }] };
   }
   const planned = plannedBoxes(item.regions, size.width, size.height);
   const describe = await extractor.regionDescriber(image, hint);
@@ -150,7 +156,7 @@ async function describe(
     warnSmall(`--grid ${plan.rows}x${plan.cols}: a tile of ${path} ${spans}; every tile gets distinct bins with ` +
       `--levels ${(fewer.length > 0 ? fewer : [1]).join(',')}, or with ${size ? `--size ${size}` : 'a larger --size'} (said once)`);
   };
-  return { item, records: regionRecords(item, image, planned, describe, finest, onSmall) };
+  return { item, records: regionRecords(item, image, planned, describe, finest, onSmall, json) };
 }
 
 /**
@@ -202,16 +208,18 @@ export async function runExtraction(
       await Promise.allSettled(pending.values());
       decoded = await (decoded.retry?.() ?? safeDecode(extractor, item));
     }
+    if (decoded.warning) opts.onWarning?.(decoded.warning);
+    const { json } = decoded;
     if (decoded.ok) {
       inFlight.push(
-        describe(item, decoded.image, extractor, warnSmall, { waitedOn: ready >= waitedOnWhenReady })
+        describe(item, decoded.image, extractor, warnSmall, { waitedOn: ready >= waitedOnWhenReady }, json)
           .catch((err: Error) => err instanceof NonFiniteError
-            ? failed(item, NON_FINITE, `${item.path}: ${NON_FINITE}: ${err.message}`)
+            ? failed(item, NON_FINITE, `${item.path}: ${NON_FINITE}: ${err.message}`, json)
             // ORT's messages can end in a newline or span several lines: a failure is one line.
-            : failed(item, 'backbone', `${item.path}: backbone failed: ${err.message.trim().replace(/\s*\n\s*/g, ' | ')}`)),
+            : failed(item, 'backbone', `${item.path}: backbone failed: ${err.message.trim().replace(/\s*\n\s*/g, ' | ')}`, json)),
       );
     } else {
-      inFlight.push(Promise.resolve(failed(item, decoded.reason, decoded.message)));
+      inFlight.push(Promise.resolve(failed(item, decoded.reason, decoded.message, json)));
     }
     // Keep images in the backbone (IN_BACKBONE) while the oldest is pooled and written.
     while (inFlight.length > IN_BACKBONE) await writeNext();
