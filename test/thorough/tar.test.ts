@@ -3,12 +3,12 @@ import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { test } from 'node:test';
 import { gzipSync } from 'node:zlib';
-import { pack, type Header } from 'tar-stream';
 import { IMAGE_EXTENSIONS } from '../../src/inputs/expand.js';
 import { TarTooManyMembersError, listTar, webDatasetKey } from '../../src/inputs/tar.js';
 import { runCli } from '../helpers/cli.js';
 import { readJsonl } from '../helpers/jsonl.js';
 import { fixture } from '../helpers/shared.js';
+import { tarOf, type TarMember } from '../helpers/tar.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const TINY = ['--model', fixture('tiny-layers'), '--engine', 'onnx', '--threads', '1', '-q'];
@@ -19,21 +19,7 @@ const cli = (args: string[], opts: { cwd?: string } = {}) => {
   return runCli(args, { ...opts, env: { HOME: home, XDG_CACHE_HOME: join(home, 'cache'), SPP_EXTRACT_CACHE: join(home, 'cache') } });
 };
 
-type Member = { header: Partial<Header> & { name: string }; body?: Buffer };
-
-/** A tar archive made by the library's pack side (headers exactly as given: links, devices, odd names). */
-async function tarOf(members: readonly Member[]): Promise<Buffer> {
-  const p = pack();
-  const chunks: Buffer[] = [];
-  p.on('data', (c) => void chunks.push(c as Buffer));
-  const ended = new Promise<void>((resolve) => p.on('end', () => resolve()));
-  for (const m of members) {
-    await new Promise<void>((resolve, reject) => p.entry(m.header, m.body ?? Buffer.alloc(0), (err) => (err ? reject(err) : resolve())));
-  }
-  p.finalize();
-  await ended;
-  return Buffer.concat(chunks);
-}
+type Member = TarMember;
 
 const IMAGES = ['nested/blue-alpha-40x90.png', 'nested/gray-100x70.webp', 'noise-100x70.jpg', 'not-an-image.jpg', 'red-64x48.png'];
 /** The fixture images as members, in the order a folder walk lists them (byte order of the relative paths). */
