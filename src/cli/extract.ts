@@ -188,7 +188,7 @@ async function extractInto(
   try {
     return await extractItems(prepared, output, entries, o, shard, reading, reporter);
   } finally {
-    for (const a of new Set(entries.flatMap((e) => (e.member ? [e.member.archive] : [])))) a.close();
+    for (const a of new Set(entries.flatMap((e) => e.member?.archive ?? e.sample?.archive ?? []))) a.close();
   }
 }
 

@@ -58,6 +58,8 @@ export interface InputEntry extends PathText {
   failure?: InputFailure;
   /** A member of a tar archive (path is `ARCHIVE#NAME`): where the run reads its bytes. */
   member?: TarMemberRef;
+  /** --keep-json: a member the listing failed whose sample has a sidecar (inputs/tar.ts TarInput.sample). */
+  sample?: TarMemberRef;
 }
 
 /**

@@ -6,11 +6,11 @@ import type { TarMemberRef } from './tar.js';
  * One image of the run: its position in the full input list, its path (with its bytes when they are
  * not UTF-8: core/path-text.ts), what the walk could not read of it, and (region runs) what to describe in it.
  */
-export interface WorkItem { index: number; path: string; pathBytes?: Buffer; failure?: InputFailure; regions?: RegionPlan; member?: TarMemberRef }
+export interface WorkItem { index: number; path: string; pathBytes?: Buffer; failure?: InputFailure; regions?: RegionPlan; member?: TarMemberRef; sample?: TarMemberRef }
 
 /** The fields every record of an item starts with: its position and its path (with its bytes, when not UTF-8). */
 export function recordRef(item: WorkItem): { index: number; path: string; pathBytes?: Buffer; key?: string } {
-  return { index: item.index, path: item.path, ...(item.pathBytes ? { pathBytes: item.pathBytes } : {}), ...(item.member ? { key: item.member.key } : {}) };
+  return { index: item.index, path: item.path, ...(item.pathBytes ? { pathBytes: item.pathBytes } : {}), ...(item.member ? { key: item.member.key } : item.sample ? { key: item.sample.key } : {}) };
 }
 
 /** k of n, 1-based. */

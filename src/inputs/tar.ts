@@ -50,6 +50,11 @@ export interface TarInput {
   source: 'tar';
   failure?: InputFailure;
   member?: TarMemberRef;
+  /**
+   * With --keep-json, a member the listing records as a failure (a link, one too large) whose sample
+   * has a sidecar: where it is, so that its failure record keeps the sidecar too. Never read itself.
+   */
+  sample?: TarMemberRef;
 }
 type InputFailure = { readonly reason: 'unreadable' | 'truncated' | 'corrupt' | 'too-large'; readonly error: string };
 
@@ -135,25 +140,36 @@ export class TarArchive {
 
   /** The member's bytes and, when its ref names one, its sample's sidecar (which may lie after it). */
   readSample(ref: TarMemberRef, label: string): Promise<TarSample> {
-    const p = this.chain.then(() => this.readNow(ref, label));
+    return this.queue(() => this.readNow(ref, label, true));
+  }
+
+  /** Only the sidecar of a member the listing recorded as a failure (TarInput.sample): the member itself is read through. */
+  async readSidecar(ref: TarMemberRef, label: string): Promise<Omit<TarSample, 'bytes'>> {
+    const { bytes: _, ...sidecar } = await this.queue(() => this.readNow(ref, label, false));
+    return sidecar;
+  }
+
+  private queue<T>(read: () => Promise<T>): Promise<T> {
+    const p = this.chain.then(read);
     this.chain = p.catch(() => undefined);
     return p;
   }
 
-  private async readNow(ref: TarMemberRef, name: string): Promise<TarSample> {
+  private async readNow(ref: TarMemberRef, name: string, withBody: boolean): Promise<TarSample> {
     try {
       for (const o of this.held.keys()) if (o < ref.ordinal) this.held.delete(o);
       const held = this.held.get(ref.ordinal);
       this.held.delete(ref.ordinal);
-      let bytes: Buffer;
+      let bytes: Buffer = Buffer.alloc(0);
       if (held && held.name === ref.name && held.bytes.length === ref.size) {
         bytes = held.bytes;
       } else {
         const entry = await this.seek(ref.ordinal, name, ref.sidecar);
-        if (entry.header.name !== ref.name || entry.header.size !== ref.size) {
+        if (entry.header.name !== ref.name || (entry.header.size ?? 0) !== ref.size) {
           throw new TarReadError('unreadable', `${name}: the archive changed since it was listed`);
         }
-        bytes = await body(entry, ref.size, name);
+        if (withBody) bytes = await body(entry, ref.size, name);
+        else for await (const _ of entry);
       }
       const sample: TarSample = { bytes, ...(ref.sidecar ? await this.sidecarOf(ref.sidecar) : {}) };
       if (this.at >= this.lastOrdinal) this.close();
@@ -304,15 +320,19 @@ export async function listTar(archive: string, exts: ReadonlySet<string>, limits
       const { name, size = 0, type, linkname } = entry.header;
       const image = exts.has(extOf(name)) && !hidden(name);
       let listed: TarInput | undefined;
+      const ref = (): TarMemberRef => ({ archive: reader, ordinal, name, size, key: textOf(webDatasetKey(name)) });
       if (image && (type === 'file' || type === 'contiguous-file')) {
         listed = size > maxBytes
-          ? member(name, failure('too-large', `member of ${size} bytes; members over ${maxBytes} bytes are not read`))
-          : member(name, { member: { archive: reader, ordinal, name, size, key: textOf(webDatasetKey(name)) } });
+          ? member(name, { ...failure('too-large', `member of ${size} bytes; members over ${maxBytes} bytes are not read`), ...(samples ? { sample: ref() } : {}) })
+          : member(name, { member: ref() });
       } else if (image && (type === 'symlink' || type === 'link')) {
-        listed = member(name, failure('unreadable', `a ${type === 'link' ? 'hard' : 'symbolic'} link member (to '${textOf(linkname ?? '')}'): links in archives are not followed`));
+        listed = member(name, {
+          ...failure('unreadable', `a ${type === 'link' ? 'hard' : 'symbolic'} link member (to '${textOf(linkname ?? '')}'): links in archives are not followed`),
+          ...(samples ? { sample: ref() } : {}),
+        });
       }
       if (listed) out.push(listed);
-      samples?.add(ordinal, name, size, type === 'file' || type === 'contiguous-file', listed?.member);
+      samples?.add(ordinal, name, size, type === 'file' || type === 'contiguous-file', listed?.member ?? listed?.sample, listed?.member !== undefined);
       inBody = { name, entry: listed };
       for await (const _ of entry);
       inBody = undefined;
@@ -329,6 +349,7 @@ export async function listTar(archive: string, exts: ReadonlySet<string>, limits
     }
     if (inBody?.entry && !inBody.entry.failure) {
       delete (inBody.entry as { member?: TarMemberRef }).member;
+      delete inBody.entry.sample;
       Object.assign(inBody.entry, failure('truncated', `the archive ends inside this member (${why})`));
     }
     const after = inBody ? `inside member '${textOf(inBody.name)}'` : ordinal < 0 ? 'before its first member' : `after member '${textOf(previous ?? '')}'`;
@@ -339,8 +360,9 @@ export async function listTar(archive: string, exts: ReadonlySet<string>, limits
     source.destroy();
   }
   samples?.end();
+  for (const e of out) if (e.sample && !e.sample.sidecar) delete e.sample;
   for (let i = out.length - 1; i >= 0; i--) {
-    const m = out[i]!.member;
+    const m = out[i]!.member ?? out[i]!.sample;
     if (m) {
       reader.lastOrdinal = m.ordinal;
       break;
@@ -360,17 +382,18 @@ const SIDECAR_HOLD_MEMBERS = 1024;
  */
 function sampleGroups(archive: string) {
   let key: string | undefined;
-  let images: TarMemberRef[] = [];
+  let images: { ref: TarMemberRef; holdable: boolean }[] = [];
   let sidecar: { ordinal: number; name: string; size: number } | undefined;
   const end = () => {
     if (sidecar && images.length > 0) {
       const sc = sidecar;
-      const before = images.filter((m) => m.ordinal < sc.ordinal);
+      // Failures of the listing (links, members too large) are never held: their bodies are not read.
+      const before = images.filter((m) => m.ref.ordinal < sc.ordinal && m.holdable).map((m) => m.ref);
       const held = before.slice(1).reduce((n, m) => n + m.size, 0);
       const hold = before.map((m) => m.ordinal);
       const tooMany = before.length - 1 > SIDECAR_HOLD_MEMBERS || held > TAR_SIDECAR_HOLD_BYTES;
       const problem = `${archive}#${textOf(sc.name)}: ${before.length} images of its sample (${held} bytes) come before it, more than --keep-json holds while it reads on; not kept for them`;
-      for (const m of images) {
+      for (const { ref: m } of images) {
         (m as { sidecar?: SidecarRef }).sidecar = m.ordinal > sc.ordinal ? { ...sc, hold: [] } : tooMany ? { problem } : { ...sc, hold };
       }
     }
@@ -379,11 +402,11 @@ function sampleGroups(archive: string) {
     sidecar = undefined;
   };
   return {
-    add(ordinal: number, name: string, size: number, regular: boolean, image: TarMemberRef | undefined): void {
+    add(ordinal: number, name: string, size: number, regular: boolean, image: TarMemberRef | undefined, holdable: boolean): void {
       const k = webDatasetKey(name);
       if (k !== key) end();
       key = k;
-      if (image) images.push(image);
+      if (image) images.push({ ref: image, holdable });
       else if (regular && sidecar === undefined && name.slice(k.length).toLowerCase() === '.json') sidecar = { ordinal, name, size };
     },
     end,

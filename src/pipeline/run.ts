@@ -59,7 +59,7 @@ export function defaultDecodeAhead(decode: DecodeOptions): number {
 }
 
 /** What the run decodes: a path, or an item (its bytes when its name is not UTF-8; the walk's failure, if any). */
-type Input = string | Pick<WorkItem, 'path' | 'pathBytes' | 'failure' | 'member'>;
+type Input = string | Pick<WorkItem, 'path' | 'pathBytes' | 'failure' | 'member' | 'sample'>;
 
 /**
  * Starts decoding `inputs` now, while the model loads (start-up leaves a core mostly idle); hand
@@ -75,9 +75,12 @@ function safeDecode(extractor: Extractor, item: Input): Promise<Decoded> {
 }
 
 async function decodeSafely(input: Input, decode: DecodeOptions): Promise<Decoded> {
-  const { path, pathBytes, failure, member } = typeof input === 'string' ? { path: input } as Exclude<Input, string> : input;
-  // The walk could not read it: recorded as it said, never opened.
-  if (failure) return { ok: false, reason: failure.reason, message: `${path}: ${failure.reason}: ${failure.error}` };
+  const { path, pathBytes, failure, member, sample } = typeof input === 'string' ? { path: input } as Exclude<Input, string> : input;
+  // The walk could not read it: recorded as it said, never opened (a tar member's sidecar is still read: --keep-json).
+  if (failure) {
+    const sidecar = sample ? await sample.archive.readSidecar(sample, path).catch((err: Error): Sidecar => ({ warning: `${err.message}; its sidecar is not kept` })) : {};
+    return { ok: false, reason: failure.reason, message: `${path}: ${failure.reason}: ${failure.error}`, ...sidecar };
+  }
   if (member) {
     let bytes: Buffer;
     let sidecar: Sidecar;

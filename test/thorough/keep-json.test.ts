@@ -177,3 +177,29 @@ test('the reader: a sidecar after two images of its key is read once and held im
   // Without --keep-json the listing points at no sidecar.
   assert.ok((await listTar(archive, IMAGE_EXTENSIONS)).every((l) => l.member!.sidecar === undefined));
 });
+
+test('failures the listing records (a link member, a member too large) keep their sample\'s sidecar and key; the member itself is never read', async () => {
+  const dir = tmp();
+  const archive = join(dir, 'l.tar');
+  const link = JSON.stringify({ url: 'https://example.org/s.png' });
+  const big = JSON.stringify({ url: 'https://example.org/big.png' });
+  writeFileSync(archive, await tarOf([
+    { header: { name: 's.png', type: 'symlink', linkname: '/etc/passwd' } }, member('s.json', text(link)),
+    member('big.json', text(big)), member('big.png', image('red-64x48.png')),
+    member('ok.png', image('red-64x48.png')),
+  ]));
+  const r = await cli([archive, '-o', join(dir, 'o.jsonl'), '--keep-json', ...TINY]);
+  assert.equal(r.code, 2, r.stderr);
+  const recs = recordsOf(join(dir, 'o.jsonl'));
+  assert.deepEqual(recs.map((l) => [l.path.split('#')[1], l.type, l.key, l.json]), [
+    ['s.png', 'failure', 's', JSON.parse(link)], ['big.png', 'row', 'big', JSON.parse(big)], ['ok.png', 'row', 'ok', undefined],
+  ]);
+  // A member over the size limit (the limit lowered here: the CLI's is 256 MiB) is listed as a failure that still points at its sidecar.
+  const listed = await listTar(archive, IMAGE_EXTENSIONS, { keepJson: true, maxMemberBytes: 100 });
+  const tooLarge = listed.find((l) => l.path.endsWith('#big.png'))!;
+  assert.equal(tooLarge.failure?.reason, 'too-large');
+  assert.equal(tooLarge.member, undefined);
+  assert.deepEqual(await tooLarge.sample!.archive.readSidecar(tooLarge.sample!, tooLarge.path), { json: JSON.parse(big) });
+  // Without --keep-json a listing failure has no sample.
+  assert.ok((await listTar(archive, IMAGE_EXTENSIONS, { maxMemberBytes: 100 })).every((l) => l.sample === undefined));
+});
