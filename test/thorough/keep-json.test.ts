@@ -7,7 +7,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { IMAGE_EXTENSIONS } from '../../src/inputs/expand.js';
-import { TAR_SIDECAR_MAX_BYTES, listTar } from '../../src/inputs/tar.js';
+import { TAR_SIDECAR_MAX_BYTES, listTar, type TarMemberRef } from '../../src/inputs/tar.js';
 import { runCli } from '../helpers/cli.js';
 import { readJsonl } from '../helpers/jsonl.js';
 import { fixture } from '../helpers/shared.js';
@@ -154,7 +154,7 @@ test('--keep-json with --shard: merging the shards keeps json and equals one run
   }
 });
 
-test('the reader: a sidecar after two images of its key is read once and held images are served in order; an earlier member reads the archive again', async () => {
+test('the reader: two images before their sidecar both get it, a later member of the same key is another sample; an earlier member reads the archive again', async () => {
   const dir = tmp();
   const archive = join(dir, 's.tar');
   writeFileSync(archive, await tarOf([
@@ -202,4 +202,19 @@ test('failures the listing records (a link member, a member too large) keep thei
   assert.deepEqual(await tooLarge.sample!.archive.readSidecar(tooLarge.sample!, tooLarge.path), { json: JSON.parse(big) });
   // Without --keep-json a listing failure has no sample.
   assert.ok((await listTar(archive, IMAGE_EXTENSIONS, { maxMemberBytes: 100 })).every((l) => l.sample === undefined));
+});
+
+test('more images of one key before its sidecar than the reader holds: those get no json and a warning naming the sidecar; images after it still get it', async () => {
+  const dir = tmp();
+  const archive = join(dir, 'many.tar');
+  const before = Array.from({ length: 1026 }, (_, i) => member(`k.${i}.png`, text(`img ${i}`)));
+  writeFileSync(archive, await tarOf([...before, member('k.json', text('{"n":1}')), member('k.after.png', text('after'))]));
+  const listed = await listTar(archive, IMAGE_EXTENSIONS, { keepJson: true });
+  assert.equal(listed.length, 1027);
+  const refs = listed.map((l) => l.member as TarMemberRef);
+  const first = await refs[0]!.archive.readSample(refs[0]!, listed[0]!.path);
+  assert.equal(first.json, undefined);
+  assert.match(first.warning ?? '', new RegExp(`${archive.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}#k\\.json: 1026 images of its sample .* not kept for them`));
+  const last = await refs[1026]!.archive.readSample(refs[1026]!, listed[1026]!.path);
+  assert.deepEqual([last.bytes.toString(), last.json], ['after', { n: 1 }]);
 });
