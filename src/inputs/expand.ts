@@ -31,6 +31,8 @@ export interface ExpandOptions {
   stdin?: NodeJS.ReadableStream;
   /** stdin paths are NUL-separated (find -print0) instead of one per line. */
   nulSeparated?: boolean;
+  /** Tar members' bytes are hashed while listed (--resume, --update: inputs/tar.ts). */
+  hashMembers?: boolean;
   /** Extensions kept when walking directories (default IMAGE_EXTENSIONS). Lowercase with dot. */
   extensions?: ReadonlySet<string>;
   /** @deprecated no longer called: a folder that cannot be read is now an entry with a `failure`. */
@@ -268,6 +270,7 @@ async function readStdinPaths(stream: NodeJS.ReadableStream, nul: boolean): Prom
  */
 export async function expandInputs(args: readonly string[], opts: ExpandOptions = {}): Promise<InputEntry[]> {
   const exts = opts.extensions ?? IMAGE_EXTENSIONS;
+  const tar = { hash: opts.hashMembers === true };
   const out: InputEntry[] = [];
   let stdinUsed = false;
   const missing: string[] = [];
@@ -287,12 +290,12 @@ export async function expandInputs(args: readonly string[], opts: ExpandOptions 
       // Folders the glob could not read are failures (after its matches), never a silent gap.
       const blind = await globBlindSpots(arg);
       const matches = blind.length > 0 ? await expandGlob(arg) : await globMatches(arg);
-      for (const p of matches) out.push(...(isTarPath(p) ? await listTar(p, exts) : [{ path: p, source: 'glob' as const }]));
+      for (const p of matches) out.push(...(isTarPath(p) ? await listTar(p, exts, tar) : [{ path: p, source: 'glob' as const }]));
       out.push(...blind);
     } else {
       const why = st === undefined ? await missingWhy(arg) : undefined;
       if (why !== undefined) missing.push(why);
-      else if (isTarPath(arg) && st?.isFile()) out.push(...(await listTar(arg, exts)));
+      else if (isTarPath(arg) && st?.isFile()) out.push(...(await listTar(arg, exts, tar)));
       else out.push({ path: arg, source: 'file' });
     }
   }
