@@ -181,7 +181,6 @@ async function extractInto(
   // An empty list is a mistake (a wrong folder, an empty find): refused before anything is written,
   // so the corrected run needs no --force. A shard that gets none of a non-empty list still writes.
   if (entries.length === 0) throw new Error(noImagesMessage(inputs));
-  if (o.update && entries.some((e) => e.member)) throw new UsageError('--update with .tar inputs is not supported yet: run again with --force to redo the output');
   await prepared.refuseInputs(withoutMembers(entries).map((e) => ({ path: e.pathBytes ?? e.path, shown: e.path, what: 'the input' })));
   try {
     return await extractItems(prepared, output, entries, o, shard, reading, reporter);

@@ -106,3 +106,30 @@ test('--resume refuses archives changed since the interrupted run (member added,
   writeFileSync(tars[0]!, original);
   await cli([...tars, '-o', out, '--resume']);
 });
+
+for (const ext of ['npy', 'jsonl', 'json'] as const) {
+  test(`--update (.${ext}) over archives after adding, replacing and deleting members and adding an archive equals a fresh run byte for byte`, async () => {
+    const dir = tempDir('spp-tar-update-');
+    const [a, b, c] = [join(dir, '00000.tar'), join(dir, '00001.tar'), join(dir, '00002.tar')];
+    // 00000.tar: a member that fails to decode (tried again, fails the same way); 00001.tar does not change.
+    writeFileSync(a, await tarOf([...await members([1, 2, 3, 4]), { header: { name: 'bad.png' }, body: Buffer.from('not an image') }]));
+    writeFileSync(b, await tarOf(await members([10, 11])));
+    const out = join(dir, `feats.${ext}`);
+    await cli([join(dir, '*.tar'), '-o', out], [2]);
+    const unchanged = readFileSync(b);
+    const changed = await members([1, 2, 4, 5]); // 3 deleted, 5 added
+    changed[1]!.body = await png(22); // 2 replaced: same name, other bytes
+    writeFileSync(a, await tarOf([...changed, { header: { name: 'bad.png' }, body: Buffer.from('not an image') }]));
+    writeFileSync(c, await tarOf(await members([20]))); // a new archive
+    const updated = await cli([join(dir, '*.tar'), '-o', out, '--update'], [2]);
+    assert.match(updated.stderr, /done: 7 rows \(4 reused, 2 added, 2 redone, 1 dropped\), 1 failed/);
+    assert.deepEqual(readFileSync(b), unchanged);
+    const fresh = join(dir, `fresh.${ext}`);
+    await cli([join(dir, '*.tar'), '-o', fresh], [2]);
+    filesOf(out).forEach((f, i) => assert.deepEqual(readFileSync(f), readFileSync(filesOf(fresh)[i]!), `${f} differs from a fresh run's`));
+    // Nothing changed since: every row reused, only the failed member tried again.
+    const again = await cli([join(dir, '*.tar'), '-o', out, '--update'], [2]);
+    assert.match(again.stderr, /done: 7 rows \(7 reused, 0 added, 1 redone, 0 dropped\), 1 failed/);
+    filesOf(out).forEach((f, i) => assert.deepEqual(readFileSync(f), readFileSync(filesOf(fresh)[i]!), `${f} differs from a fresh run's`));
+  });
+}

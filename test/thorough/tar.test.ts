@@ -189,19 +189,6 @@ test('a tar bomb of empty entries: past the member cap the listing stops with on
   assert.equal(listed.length, 1001);
 });
 
-test('--update with .tar inputs is refused up front, the output left as it was', async () => {
-  const dir = tmp();
-  writeFileSync(join(dir, 's.tar'), await tarOf(imageMembers().slice(0, 1)));
-  const out = join(dir, 'o.npy');
-  const first = await cli([join(dir, 's.tar'), '-o', out, ...TINY]);
-  assert.equal(first.code, 0, first.stderr);
-  const before = readFileSync(out);
-  const update = await cli([join(dir, 's.tar'), '-o', out, '--update', ...TINY]);
-  assert.equal(update.code, 1, update.stderr);
-  assert.match(update.stderr, /^spp-extract: error: --update with \.tar inputs is not supported yet: run again with --force to redo the output\n/);
-  assert.deepEqual(readFileSync(out), before);
-});
-
 test('--pca-dim over a tar: the sample reads some members, then the run reads the archive again from its start', async () => {
   const dir = tmp();
   writeFileSync(join(dir, 's.tar'), await tarOf(imageMembers()));
