@@ -252,8 +252,8 @@ async function readStdinPaths(stream: NodeJS.ReadableStream, nul: boolean): Prom
 
 /**
  * CLI arguments -> ordered input list, argument by argument:
- * - '-': paths from stdin (one per line, or NUL-separated), taken as explicit files (no extension filter).
- *   Allowed once, since stdin can only be read once.
+ * - '-': paths from stdin (one per line, or NUL-separated), taken as explicit files (no extension filter);
+ *   a `.tar` (`.tar.gz`, `.tgz`) regular file there is read as an archive. Allowed once, since stdin can only be read once.
  * - an existing directory: its image files (see IMAGE_EXTENSIONS / opts.extensions), recursively,
  *   in byte order of the relative paths, hidden entries skipped; folders and entries that cannot be
  *   read become entries with a `failure` (see walkDirectory).
@@ -279,7 +279,9 @@ export async function expandInputs(args: readonly string[], opts: ExpandOptions 
       if (stdinUsed) throw new Error("'-' (read paths from stdin) can be given only once");
       stdinUsed = true;
       for (const p of await readStdinPaths(opts.stdin ?? process.stdin, opts.nulSeparated ?? false)) {
-        out.push({ ...p, source: 'stdin' });
+        // An archive listed on stdin (`find shards -name '*.tar' | spp-extract -`) is read as one, as when named.
+        if (p.pathBytes === undefined && isTarPath(p.path) && (await statOrUndefined(p.path))?.isFile()) out.push(...(await listTar(p.path, exts, tar)));
+        else out.push({ ...p, source: 'stdin' });
       }
       continue;
     }

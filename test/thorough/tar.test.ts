@@ -14,7 +14,7 @@ import { tempDir } from '../helpers/tmp.js';
 const TINY = ['--model', fixture('tiny-layers'), '--engine', 'onnx', '--threads', '1', '-q'];
 const tmp = () => tempDir('spp-tar-');
 /** The CLI with its caches in a temp folder, never the user's. */
-const cli = (args: string[], opts: { cwd?: string } = {}) => {
+const cli = (args: string[], opts: { cwd?: string; stdin?: string } = {}) => {
   const home = tmp();
   return runCli(args, { ...opts, env: { HOME: home, XDG_CACHE_HOME: join(home, 'cache'), SPP_EXTRACT_CACHE: join(home, 'cache') } });
 };
@@ -52,6 +52,26 @@ test('tar members give the same descriptors as the same files loose (.npy bytes)
   const gz = await cli([join(dir, 'z.tar.gz'), '-o', join(dir, 'gz.npy'), ...TINY]);
   assert.equal(gz.code, 2, gz.stderr);
   assert.deepEqual(readFileSync(join(dir, 'gz.npy')), readFileSync(join(dir, 'loose.npy')));
+});
+
+test('archives listed on stdin are read as archives, as when named; a missing one is its recorded failure; folder walks skip archives', async () => {
+  const dir = tmp();
+  writeFileSync(join(dir, 'a.tar'), await tarOf(imageMembers().slice(0, 2)));
+  mkdirSync(join(dir, 'walk'));
+  writeFileSync(join(dir, 'walk', 'b.tar'), await tarOf(imageMembers().slice(2, 3)));
+  writeFileSync(join(dir, 'walk', 'red.png'), readFileSync(fixture('images', 'red-64x48.png')));
+  const r = await cli(['-', 'walk', '-o', 'o.jsonl', ...TINY], { cwd: dir, stdin: 'a.tar\ngone.tar\nwalk/red.png\n' });
+  assert.equal(r.code, 2, r.stderr);
+  assert.deepEqual(records(join(dir, 'o.jsonl')).map((l) => [l.path, l.type, l.reason]), [
+    ['a.tar#nested/blue-alpha-40x90.png', 'row', undefined],
+    ['a.tar#nested/gray-100x70.webp', 'row', undefined],
+    ['gone.tar', 'failure', 'missing'],
+    ['walk/red.png', 'row', undefined],
+    ['walk/red.png', 'row', undefined],
+  ]);
+  const named = await cli(['a.tar', '-o', 'named.jsonl', ...TINY], { cwd: dir });
+  assert.equal(named.code, 0, named.stderr);
+  assert.deepEqual(records(join(dir, 'named.jsonl')).map((l) => l.descriptor), records(join(dir, 'o.jsonl')).slice(0, 2).map((l) => l.descriptor));
 });
 
 test('--shard gives each task whole archives; merging the shards equals one run (npy, jsonl) with the keys kept', async () => {
