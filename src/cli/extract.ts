@@ -82,7 +82,9 @@ async function listImages(inputs: string[], o: Options, reporter: Reporter): Pro
     const format = o.boxFormat;
     return images.filter((i) => i.boxes.length > 0).map((i, index) => ({ index, path: i.path, regions: { kind: 'boxes', boxes: i.boxes, format } }));
   }
-  const entries = await expandInputs(inputs, { stdin: process.stdin, nulSeparated: o.null === true, keepJson: o.keepJson === true });
+  // Tar members are hashed while listed only where the run compares them with stored rows.
+  const hashMembers = o.resume === true || o.update === true;
+  const entries = await expandInputs(inputs, { stdin: process.stdin, nulSeparated: o.null === true, hashMembers, keepJson: o.keepJson === true });
   if (o.keepJson && !entries.some((e) => e.source === 'tar')) warn('--keep-json: no input is a .tar archive, so no record has a sidecar to keep');
   const grid = o.grid === undefined ? undefined : parseGrid(o.grid)!;
   const regions = grid ? { kind: 'grid' as const, ...grid, full: o.gridNoFull !== true } : undefined;
@@ -122,7 +124,7 @@ const flagOf = (key: 'sample' | 'whiten' | 'pcaPre') => flagName(findOption(key)
 /** What --update does not handle yet: refused before anything is read. */
 function checkUpdateOptions(o: Options, output: string): void {
   if (!o.update) return;
-  const unsupported = (['shard', 'boxes', 'grid', 'pca', 'pcaDim'] as const).find((k) => o[k] !== undefined);
+  const unsupported = (['shard', 'boxes', 'grid', 'pca', 'pcaDim', 'keepJson'] as const).find((k) => o[k] !== undefined);
   if (unsupported) throw new UsageError(`--update with ${flagName(findOption(unsupported))} is not supported yet`);
   if (output === '-') throw new UsageError('--update needs a file for -o (it rewrites the output there), not stdout');
 }
@@ -182,8 +184,6 @@ async function extractInto(
   // An empty list is a mistake (a wrong folder, an empty find): refused before anything is written,
   // so the corrected run needs no --force. A shard that gets none of a non-empty list still writes.
   if (entries.length === 0) throw new Error(noImagesMessage(inputs));
-  if (o.resume && entries.some((e) => e.member)) throw new UsageError('--resume with .tar inputs is not supported yet: run again with --force to start over');
-  if (o.update && entries.some((e) => e.member)) throw new UsageError('--update with .tar inputs is not supported yet: run again with --force to redo the output');
   await prepared.refuseInputs(withoutMembers(entries).map((e) => ({ path: e.pathBytes ?? e.path, shown: e.path, what: 'the input' })));
   try {
     return await extractItems(prepared, output, entries, o, shard, reading, reporter);
@@ -238,7 +238,7 @@ async function extractItems(
       projector ??= await openProjector(projection);
     }
     tellAboutRun(extractor, reporter, o, `${plural(items.length, 'input')}${shard ? ` (shard ${shard.index}/${shard.count} of ${entries.length})` : ''}`);
-    const resumeItems = items.map((i) => (i.regions ? { ...recordRef(i), records: recordsOf(i.regions) } : i));
+    const resumeItems = items.map((i) => (i.regions ? { ...recordRef(i), records: recordsOf(i.regions) } : i.member?.sha256 ? { ...i, sha256: i.member.sha256 } : i));
     // A signal before the run loop removes the temp files a fresh run has only begun; from the loop on they are resumable state.
     const { target, format } = prepared;
     const forgetTemps = !o.resume && target.kind === 'file' ? removeOnInterrupt(outputTempFiles(target.path, format)) : () => undefined;

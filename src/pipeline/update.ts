@@ -5,7 +5,7 @@
  */
 import { contentIdentity } from '../decode/decode.js';
 import { NpyWriter, recordKey, type OutputWriter, type StoredRecord, type UpdateBase } from '../output/index.js';
-import type { WorkItem } from '../inputs/shard.js';
+import { recordRef, type WorkItem } from '../inputs/shard.js';
 
 export interface UpdateCounts { reused: number; added: number; redone: number; dropped: number }
 
@@ -34,7 +34,9 @@ export async function planUpdate(
   const worker = async () => {
     for (let i = next++; i < items.length; i = next++) {
       const s = stored[i];
-      if (s && !s.failed && !items[i]!.failure) hashes[i] = await identity(items[i]!.pathBytes ?? items[i]!.path);
+      // A tar member is no file: its hash was taken from its bytes while the archive was listed.
+      const { member } = items[i]!;
+      if (s && !s.failed && !items[i]!.failure) hashes[i] = member ? member.sha256 : await identity(items[i]!.pathBytes ?? items[i]!.path);
     }
   };
   await Promise.all(Array.from({ length: HASHING_AT_ONCE }, worker));
@@ -67,10 +69,7 @@ export function reusingWriter(writer: OutputWriter, plan: UpdatePlan, base: Upda
   const putBack = async (before: number) => {
     for (; next < plan.reuse.length && plan.reuse[next]!.item.index < before; next++) {
       const { item, stored } = plan.reuse[next]!;
-      const rec = {
-        index: item.index, path: item.path, ...(item.pathBytes ? { pathBytes: item.pathBytes } : {}),
-        width: stored.width, height: stored.height, sha256: stored.sha256!,
-      };
+      const rec = { ...recordRef(item), width: stored.width, height: stored.height, sha256: stored.sha256! };
       if (writer instanceof NpyWriter) await writer.rawRow(rec, await base.rowBytes(stored));
       else await writer.row({ ...rec, descriptor: await base.rowValues(stored) });
     }

@@ -1,9 +1,9 @@
 import { pack, type Header } from 'tar-stream';
 
-export type TarMember = { header: Partial<Header> & { name: string }; body?: Buffer };
+export type Member = { header: Partial<Header> & { name: string }; body?: Buffer };
 
 /** A tar archive made by the library's pack side (headers exactly as given: links, devices, odd names). */
-export async function tarOf(members: readonly TarMember[]): Promise<Buffer> {
+export async function tarOf(members: readonly Member[]): Promise<Buffer> {
   const p = pack();
   const chunks: Buffer[] = [];
   p.on('data', (c) => void chunks.push(c as Buffer));

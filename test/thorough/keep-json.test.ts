@@ -8,10 +8,10 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { IMAGE_EXTENSIONS } from '../../src/inputs/expand.js';
 import { TAR_SIDECAR_MAX_BYTES, listTar, type TarMemberRef } from '../../src/inputs/tar.js';
-import { runCli } from '../helpers/cli.js';
+import { runAndSignal, runCli } from '../helpers/cli.js';
 import { readJsonl } from '../helpers/jsonl.js';
 import { fixture } from '../helpers/shared.js';
-import { tarOf, type TarMember } from '../helpers/tar.js';
+import { tarOf, type Member as TarMember } from '../helpers/tar.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const TINY = ['--model', fixture('tiny-layers'), '--engine', 'onnx', '--threads', '1', '-q'];
@@ -217,4 +217,34 @@ test('more images of one key before its sidecar than the reader holds: those get
   assert.match(first.warning ?? '', new RegExp(`${archive.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}#k\\.json: 1026 images of its sample .* not kept for them`));
   const last = await refs[1026]!.archive.readSample(refs[1026]!, listed[1026]!.path);
   assert.deepEqual([last.bytes.toString(), last.json], ['after', { n: 1 }]);
+});
+
+test('--keep-json --resume after a kill equals an uninterrupted run byte for byte; a resume without --keep-json and --update --keep-json are refused', async () => {
+  const dir = tmp();
+  const archive = join(dir, '00000.tar');
+  const png = image('red-64x48.png');
+  // 200 samples, the sidecar before the image in odd ones and after it in even ones.
+  const samples = Array.from({ length: 200 }, (_, i) => {
+    const key = String(i).padStart(4, '0');
+    const pair = [member(`${key}.png`, png), member(`${key}.json`, text(JSON.stringify({ i, caption: `sample ${i} ✓` })))];
+    return i % 2 ? pair.reverse() : pair;
+  });
+  writeFileSync(archive, await tarOf(samples.flat()));
+  const args = [archive, '-o', join(dir, 'feats.jsonl'), '--keep-json', '--cache-dir', join(dir, 'cache'), ...TINY];
+  const killed = await runAndSignal([...args, '--decode-ahead', '1'], join(dir, '.feats.jsonl.partial'), 8, 'SIGKILL');
+  assert.equal(killed.signal, 'SIGKILL', `the run ended before the kill: ${killed.stderr}`);
+  const withoutIt = await cli(args.filter((a) => a !== '--keep-json').concat('--resume'));
+  assert.equal(withoutIt.code, 1, withoutIt.stderr);
+  assert.match(withoutIt.stderr, /--keep-json: true before, undefined now/);
+  const resumed = await cli([...args, '--resume']);
+  assert.equal(resumed.code, 0, resumed.stderr);
+  assert.match(resumed.stderr, /resuming .*: \d+ of 200 inputs already done/);
+  const fresh = await cli([archive, '-o', join(dir, 'fresh.jsonl'), '--keep-json', ...TINY]);
+  assert.equal(fresh.code, 0, fresh.stderr);
+  assert.ok(readFileSync(join(dir, 'feats.jsonl')).equals(readFileSync(join(dir, 'fresh.jsonl'))), 'resumed equals fresh, byte for byte');
+  assert.deepEqual(readJsonl(join(dir, 'feats.jsonl')).filter((l) => l.type === 'row').map((l) => l.json),
+    samples.map((pair) => JSON.parse(pair.find((m) => m.header.name.endsWith('.json'))!.body!.toString())));
+  const update = await cli([...args, '--update']);
+  assert.equal(update.code, 1, update.stderr);
+  assert.match(update.stderr, /--update with --keep-json is not supported yet/);
 });
