@@ -180,7 +180,8 @@ export class TarArchive {
         else for await (const _ of entry);
       }
       const sample: TarSample = { bytes, ...(ref.sidecar ? await this.sidecarOf(ref.sidecar) : {}) };
-      if (this.at >= this.lastOrdinal) this.close();
+      // Past the last image, unless images held on the way to a sidecar are still to be asked for.
+      if (this.at >= this.lastOrdinal && this.held.size === 0) this.close();
       return sample;
     } catch (err) {
       this.close();

@@ -248,3 +248,17 @@ test('--keep-json --resume after a kill equals an uninterrupted run byte for byt
   assert.equal(update.code, 1, update.stderr);
   assert.match(update.stderr, /--update with --keep-json is not supported yet/);
 });
+
+test('the reader holds the images it passes on the way to their sidecar: the second image of a sample is not read from the archive again', async () => {
+  const dir = tmp();
+  const archive = join(dir, 'k.tar');
+  writeFileSync(archive, await tarOf([member('k.png', text('png-k')), member('k.jpg', text('jpg-k')), member('k.json', text('{"k":1}'))]));
+  const listed = await listTar(archive, IMAGE_EXTENSIONS, { keepJson: true });
+  const [a, b] = listed.map((l) => l.member as TarMemberRef);
+  const first = await a!.archive.readSample(a!, listed[0]!.path);
+  assert.deepEqual([first.bytes.toString(), first.json], ['png-k', { k: 1 }]);
+  // The archive is gone now: what the reader passed must come from what it held.
+  writeFileSync(archive, Buffer.alloc(0));
+  const second = await b!.archive.readSample(b!, listed[1]!.path);
+  assert.deepEqual([second.bytes.toString(), second.json], ['jpg-k', { k: 1 }]);
+});
