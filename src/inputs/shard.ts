@@ -6,7 +6,11 @@ import type { TarMemberRef } from './tar.js';
  * One image of the run: its position in the full input list, its path (with its bytes when they are
  * not UTF-8: core/path-text.ts), what the walk could not read of it, and (region runs) what to describe in it.
  */
-export interface WorkItem { index: number; path: string; pathBytes?: Buffer; failure?: InputFailure; regions?: RegionPlan; member?: TarMemberRef; sample?: TarMemberRef }
+export interface WorkItem {
+  index: number; path: string; pathBytes?: Buffer; failure?: InputFailure; regions?: RegionPlan; member?: TarMemberRef; sample?: TarMemberRef;
+  /** Every input listed from an archive (its members and the listing's failures): the archive as given. */
+  archive?: string;
+}
 
 /** The fields every record of an item starts with: its position and its path (with its bytes, when not UTF-8). */
 export function recordRef(item: WorkItem): { index: number; path: string; pathBytes?: Buffer; key?: string } {
@@ -83,5 +87,5 @@ export function shardOfPath(path: string | Buffer, count: number): number {
 export function selectShard(items: readonly WorkItem[], spec: ShardSpec | undefined): WorkItem[] {
   if (!spec || spec.count === 1) return [...items];
   // A tar member goes with its archive: each task reads whole archives (the unit of an array job).
-  return items.filter((it) => shardOfPath(it.member ? it.member.archive.path : it.pathBytes ?? it.path, spec.count) === spec.index);
+  return items.filter((it) => shardOfPath(it.archive ?? it.pathBytes ?? it.path, spec.count) === spec.index);
 }

@@ -54,6 +54,8 @@ export interface TarInput {
   path: string;
   pathBytes?: Buffer;
   source: 'tar';
+  /** The archive as given: a member's failure goes to the same --shard task as the rest of its archive. */
+  archive: string;
   failure?: InputFailure;
   member?: TarMemberRef;
   /**
@@ -314,7 +316,7 @@ export async function listTar(archive: string, exts: ReadonlySet<string>, limits
   const out: TarInput[] = [];
   const member = (name: string, extra: Partial<TarInput>): TarInput => {
     const { path, pathBytes } = pathOfBytes(Buffer.concat([Buffer.from(archive, 'utf8'), Buffer.from('#'), Buffer.from(name, 'latin1')]));
-    return { path, ...(pathBytes ? { pathBytes } : {}), source: 'tar', ...extra };
+    return { path, ...(pathBytes ? { pathBytes } : {}), source: 'tar', archive, ...extra };
   };
   const failure = (reason: InputFailure['reason'], error: string): { failure: InputFailure } => ({ failure: { reason, error } });
   const { ex, source } = open(archive);
@@ -355,7 +357,7 @@ export async function listTar(archive: string, exts: ReadonlySet<string>, limits
     const code = (err as NodeJS.ErrnoException).code;
     if (code !== undefined && ordinal < 0 && inBody === undefined) {
       // The archive itself could not be opened or read (EACCES, EISDIR…).
-      out.push({ path: archive, source: 'tar', ...failure('unreadable', `cannot read archive: ${why}`) });
+      out.push({ path: archive, source: 'tar', archive, ...failure('unreadable', `cannot read archive: ${why}`) });
       return out;
     }
     if (inBody?.entry && !inBody.entry.failure) {
@@ -365,7 +367,7 @@ export async function listTar(archive: string, exts: ReadonlySet<string>, limits
     }
     const after = inBody ? `inside member '${textOf(inBody.name)}'` : ordinal < 0 ? 'before its first member' : `after member '${textOf(previous ?? '')}'`;
     const what = /end of data|unexpected end/i.test(why) ? 'truncated' : 'corrupt';
-    out.push({ path: archive, source: 'tar', ...failure(what, `archive ${what === 'truncated' ? 'cut short' : 'damaged'} ${after}: anything after it is lost (${why})`) });
+    out.push({ path: archive, source: 'tar', archive, ...failure(what, `archive ${what === 'truncated' ? 'cut short' : 'damaged'} ${after}: anything after it is lost (${why})`) });
   } finally {
     ex.destroy();
     source.destroy();
