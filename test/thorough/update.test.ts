@@ -4,47 +4,25 @@
  * writes, byte for byte; the stored output stays intact until the new one is complete.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
-import sharp from 'sharp';
 import { runAndSignal, runCli } from '../helpers/cli.js';
-import { syntheticPixels } from '../helpers/pixels.js';
 import { fixture } from '../helpers/shared.js';
 import { tempDir } from '../helpers/tmp.js';
+import { assertSameOutput, filesOf, imageFolder, manifestOf, snapshot, writeImage } from '../helpers/update.js';
 
 let cache = '';
 const model = (which = 'tiny-layers') => ['--model', fixture(which), '--engine', 'onnx', '--threads', '1', '--cache-dir', cache];
-const manifestOf = (npy: string) => npy.replace(/\.npy$/, '.manifest.jsonl');
-/** The files an output is made of. */
-const filesOf = (out: string) => (out.endsWith('.npy') ? [out, manifestOf(out)] : [out]);
 
 before(() => {
   cache = join(tempDir('spp-update-'), 'cache');
 });
 
-/** A small PNG of deterministic noise: a distinct image (and SHA-256) per seed. */
-async function writeImage(path: string, seed: number): Promise<void> {
-  const { data, width, height } = syntheticPixels(40, 30, seed);
-  await sharp(Buffer.from(data), { raw: { width, height, channels: 3 } }).png().toFile(path);
-}
-
-async function imageFolder(dir: string, seeds: readonly number[]): Promise<string> {
-  const images = join(dir, 'images');
-  mkdirSync(images, { recursive: true });
-  for (const s of seeds) await writeImage(join(images, `img-${String(s).padStart(3, '0')}.png`), s);
-  return images;
-}
-
 async function extract(args: string[]) {
   const r = await runCli([...args, ...model()]);
   assert.equal(r.code, 0, r.stderr);
   return r;
-}
-
-/** Every file in the folder (temp and lock files included) with its bytes. */
-function snapshot(dir: string): Record<string, string> {
-  return Object.fromEntries(readdirSync(dir).filter((f) => f !== 'images' && f !== 'cache').map((f) => [f, readFileSync(join(dir, f)).toString('base64')]));
 }
 
 for (const ext of ['npy', 'jsonl', 'json'] as const) {
@@ -64,7 +42,7 @@ for (const ext of ['npy', 'jsonl', 'json'] as const) {
     assert.match(updated.stderr, /done: 5 rows \(3 reused, 1 added, 2 redone, 1 dropped\), 1 failed/);
     const fresh = join(dir, `fresh.${ext}`);
     await runCli([images, '-o', fresh, ...model()]);
-    filesOf(out).forEach((f, i) => assert.deepEqual(readFileSync(f), readFileSync(filesOf(fresh)[i]!), `${f} differs from a fresh run's`));
+    assertSameOutput(out, fresh);
     assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith('.')), [], 'no temp or lock file left');
     // Every row records its file's identity.
     const text = readFileSync(ext === 'npy' ? manifestOf(out) : out, 'utf8');
@@ -129,5 +107,5 @@ test('--update killed midway leaves the old output intact; the next --update sta
   assert.match(again.stderr, /63 rows \(3 reused, 60 added, 0 redone, 0 dropped\)/);
   const fresh = join(dir, 'fresh.npy');
   await extract([images, '-o', fresh]);
-  filesOf(out).forEach((f, i) => assert.deepEqual(readFileSync(f), readFileSync(filesOf(fresh)[i]!), `${f} differs from a fresh run's`));
+  assertSameOutput(out, fresh);
 });
