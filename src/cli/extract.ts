@@ -119,7 +119,7 @@ const flagOf = (key: 'sample' | 'whiten' | 'pcaPre') => flagName(findOption(key)
 /** What --update does not handle yet: refused before anything is read. */
 function checkUpdateOptions(o: Options, output: string): void {
   if (!o.update) return;
-  const unsupported = (['shard', 'boxes', 'grid', 'pca', 'pcaDim'] as const).find((k) => o[k] !== undefined);
+  const unsupported = (['boxes', 'grid', 'pca', 'pcaDim'] as const).find((k) => o[k] !== undefined);
   if (unsupported) throw new UsageError(`--update with ${flagName(findOption(unsupported))} is not supported yet`);
   if (output === '-') throw new UsageError('--update needs a file for -o (it rewrites the output there), not stdout');
 }
@@ -279,7 +279,7 @@ async function updateInto(
   if (target.kind !== 'file') throw new UsageError('--update needs a file for -o');
   const base: UpdateBase = await readUpdateBase(target.path, target.target, format, header);
   try {
-    const plan: UpdatePlan = await planUpdate(items, base);
+    const plan: UpdatePlan = await planUpdate(items, header.inputs, base);
     if (plan.upToDate) {
       process.stderr.write(`spp-extract: ${printable(output)} is up to date (${plural(plan.counts.reused, 'row')} reused); nothing to do\n`);
       return EXIT.ok;

@@ -15,7 +15,7 @@ export interface UpdatePlan {
   /** Inputs whose stored row is kept, in input order. */
   reuse: { item: WorkItem; stored: StoredRecord }[];
   counts: UpdateCounts;
-  /** Nothing to describe, drop or renumber: the stored output is what a fresh run would write. */
+  /** Nothing to describe, drop or renumber, the same input count: the stored output is what a fresh run would write. */
   upToDate: boolean;
 }
 
@@ -24,9 +24,12 @@ const HASHING_AT_ONCE = 8;
 
 const keyOf = (item: WorkItem) => recordKey({ path: item.path, ...(item.pathBytes ? { path_bytes: item.pathBytes.toString('base64') } : {}) });
 
-/** Compares every input with its stored record; a stored row is reused only when the file's bytes hash the same. */
+/**
+ * Compares every input of this run (of its shard, with --shard) with its stored record; a stored
+ * row is reused only when the file's bytes hash the same. `inputs`: the full input list's length.
+ */
 export async function planUpdate(
-  items: readonly WorkItem[], base: UpdateBase, identity: (path: string | Buffer) => Promise<string | undefined> = contentIdentity,
+  items: readonly WorkItem[], inputs: number, base: UpdateBase, identity: (path: string | Buffer) => Promise<string | undefined> = contentIdentity,
 ): Promise<UpdatePlan> {
   const stored = items.map((item) => base.records.get(keyOf(item)));
   const hashes: (string | undefined)[] = new Array(items.length);
@@ -53,7 +56,8 @@ export async function planUpdate(
     else plan.counts.added++;
   });
   plan.counts.dropped = base.records.size - (plan.counts.reused + plan.counts.redone);
-  plan.upToDate = plan.extract.length === 0 && plan.counts.dropped === 0 && !renumbered;
+  // A shard's header counts every input: files added to other shards change it too.
+  plan.upToDate = plan.extract.length === 0 && plan.counts.dropped === 0 && !renumbered && base.header.inputs === inputs;
   return plan;
 }
 

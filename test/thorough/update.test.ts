@@ -84,7 +84,7 @@ test('--update refuses an output made with other options or another model, an in
   assert.match(cut.stderr, /--update: .*cut\.jsonl is not complete \(an interrupted run left .*\): finish it with --resume first/);
   const shard = await runCli([images, '-o', out, '--update', '--shard', '1/2', ...model()]);
   assert.equal(shard.code, 1);
-  assert.match(shard.stderr, /--update with --shard is not supported yet/);
+  assert.match(shard.stderr, /--update: .*feats\.npy was made with no --shard, this run has --shard 1\/2: each shard updates its own output; give the --shard it was made with/);
   const resume = await runCli([images, '-o', out, '--update', '--resume', ...model()]);
   assert.equal(resume.code, 1);
   assert.match(resume.stderr, /--update and --resume contradict each other/);
