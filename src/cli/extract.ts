@@ -12,7 +12,7 @@ import { describeImages, fitInto, fitSummary, projectionChoice } from './fit-pca
 import { resolveCommandLine, type ResolvedCommandLine } from '../core/resolve.js';
 import { expandInputs } from '../inputs/expand.js';
 import { readBoxesFile, recordsOf } from '../inputs/boxes.js';
-import { checkUpdatable, openWriter, readUpdateBase, replacesFinishedOutput, outputTempFiles, prepareOutput, type OpenedOutput, type PreparedOutput, type RunHeader, type RunSummary, type UpdateBase } from '../output/index.js';
+import { checkUpdatable, findUpdateContinuation, openWriter, readUpdateBase, replacesFinishedOutput, outputTempFiles, prepareOutput, type OpenedOutput, type PreparedOutput, type RunHeader, type RunSummary, type UpdateBase, type UpdateContinuation } from '../output/index.js';
 import { planUpdate, reusingWriter, type UpdateCounts, type UpdatePlan } from '../pipeline/update.js';
 import { openExtractor, optionAdvice, type Extractor } from '../pipeline/extractor.js';
 import { defaultDecodeAhead, prefetchDecodes, runExtraction, type RunOptions, type WorkItem } from '../pipeline/run.js';
@@ -270,7 +270,8 @@ async function extractItems(
  * --update: the stored output's rows are kept where the file is unchanged (path and SHA-256), the
  * other inputs are described, and the result is written as a fresh run's files under temp names,
  * renamed over the stored output once complete. Cut short, the stored output stays; the temp files
- * are what a fresh run would have written so far (--resume finishes them; --update starts over).
+ * are what a fresh run would have written so far: --update again continues them (when the inputs
+ * and options are the same so far), --resume finishes them as a fresh run.
  */
 async function updateInto(
   prepared: PreparedOutput, header: RunHeader, items: WorkItem[], output: string, extractor: Extractor, reporter: Reporter, o: Options,
@@ -279,19 +280,30 @@ async function updateInto(
   if (target.kind !== 'file') throw new UsageError('--update needs a file for -o');
   const base: UpdateBase = await readUpdateBase(target.path, target.target, format, header);
   try {
-    const plan: UpdatePlan = await planUpdate(items, header.inputs, base);
+    const startOver = (why: string) => reporter.line(`spp-extract: ${printable(output)}: the temp files of an interrupted update are stale (${why}); starting over`);
+    let continuation: UpdateContinuation = await findUpdateContinuation(target.path, target.target, format, header, items);
+    if (continuation.kind === 'stale') startOver('the inputs or options changed since');
+    let plan = await planUpdate(items, header.inputs, base, continuation.kind === 'resume' ? continuation.identities : []);
+    if (plan === 'stale') {
+      startOver('a file it had done changed since');
+      continuation = { kind: 'fresh' };
+      plan = await planUpdate(items, header.inputs, base) as UpdatePlan;
+    }
     if (plan.upToDate) {
       process.stderr.write(`spp-extract: ${printable(output)} is up to date (${plural(plan.counts.reused, 'row')} reused); nothing to do\n`);
       return EXIT.ok;
     }
-    const forgetTemps = removeOnInterrupt(outputTempFiles(target.path, format));
+    const at = continuation.kind === 'resume' ? continuation.point : { kind: 'fresh' as const };
+    if (at.kind === 'resume') reporter.line(`spp-extract: continuing the interrupted update of ${printable(output)}: ${at.startAt} of ${plural(items.length, 'input')} already done`);
+    const forgetTemps = at.kind === 'fresh' ? removeOnInterrupt(outputTempFiles(target.path, format)) : () => undefined;
     let opened: Writer;
     try {
-      opened = await openWriter(prepared, header, [], false) as Writer;
+      opened = await openWriter(prepared, header, [], false, undefined, at) as Writer;
     } finally {
       forgetTemps();
     }
-    const run = { ...opened, writer: reusingWriter(opened.writer, plan, base), rows: plan.counts.reused };
+    // The described inputs run from their first; the rows before (done, and kept) are counted in.
+    const run = { ...opened, writer: reusingWriter(opened.writer, plan, base), startAt: 0, rows: opened.rows + plan.counts.reused };
     return await runAndReport(run, output, { resumable: true, replacing: true, projected: false, update: plan.counts }, plan.extract, extractor, reporter, o);
   } finally {
     await base.close();
@@ -418,9 +430,9 @@ async function runAndReport(
 /** `done: 6 rows, 0 failed, 0:02 (3.1 img/s) → feats.npy + feats.manifest.jsonl`; img/s counts images this run described. */
 function summaryLine(summary: RunSummary, imagesDone: number, secs: number, where: string, o: Options, update?: UpdateCounts): string {
   const rate = secs > 0 ? imagesDone / secs : 0;
-  const state = summary.complete ? 'done' : 'interrupted (finish with --resume)';
+  const state = summary.complete ? 'done' : `interrupted (finish with ${update ? '--update' : '--resume'})`;
   const rss = o.verbose ? `, peak RSS ${Math.round(process.resourceUsage().maxRSS / 1024)} MiB` : '';
-  const counts = update ? ` (${update.reused} reused, ${update.added} added, ${update.redone} redone, ${update.dropped} dropped)` : '';
+  const counts = update ? ` (${update.done !== undefined ? `${update.done} done before, ` : ''}${update.reused} reused, ${update.added} added, ${update.redone} redone, ${update.dropped} dropped)` : '';
   return `spp-extract: ${state}: ${plural(summary.rows, 'row')}${counts}, ${summary.failures} failed, ` +
     `${formatDuration(secs * 1000)} (${rate.toFixed(1)} img/s${rss}) → ${where}\n`;
 }

@@ -91,21 +91,66 @@ test('--update refuses an output made with other options or another model, an in
   assert.deepEqual(snapshot(dir), { ...before, '.cut.jsonl.partial': '' });
 });
 
-test('--update killed midway leaves the old output intact; the next --update starts over and completes', async () => {
+/** The temp file a run's progress shows in first: the manifest (.npy), the file itself (.jsonl), the journal (.json). */
+const journalOf = (dir: string, ext: string) => join(dir, ext === 'npy' ? '.feats.manifest.jsonl.partial' : ext === 'jsonl' ? '.feats.jsonl.partial' : '.feats.json.journal.partial');
+
+/** An output of 4 images, then 60 more added and an --update of it killed midway; the old output checked intact. */
+async function killedUpdate(ext: string) {
   const dir = tempDir('spp-update-');
   const images = await imageFolder(dir, [1, 2, 3]);
-  const out = join(dir, 'feats.npy');
+  await writeImage(join(images, 'z-old.png'), 4); // kept, after every new file: put back after the continuation
+  const out = join(dir, `feats.${ext}`);
   await extract([images, '-o', out]);
   const old = filesOf(out).map((f) => readFileSync(f));
   for (let s = 100; s < 160; s++) await writeImage(join(images, `new-${s}.png`), s);
-  const killed = await runAndSignal([images, '-o', out, '--update', ...model()], join(dir, '.feats.manifest.jsonl.partial'), 5, 'SIGKILL');
+  const killed = await runAndSignal([images, '-o', out, '--update', ...model()], journalOf(dir, ext), 5, 'SIGKILL');
   assert.ok(killed.sent, killed.stderr);
   assert.equal(killed.signal, 'SIGKILL', `the run ended before the kill: ${killed.stderr}`);
   filesOf(out).forEach((f, i) => assert.deepEqual(readFileSync(f), old[i], `${f} changed`));
-  assert.ok(existsSync(join(dir, '.feats.npy.partial')), 'the killed update left its temp files');
-  const again = await extract([images, '-o', out, '--update']);
-  assert.match(again.stderr, /63 rows \(3 reused, 60 added, 0 redone, 0 dropped\)/);
-  const fresh = join(dir, 'fresh.npy');
-  await extract([images, '-o', fresh]);
-  assertSameOutput(out, fresh);
+  assert.ok(existsSync(journalOf(dir, ext)), 'the killed update left its temp files');
+  return { dir, images, out };
+}
+
+for (const ext of ['npy', 'jsonl', 'json'] as const) {
+  test(`--update (.${ext}) killed midway leaves the old output intact; the next --update continues its temp files and completes`, async () => {
+    const { dir, images, out } = await killedUpdate(ext);
+    const again = await extract([images, '-o', out, '--update']);
+    const said = /continuing the interrupted update of .*: (\d+) of 64 inputs already done/.exec(again.stderr);
+    assert.ok(said, again.stderr);
+    const done = Number(said[1]);
+    assert.ok(done >= 5 && done < 64, `${done} done before the kill`);
+    // The 3 old images come first (done before the kill); z-old.png, last, is put back from the old output.
+    assert.match(again.stderr, new RegExp(`done: 64 rows \\(${done} done before, 1 reused, ${63 - done} added, 0 redone, 0 dropped\\)`));
+    const fresh = join(dir, `fresh.${ext}`);
+    await extract([images, '-o', fresh]);
+    assertSameOutput(out, fresh);
+    assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith('.')), [], 'no temp or lock file left');
+  });
+}
+
+test('an interrupted --update whose files changed since starts over, saying so; --resume finishes one as a fresh run', async () => {
+  // A file it had done was replaced: its row in the temp files is stale.
+  const a = await killedUpdate('npy');
+  await writeImage(join(a.images, 'img-001.png'), 11);
+  const replaced = await extract([a.images, '-o', a.out, '--update']);
+  assert.match(replaced.stderr, /feats\.npy: the temp files of an interrupted update are stale \(a file it had done changed since\); starting over/);
+  assert.match(replaced.stderr, /done: 64 rows \(3 reused, 60 added, 1 redone, 0 dropped\)/);
+  await extract([a.images, '-o', join(a.dir, 'fresh.npy')]);
+  assertSameOutput(a.out, join(a.dir, 'fresh.npy'));
+
+  // A file added before the ones it had done: the input list it was writing is not this one.
+  const b = await killedUpdate('npy');
+  await writeImage(join(b.images, 'a-first.png'), 12);
+  const added = await extract([b.images, '-o', b.out, '--update']);
+  assert.match(added.stderr, /the temp files of an interrupted update are stale \(the inputs or options changed since\); starting over/);
+  assert.match(added.stderr, /done: 65 rows \(4 reused, 61 added, 0 redone, 0 dropped\)/);
+  await extract([b.images, '-o', join(b.dir, 'fresh.npy')]);
+  assertSameOutput(b.out, join(b.dir, 'fresh.npy'));
+
+  // --resume: the temp files are a fresh run's so far; it describes the rest.
+  const c = await killedUpdate('jsonl');
+  const resumed = await extract([c.images, '-o', c.out, '--resume']);
+  assert.match(resumed.stderr, /resuming .*feats\.jsonl: \d+ of 64 inputs already done/);
+  await extract([c.images, '-o', join(c.dir, 'fresh.jsonl')]);
+  assertSameOutput(c.out, join(c.dir, 'fresh.jsonl'));
 });
