@@ -116,11 +116,15 @@ function checkPcaOptions(o: Options, output: string): void {
 
 const flagOf = (key: 'sample' | 'whiten' | 'pcaPre') => flagName(findOption(key));
 
-/** What --update does not handle yet: refused before anything is read. */
+/** What --update does not handle: refused before anything is read. */
 function checkUpdateOptions(o: Options, output: string): void {
   if (!o.update) return;
-  const unsupported = (['boxes', 'grid', 'pca', 'pcaDim'] as const).find((k) => o[k] !== undefined);
-  if (unsupported) throw new UsageError(`--update with ${flagName(findOption(unsupported))} is not supported yet`);
+  if (o.pcaDim !== undefined) {
+    throw new UsageError(`--update with --pca-dim: it fits the projection on the inputs, so every row changes as they do; ` +
+      `fit once (\`spp-extract fit-pca … -o proj.npz\`, or keep the ${pcaPathFor(output)} this output was made with) and give --update --pca with that file`);
+  }
+  const regions = (['boxes', 'grid'] as const).find((k) => o[k] !== undefined);
+  if (regions) throw new UsageError(`--update with ${flagName(findOption(regions))} is not supported yet: region rows are several per image, and --update keeps rows by image; run again with --force`);
   if (output === '-') throw new UsageError('--update needs a file for -o (it rewrites the output there), not stdout');
 }
 
@@ -243,7 +247,7 @@ async function extractItems(
     const header = runHeader(extractor.info, o, entries, shard, projection);
     if (o.update && target.kind === 'file') {
       forgetTemps();
-      return await updateInto(prepared, header, items, output, extractor, reporter, o);
+      return await updateInto(prepared, header, items, output, extractor, reporter, o, projector);
     }
     let opened: OpenedOutput;
     try {
@@ -274,7 +278,7 @@ async function extractItems(
  * and options are the same so far), --resume finishes them as a fresh run.
  */
 async function updateInto(
-  prepared: PreparedOutput, header: RunHeader, items: WorkItem[], output: string, extractor: Extractor, reporter: Reporter, o: Options,
+  prepared: PreparedOutput, header: RunHeader, items: WorkItem[], output: string, extractor: Extractor, reporter: Reporter, o: Options, projector?: Projector,
 ): Promise<number> {
   const { target, format } = prepared;
   if (target.kind !== 'file') throw new UsageError('--update needs a file for -o');
@@ -303,8 +307,10 @@ async function updateInto(
       forgetTemps();
     }
     // The described inputs run from their first; the rows before (done, and kept) are counted in.
-    const run = { ...opened, writer: reusingWriter(opened.writer, plan, base), startAt: 0, rows: opened.rows + plan.counts.reused };
-    return await runAndReport(run, output, { resumable: true, replacing: true, projected: false, update: plan.counts }, plan.extract, extractor, reporter, o);
+    // Kept rows are projected already: they join after the projection, in input order.
+    const reusing = reusingWriter(opened.writer, plan, base);
+    const run = { ...opened, writer: projector ? projectingWriter(reusing, projector) : reusing, startAt: 0, rows: opened.rows + plan.counts.reused };
+    return await runAndReport(run, output, { resumable: true, replacing: true, projected: projector !== undefined, update: plan.counts }, plan.extract, extractor, reporter, o);
   } finally {
     await base.close();
   }

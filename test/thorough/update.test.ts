@@ -154,3 +154,37 @@ test('an interrupted --update whose files changed since starts over, saying so; 
   await extract([c.images, '-o', join(c.dir, 'fresh.jsonl')]);
   assertSameOutput(c.out, join(c.dir, 'fresh.jsonl'));
 });
+
+test('--update --pca FILE (.npy, .jsonl, .json) after adding, replacing and deleting files equals a fresh --pca run byte for byte; another projection, --pca-dim and regions are refused', async () => {
+  const dir = tempDir('spp-update-');
+  const images = await imageFolder(dir, [1, 2, 3, 4, 5, 6, 7, 8]);
+  const proj = join(dir, 'proj.npz');
+  const other = join(dir, 'other.npz');
+  await extract(['fit-pca', images, '--dim', '4', '-o', proj]);
+  await extract(['fit-pca', images, '--dim', '3', '-o', other]);
+  for (const ext of ['npy', 'jsonl', 'json']) await extract([images, '-o', join(dir, `feats.${ext}`), '--pca', proj]);
+  await writeImage(join(images, 'a-new.png'), 9); // added first: every kept row renumbered
+  await writeImage(join(images, 'img-002.png'), 22); // replaced
+  rmSync(join(images, 'img-004.png')); // deleted
+  for (const ext of ['npy', 'jsonl', 'json']) {
+    const out = join(dir, `feats.${ext}`);
+    const r = await extract([images, '-o', out, '--update', '--pca', proj]);
+    assert.match(r.stderr, /done: 8 rows \(6 reused, 1 added, 1 redone, 1 dropped\)/);
+    const fresh = join(dir, `fresh.${ext}`);
+    await extract([images, '-o', fresh, '--pca', proj]);
+    assertSameOutput(out, fresh, `a fresh --pca run's (.${ext})`);
+  }
+  const before = snapshot(dir);
+  const refusals: [string[], RegExp][] = [
+    [['--pca', other], /--update: .*feats\.npy was made with different options \(.*pca.*\); use --force to start over/],
+    [[], /--update: .*feats\.npy was made with different options \(.*pca.*\)/],
+    [['--pca-dim', '4'], /--update with --pca-dim: it fits the projection on the inputs, so every row changes as they do; fit once .* and give --update --pca with that file/],
+    [['--grid', '2x2'], /--update with --grid is not supported yet: region rows are several per image, and --update keeps rows by image; run again with --force/],
+  ];
+  for (const [args, message] of refusals) {
+    const r = await runCli([images, '-o', join(dir, 'feats.npy'), '--update', ...args, ...model()]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, message);
+  }
+  assert.deepEqual(snapshot(dir), before, 'a refused --update touches nothing');
+});
