@@ -363,18 +363,18 @@ function tellAboutRun(extractor: Extractor, reporter: Reporter, o: Options, inpu
 }
 
 /** What a run cut short leaves: a file resumes, a stream (stdout, FIFO, device) is cut. */
-const cutShort = (resumable: boolean) => (resumable ? 'what is on disk is kept: finish with --resume' : 'the output is cut short');
+const cutShort = (resumable: boolean, finish = '--resume') => (resumable ? `what is on disk is kept: finish with ${finish}` : 'the output is cut short');
 
 /**
  * While the run loop runs, first Ctrl-C / SIGTERM: finish the image in flight, then write out what
  * is done. Second: exit now (lock released, one line).
  */
-function onSignals(reporter: Reporter, resumable: boolean): { signal: AbortSignal; off(): void } {
+function onSignals(reporter: Reporter, resumable: boolean, finish?: string): { signal: AbortSignal; off(): void } {
   const abort = new AbortController();
   const off = takeOverSignals((sig) => {
     if (abort.signal.aborted) {
       reporter.stop();
-      stopNow(sig, `stopped at once; ${cutShort(resumable)}`);
+      stopNow(sig, `stopped at once; ${cutShort(resumable, finish)}`);
       return;
     }
     reporter.line(`spp-extract: ${sig}: stopping after the current image, writing what is done`);
@@ -389,9 +389,11 @@ async function runAndReport(
   reporter: Reporter, o: Options, prefetched?: RunOptions['prefetched'],
 ): Promise<number> {
   const { writer } = opened;
-  const signals = onSignals(reporter, resumable);
+  // An update cut short continues with --update (--resume would describe the rest again).
+  const finish = update ? '--update' : '--resume';
+  const signals = onSignals(reporter, resumable, finish);
   // A signal once the loop is over (the engine closing) stops at once: say what the loop left.
-  let after = `stopped; ${cutShort(resumable)}`;
+  let after = `stopped; ${cutShort(resumable, finish)}`;
   reporter.start(items.length - opened.startAt);
   const started = Date.now();
   let imagesDone = 0;

@@ -128,6 +128,23 @@ for (const ext of ['npy', 'jsonl', 'json'] as const) {
   });
 }
 
+test('--update stopped by Ctrl-C says to finish with --update, which continues it', async () => {
+  const dir = tempDir('spp-update-');
+  const images = await imageFolder(dir, [1, 2, 3]);
+  const out = join(dir, 'feats.jsonl');
+  await extract([images, '-o', out]);
+  // Enough that the run is still going when the signal lands.
+  for (let s = 100; s < 220; s++) await writeImage(join(images, `new-${s}.png`), s);
+  const stopped = await runAndSignal([images, '-o', out, '--update', '--decode-ahead', '1', ...model()], journalOf(dir, 'jsonl'), 5, 'SIGINT');
+  assert.equal(stopped.code, 130, stopped.stderr);
+  assert.ok(stopped.sent, stopped.stderr);
+  assert.match(stopped.stderr, /interrupted \(finish with --update\): .*temp files; .*feats\.jsonl is still the earlier output/);
+  const again = await extract([images, '-o', out, '--update']);
+  assert.match(again.stderr, /continuing the interrupted update of .*feats\.jsonl: \d+ of 123 inputs already done/);
+  await extract([images, '-o', join(dir, 'fresh.jsonl')]);
+  assertSameOutput(out, join(dir, 'fresh.jsonl'));
+});
+
 test('an interrupted --update whose files changed since starts over, saying so; --resume finishes one as a fresh run', async () => {
   // A file it had done was replaced: its row in the temp files is stale.
   const a = await killedUpdate('npy');
