@@ -80,7 +80,9 @@ async function listImages(inputs: string[], o: Options, reporter: Reporter): Pro
     const format = o.boxFormat;
     return images.filter((i) => i.boxes.length > 0).map((i, index) => ({ index, path: i.path, regions: { kind: 'boxes', boxes: i.boxes, format } }));
   }
-  const entries = await expandInputs(inputs, { stdin: process.stdin, nulSeparated: o.null === true });
+  // Tar members are hashed while listed only where the run compares them with stored rows.
+  const hashMembers = o.resume === true || o.update === true;
+  const entries = await expandInputs(inputs, { stdin: process.stdin, nulSeparated: o.null === true, hashMembers });
   const grid = o.grid === undefined ? undefined : parseGrid(o.grid)!;
   const regions = grid ? { kind: 'grid' as const, ...grid, full: o.gridNoFull !== true } : undefined;
   return entries.map(({ source: _source, ...e }, index) => ({ index, ...e, ...(regions ? { regions } : {}) }));
@@ -183,8 +185,6 @@ async function extractInto(
   // An empty list is a mistake (a wrong folder, an empty find): refused before anything is written,
   // so the corrected run needs no --force. A shard that gets none of a non-empty list still writes.
   if (entries.length === 0) throw new Error(noImagesMessage(inputs));
-  if (o.resume && entries.some((e) => e.member)) throw new UsageError('--resume with .tar inputs is not supported yet: run again with --force to start over');
-  if (o.update && entries.some((e) => e.member)) throw new UsageError('--update with .tar inputs is not supported yet: run again with --force to redo the output');
   await prepared.refuseInputs(withoutMembers(entries).map((e) => ({ path: e.pathBytes ?? e.path, shown: e.path, what: 'the input' })));
   try {
     return await extractItems(prepared, output, entries, o, shard, reading, reporter);
@@ -239,7 +239,7 @@ async function extractItems(
       projector ??= await openProjector(projection);
     }
     tellAboutRun(extractor, reporter, o, `${plural(items.length, 'input')}${shard ? ` (shard ${shard.index}/${shard.count} of ${entries.length})` : ''}`);
-    const resumeItems = items.map((i) => (i.regions ? { ...recordRef(i), records: recordsOf(i.regions) } : i));
+    const resumeItems = items.map((i) => (i.regions ? { ...recordRef(i), records: recordsOf(i.regions) } : i.member?.sha256 ? { ...i, sha256: i.member.sha256 } : i));
     // A signal before the run loop removes the temp files a fresh run has only begun; from the loop on they are resumable state.
     const { target, format } = prepared;
     const forgetTemps = !o.resume && target.kind === 'file' ? removeOnInterrupt(outputTempFiles(target.path, format)) : () => undefined;

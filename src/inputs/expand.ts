@@ -31,6 +31,8 @@ export interface ExpandOptions {
   stdin?: NodeJS.ReadableStream;
   /** stdin paths are NUL-separated (find -print0) instead of one per line. */
   nulSeparated?: boolean;
+  /** Tar members' bytes are hashed while listed (--resume, --update: inputs/tar.ts). */
+  hashMembers?: boolean;
   /** Extensions kept when walking directories (default IMAGE_EXTENSIONS). Lowercase with dot. */
   extensions?: ReadonlySet<string>;
   /** @deprecated no longer called: a folder that cannot be read is now an entry with a `failure`. */
@@ -250,8 +252,8 @@ async function readStdinPaths(stream: NodeJS.ReadableStream, nul: boolean): Prom
 
 /**
  * CLI arguments -> ordered input list, argument by argument:
- * - '-': paths from stdin (one per line, or NUL-separated), taken as explicit files (no extension filter).
- *   Allowed once, since stdin can only be read once.
+ * - '-': paths from stdin (one per line, or NUL-separated), taken as explicit files (no extension filter);
+ *   a `.tar` (`.tar.gz`, `.tgz`) regular file there is read as an archive. Allowed once, since stdin can only be read once.
  * - an existing directory: its image files (see IMAGE_EXTENSIONS / opts.extensions), recursively,
  *   in byte order of the relative paths, hidden entries skipped; folders and entries that cannot be
  *   read become entries with a `failure` (see walkDirectory).
@@ -268,6 +270,7 @@ async function readStdinPaths(stream: NodeJS.ReadableStream, nul: boolean): Prom
  */
 export async function expandInputs(args: readonly string[], opts: ExpandOptions = {}): Promise<InputEntry[]> {
   const exts = opts.extensions ?? IMAGE_EXTENSIONS;
+  const tar = { hash: opts.hashMembers === true };
   const out: InputEntry[] = [];
   let stdinUsed = false;
   const missing: string[] = [];
@@ -276,7 +279,9 @@ export async function expandInputs(args: readonly string[], opts: ExpandOptions 
       if (stdinUsed) throw new Error("'-' (read paths from stdin) can be given only once");
       stdinUsed = true;
       for (const p of await readStdinPaths(opts.stdin ?? process.stdin, opts.nulSeparated ?? false)) {
-        out.push({ ...p, source: 'stdin' });
+        // An archive listed on stdin (`find shards -name '*.tar' | spp-extract -`) is read as one, as when named.
+        if (p.pathBytes === undefined && isTarPath(p.path) && (await statOrUndefined(p.path))?.isFile()) out.push(...(await listTar(p.path, exts, tar)));
+        else out.push({ ...p, source: 'stdin' });
       }
       continue;
     }
@@ -287,12 +292,12 @@ export async function expandInputs(args: readonly string[], opts: ExpandOptions 
       // Folders the glob could not read are failures (after its matches), never a silent gap.
       const blind = await globBlindSpots(arg);
       const matches = blind.length > 0 ? await expandGlob(arg) : await globMatches(arg);
-      for (const p of matches) out.push(...(isTarPath(p) ? await listTar(p, exts) : [{ path: p, source: 'glob' as const }]));
+      for (const p of matches) out.push(...(isTarPath(p) ? await listTar(p, exts, tar) : [{ path: p, source: 'glob' as const }]));
       out.push(...blind);
     } else {
       const why = st === undefined ? await missingWhy(arg) : undefined;
       if (why !== undefined) missing.push(why);
-      else if (isTarPath(arg) && st?.isFile()) out.push(...(await listTar(arg, exts)));
+      else if (isTarPath(arg) && st?.isFile()) out.push(...(await listTar(arg, exts, tar)));
       else out.push({ path: arg, source: 'file' });
     }
   }

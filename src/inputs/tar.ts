@@ -5,6 +5,7 @@
  * again in order, holding one member's bytes at a time per decode in flight.
  * Member names are only names: an absolute or `..` name is never a path, and nothing is written.
  */
+import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { createGunzip } from 'node:zlib';
 import type { Readable } from 'node:stream';
@@ -20,7 +21,12 @@ export const TAR_MAX_MEMBERS = 1_000_000;
 export const isTarPath = (p: string): boolean => /\.(tar|tar\.gz|tgz)$/i.test(p);
 const isGzip = (p: string) => /\.(tar\.gz|tgz)$/i.test(p);
 
-export interface TarLimits { maxMemberBytes?: number; maxMembers?: number }
+export interface TarLimits {
+  maxMemberBytes?: number;
+  maxMembers?: number;
+  /** Hash image members' bodies as they stream by (--resume, --update compare them with the stored rows'). */
+  hash?: boolean;
+}
 
 /** An archive with more members than TAR_MAX_MEMBERS: refused before anything is written. */
 export class TarTooManyMembersError extends Error {
@@ -48,6 +54,8 @@ export interface TarMemberRef {
   readonly name: string;
   readonly size: number;
   readonly key: string;
+  /** SHA-256 of the member's bytes, when the listing was asked to hash (TarLimits.hash). */
+  sha256?: string;
 }
 
 /** A member read in the run that is not as listed (the archive changed or is cut short): the member's failure. */
@@ -194,7 +202,9 @@ export async function listTar(archive: string, exts: ReadonlySet<string>, limits
       }
       if (listed) out.push(listed);
       inBody = { name, entry: listed };
-      for await (const _ of entry);
+      const hash = limits.hash && listed?.member ? createHash('sha256') : undefined;
+      for await (const chunk of entry) hash?.update(chunk as Buffer);
+      if (hash) listed!.member!.sha256 = hash.digest('hex');
       inBody = undefined;
       previous = name;
     }

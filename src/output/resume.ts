@@ -15,7 +15,11 @@ import { flagOfHeaderField } from '../core/options.js';
  * One input as the run sees it: its position in the full input list and its path; in a region run,
  * how many records (rows and box failures) it makes when it does not fail as a whole (default 1).
  */
-export interface ResumeItem { index: number; path: string; pathBytes?: Buffer; records?: number }
+export interface ResumeItem {
+  index: number; path: string; pathBytes?: Buffer; records?: number;
+  /** Its bytes' SHA-256 where the listing knows it (tar members): a row that records another was of other bytes. */
+  sha256?: string;
+}
 
 export type ResumeOutcome =
   | { kind: 'fresh' }
@@ -125,6 +129,9 @@ async function walkJournal(
         ? `'${line.path}' was input ${line.index} before and is input ${expected.index} now`
         : `input ${expected?.index ?? s.startAt} was '${line.path}' before and is '${expected?.path ?? '(none)'}' now`;
       throw new OutputRefused(`--resume: ${what}; the input list changed; use --force to start over`);
+    }
+    if (line.type === 'row' && expected.sha256 !== undefined && line.sha256 !== undefined && line.sha256 !== expected.sha256) {
+      throw new OutputRefused(`--resume: ${expected.path} changed since the interrupted run (its SHA-256 differs); use --force to start over`);
     }
     if (line.type === 'row') {
       if (s.rows + open.rows >= rowsOnDisk) return false; // journalled, but its bytes never reached the disk

@@ -5,7 +5,7 @@
  */
 import { contentIdentity } from '../decode/decode.js';
 import { NpyWriter, recordKey, type OutputWriter, type StoredRecord, type UpdateBase } from '../output/index.js';
-import type { WorkItem } from '../inputs/shard.js';
+import { recordRef, type WorkItem } from '../inputs/shard.js';
 
 /** `done`: inputs an interrupted --update had already written to the temp files this run continues. */
 export interface UpdateCounts { reused: number; added: number; redone: number; dropped: number; done?: number }
@@ -41,7 +41,12 @@ export async function planUpdate(
   const needed = (i: number) => (i < from ? done[i] !== undefined : stored[i] !== undefined && !stored[i]!.failed && !items[i]!.failure);
   let next = 0;
   const worker = async () => {
-    for (let i = next++; i < items.length; i = next++) if (needed(i)) hashes[i] = await identity(items[i]!.pathBytes ?? items[i]!.path);
+    for (let i = next++; i < items.length; i = next++) {
+      if (!needed(i)) continue;
+      // A tar member is no file: its hash was taken from its bytes while the archive was listed.
+      const { member } = items[i]!;
+      hashes[i] = member ? member.sha256 : await identity(items[i]!.pathBytes ?? items[i]!.path);
+    }
   };
   await Promise.all(Array.from({ length: HASHING_AT_ONCE }, worker));
   for (let i = 0; i < from; i++) if (hashes[i] !== done[i]) return 'stale';
@@ -76,10 +81,7 @@ export function reusingWriter(writer: OutputWriter, plan: UpdatePlan, base: Upda
   const putBack = async (before: number) => {
     for (; next < plan.reuse.length && plan.reuse[next]!.item.index < before; next++) {
       const { item, stored } = plan.reuse[next]!;
-      const rec = {
-        index: item.index, path: item.path, ...(item.pathBytes ? { pathBytes: item.pathBytes } : {}),
-        width: stored.width, height: stored.height, sha256: stored.sha256!,
-      };
+      const rec = { ...recordRef(item), width: stored.width, height: stored.height, sha256: stored.sha256! };
       if (writer instanceof NpyWriter) await writer.rawRow(rec, await base.rowBytes(stored));
       else await writer.row({ ...rec, descriptor: await base.rowValues(stored) });
     }

@@ -3,10 +3,10 @@ import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { test } from 'node:test';
 import { gzipSync } from 'node:zlib';
-import { pack, type Header } from 'tar-stream';
 import { IMAGE_EXTENSIONS } from '../../src/inputs/expand.js';
 import { TarTooManyMembersError, listTar, webDatasetKey } from '../../src/inputs/tar.js';
 import { runCli } from '../helpers/cli.js';
+import { tarOf, type Member } from '../helpers/tar.js';
 import { readJsonl } from '../helpers/jsonl.js';
 import { fixture } from '../helpers/shared.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -14,26 +14,10 @@ import { tempDir } from '../helpers/tmp.js';
 const TINY = ['--model', fixture('tiny-layers'), '--engine', 'onnx', '--threads', '1', '-q'];
 const tmp = () => tempDir('spp-tar-');
 /** The CLI with its caches in a temp folder, never the user's. */
-const cli = (args: string[], opts: { cwd?: string } = {}) => {
+const cli = (args: string[], opts: { cwd?: string; stdin?: string } = {}) => {
   const home = tmp();
   return runCli(args, { ...opts, env: { HOME: home, XDG_CACHE_HOME: join(home, 'cache'), SPP_EXTRACT_CACHE: join(home, 'cache') } });
 };
-
-type Member = { header: Partial<Header> & { name: string }; body?: Buffer };
-
-/** A tar archive made by the library's pack side (headers exactly as given: links, devices, odd names). */
-async function tarOf(members: readonly Member[]): Promise<Buffer> {
-  const p = pack();
-  const chunks: Buffer[] = [];
-  p.on('data', (c) => void chunks.push(c as Buffer));
-  const ended = new Promise<void>((resolve) => p.on('end', () => resolve()));
-  for (const m of members) {
-    await new Promise<void>((resolve, reject) => p.entry(m.header, m.body ?? Buffer.alloc(0), (err) => (err ? reject(err) : resolve())));
-  }
-  p.finalize();
-  await ended;
-  return Buffer.concat(chunks);
-}
 
 const IMAGES = ['nested/blue-alpha-40x90.png', 'nested/gray-100x70.webp', 'noise-100x70.jpg', 'not-an-image.jpg', 'red-64x48.png'];
 /** The fixture images as members, in the order a folder walk lists them (byte order of the relative paths). */
@@ -68,6 +52,26 @@ test('tar members give the same descriptors as the same files loose (.npy bytes)
   const gz = await cli([join(dir, 'z.tar.gz'), '-o', join(dir, 'gz.npy'), ...TINY]);
   assert.equal(gz.code, 2, gz.stderr);
   assert.deepEqual(readFileSync(join(dir, 'gz.npy')), readFileSync(join(dir, 'loose.npy')));
+});
+
+test('archives listed on stdin are read as archives, as when named; a missing one is its recorded failure; folder walks skip archives', async () => {
+  const dir = tmp();
+  writeFileSync(join(dir, 'a.tar'), await tarOf(imageMembers().slice(0, 2)));
+  mkdirSync(join(dir, 'walk'));
+  writeFileSync(join(dir, 'walk', 'b.tar'), await tarOf(imageMembers().slice(2, 3)));
+  writeFileSync(join(dir, 'walk', 'red.png'), readFileSync(fixture('images', 'red-64x48.png')));
+  const r = await cli(['-', 'walk', '-o', 'o.jsonl', ...TINY], { cwd: dir, stdin: 'a.tar\ngone.tar\nwalk/red.png\n' });
+  assert.equal(r.code, 2, r.stderr);
+  assert.deepEqual(records(join(dir, 'o.jsonl')).map((l) => [l.path, l.type, l.reason]), [
+    ['a.tar#nested/blue-alpha-40x90.png', 'row', undefined],
+    ['a.tar#nested/gray-100x70.webp', 'row', undefined],
+    ['gone.tar', 'failure', 'missing'],
+    ['walk/red.png', 'row', undefined],
+    ['walk/red.png', 'row', undefined],
+  ]);
+  const named = await cli(['a.tar', '-o', 'named.jsonl', ...TINY], { cwd: dir });
+  assert.equal(named.code, 0, named.stderr);
+  assert.deepEqual(records(join(dir, 'named.jsonl')).map((l) => l.descriptor), records(join(dir, 'o.jsonl')).slice(0, 2).map((l) => l.descriptor));
 });
 
 test('--shard gives each task whole archives; merging the shards equals one run (npy, jsonl) with the keys kept', async () => {
@@ -203,23 +207,6 @@ test('a tar bomb of empty entries: past the member cap the listing stops with on
   // Under the cap, empty members are inputs the decoder records as empty.
   const listed = await listTar(bomb, IMAGE_EXTENSIONS, { maxMembers: 1001 });
   assert.equal(listed.length, 1001);
-});
-
-test('--resume and --update with .tar inputs are refused up front, the output left as it was', async () => {
-  const dir = tmp();
-  writeFileSync(join(dir, 's.tar'), await tarOf(imageMembers().slice(0, 1)));
-  const out = join(dir, 'o.npy');
-  const first = await cli([join(dir, 's.tar'), '-o', out, ...TINY]);
-  assert.equal(first.code, 0, first.stderr);
-  const before = readFileSync(out);
-  const again = await cli([join(dir, 's.tar'), '-o', out, '--resume', ...TINY]);
-  assert.equal(again.code, 1, again.stderr);
-  assert.match(again.stderr, /^spp-extract: error: --resume with \.tar inputs is not supported yet: run again with --force to start over\n/);
-  assert.deepEqual(readFileSync(out), before);
-  const update = await cli([join(dir, 's.tar'), '-o', out, '--update', ...TINY]);
-  assert.equal(update.code, 1, update.stderr);
-  assert.match(update.stderr, /^spp-extract: error: --update with \.tar inputs is not supported yet: run again with --force to redo the output\n/);
-  assert.deepEqual(readFileSync(out), before);
 });
 
 test('--pca-dim over a tar: the sample reads some members, then the run reads the archive again from its start', async () => {
