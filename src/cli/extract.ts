@@ -123,7 +123,7 @@ function checkUpdateOptions(o: Options, output: string): void {
   if (!o.update) return;
   if (o.pcaDim !== undefined) {
     throw new UsageError(`--update with --pca-dim: it fits the projection on the inputs, so every row changes as they do; ` +
-      `fit once (\`spp-extract fit-pca … -o proj.npz\`, or keep the ${pcaPathFor(output)} this output was made with) and give --update --pca with that file`);
+      `fit once (\`spp-extract fit-pca … -o proj.npz\`) and give --update --pca proj.npz; for an output made with --pca-dim, --pca ${pcaPathFor(output)} is the projection it was made with`);
   }
   const regions = (['boxes', 'grid'] as const).find((k) => o[k] !== undefined);
   if (regions) throw new UsageError(`--update with ${flagName(findOption(regions))} is not supported yet: region rows are several per image, and --update keeps rows by image; run again with --force`);

@@ -195,7 +195,7 @@ test('--update --pca FILE (.npy, .jsonl, .json) after adding, replacing and dele
   const refusals: [string[], RegExp][] = [
     [['--pca', other], /--update: .*feats\.npy was made with different options \(.*pca.*\); use --force to start over/],
     [[], /--update: .*feats\.npy was made with different options \(.*pca.*\)/],
-    [['--pca-dim', '4'], /--update with --pca-dim: it fits the projection on the inputs, so every row changes as they do; fit once .* and give --update --pca with that file/],
+    [['--pca-dim', '4'], /--update with --pca-dim: it fits the projection on the inputs, so every row changes as they do; fit once \(`spp-extract fit-pca … -o proj\.npz`\) and give --update --pca proj\.npz; for an output made with --pca-dim, --pca .*feats\.pca\.npz is the projection it was made with/],
     [['--grid', '2x2'], /--update with --grid is not supported yet: region rows are several per image, and --update keeps rows by image; run again with --force/],
   ];
   for (const [args, message] of refusals) {
