@@ -5,14 +5,14 @@
  * and one fresh unsharded run, write: byte for byte.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { shardOfPath } from '../../src/inputs/shard.js';
-import { runCli } from '../helpers/cli.js';
+import { runAndSignal, runCli } from '../helpers/cli.js';
 import { fixture } from '../helpers/shared.js';
 import { tempDir } from '../helpers/tmp.js';
-import { assertSameOutput, imageFolder, writeImage } from '../helpers/update.js';
+import { assertSameOutput, filesOf, imageFolder, writeImage } from '../helpers/update.js';
 
 const SHARDS = 3;
 let cache = '';
@@ -95,4 +95,27 @@ test('--update of a shard none of whose files changed still rewrites it when fil
   assert.match(split.stderr, new RegExp(`--update: .*part-1\\.npy was made with --shard 1/${SHARDS}, this run has --shard 1/${SHARDS + 1}: each shard updates its own output`));
   const fresh = await shards(images, dir, 'fresh', 'npy');
   assertSameOutput(join(dir, `part-${other}.npy`), fresh.paths[other - 1]!, `fresh shard ${other}/${SHARDS}'s`);
+});
+
+test('a shard\'s --update killed midway continues with --update; the merged shards equal a fresh run', async () => {
+  const dir = tempDir('spp-update-shards-');
+  const images = await imageFolder(dir, [1, 2, 3, 4, 5, 6]);
+  const parts = (await shards(images, dir, 'part', 'npy')).paths;
+  const added = Array.from({ length: 150 }, (_, i) => join(images, `new-${100 + i}.png`));
+  for (const [i, p] of added.entries()) await writeImage(p, 100 + i);
+  // The shard that gets the most new files is the one cut short.
+  const per = Array.from({ length: SHARDS }, (_, k) => added.filter((p) => shardOfPath(p, SHARDS) === k + 1).length);
+  const k = per.indexOf(Math.max(...per)) + 1;
+  const old = filesOf(parts[k - 1]!).map((f) => readFileSync(f));
+  const args = [images, '-o', parts[k - 1]!, '--shard', `${k}/${SHARDS}`, '--update', ...model()];
+  // One image decoded ahead: the run is still going when the kill lands.
+  const killed = await runAndSignal([...args, '--decode-ahead', '1'], join(dir, `.part-${k}.manifest.jsonl.partial`), 5, 'SIGKILL');
+  assert.equal(killed.signal, 'SIGKILL', `the run ended before the kill: ${killed.stderr}`);
+  filesOf(parts[k - 1]!).forEach((f, i) => assert.deepEqual(readFileSync(f), old[i], `${f} changed`));
+  const again = await cli(args.slice(0, 6), [0]);
+  assert.match(again.stderr, /continuing the interrupted update of .*part-\d\.npy: \d+ of \d+ inputs already done/);
+  for (let j = 1; j <= SHARDS; j++) if (j !== k) await cli([images, '-o', parts[j - 1]!, '--shard', `${j}/${SHARDS}`, '--update'], [0]);
+  await cli(['merge', ...parts, '-o', join(dir, 'merged.npy')]);
+  await cli([images, '-o', join(dir, 'single.npy')]);
+  assertSameOutput(join(dir, 'merged.npy'), join(dir, 'single.npy'), 'a fresh unsharded run');
 });

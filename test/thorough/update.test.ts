@@ -103,7 +103,8 @@ async function killedUpdate(ext: string) {
   await extract([images, '-o', out]);
   const old = filesOf(out).map((f) => readFileSync(f));
   for (let s = 100; s < 160; s++) await writeImage(join(images, `new-${s}.png`), s);
-  const killed = await runAndSignal([images, '-o', out, '--update', ...model()], journalOf(dir, ext), 5, 'SIGKILL');
+  // One image decoded ahead: the run is still going when the kill lands.
+  const killed = await runAndSignal([images, '-o', out, '--update', '--decode-ahead', '1', ...model()], journalOf(dir, ext), 5, 'SIGKILL');
   assert.ok(killed.sent, killed.stderr);
   assert.equal(killed.signal, 'SIGKILL', `the run ended before the kill: ${killed.stderr}`);
   filesOf(out).forEach((f, i) => assert.deepEqual(readFileSync(f), old[i], `${f} changed`));
