@@ -12,7 +12,7 @@ import { describeImages, fitInto, fitSummary, projectionChoice } from './fit-pca
 import { resolveCommandLine, type ResolvedCommandLine } from '../core/resolve.js';
 import { expandInputs } from '../inputs/expand.js';
 import { readBoxesFile, recordsOf } from '../inputs/boxes.js';
-import { checkUpdatable, openWriter, readUpdateBase, replacesFinishedOutput, outputTempFiles, prepareOutput, type OpenedOutput, type PreparedOutput, type RunHeader, type RunSummary, type UpdateBase } from '../output/index.js';
+import { checkUpdatable, findUpdateContinuation, openWriter, readUpdateBase, replacesFinishedOutput, outputTempFiles, prepareOutput, type OpenedOutput, type PreparedOutput, type RunHeader, type RunSummary, type UpdateBase, type UpdateContinuation } from '../output/index.js';
 import { planUpdate, reusingWriter, type UpdateCounts, type UpdatePlan } from '../pipeline/update.js';
 import { openExtractor, optionAdvice, type Extractor } from '../pipeline/extractor.js';
 import { defaultDecodeAhead, prefetchDecodes, runExtraction, type RunOptions, type WorkItem } from '../pipeline/run.js';
@@ -121,11 +121,16 @@ function checkPcaOptions(o: Options, output: string): void {
 
 const flagOf = (key: 'sample' | 'whiten' | 'pcaPre') => flagName(findOption(key));
 
-/** What --update does not handle yet: refused before anything is read. */
+/** What --update does not handle: refused before anything is read. */
 function checkUpdateOptions(o: Options, output: string): void {
   if (!o.update) return;
-  const unsupported = (['shard', 'boxes', 'grid', 'pca', 'pcaDim', 'keepJson'] as const).find((k) => o[k] !== undefined);
-  if (unsupported) throw new UsageError(`--update with ${flagName(findOption(unsupported))} is not supported yet`);
+  if (o.pcaDim !== undefined) {
+    throw new UsageError(`--update with --pca-dim: it fits the projection on the inputs, so every row changes as they do; ` +
+      `fit once (\`spp-extract fit-pca … -o proj.npz\`) and give --update --pca proj.npz; for an output made with --pca-dim, --pca ${pcaPathFor(output)} is the projection it was made with`);
+  }
+  const regions = (['boxes', 'grid'] as const).find((k) => o[k] !== undefined);
+  if (regions) throw new UsageError(`--update with ${flagName(findOption(regions))} is not supported yet: region rows are several per image, and --update keeps rows by image; run again with --force`);
+  if (o.keepJson !== undefined) throw new UsageError('--update with --keep-json is not supported yet: a kept row would also need its sidecar compared; run again with --force');
   if (output === '-') throw new UsageError('--update needs a file for -o (it rewrites the output there), not stdout');
 }
 
@@ -246,7 +251,7 @@ async function extractItems(
     const header = runHeader(extractor.info, o, entries, shard, projection);
     if (o.update && target.kind === 'file') {
       forgetTemps();
-      return await updateInto(prepared, header, items, output, extractor, reporter, o);
+      return await updateInto(prepared, header, items, output, extractor, reporter, o, projector);
     }
     let opened: OpenedOutput;
     try {
@@ -273,29 +278,43 @@ async function extractItems(
  * --update: the stored output's rows are kept where the file is unchanged (path and SHA-256), the
  * other inputs are described, and the result is written as a fresh run's files under temp names,
  * renamed over the stored output once complete. Cut short, the stored output stays; the temp files
- * are what a fresh run would have written so far (--resume finishes them; --update starts over).
+ * are what a fresh run would have written so far: --update again continues them (when the inputs
+ * and options are the same so far), --resume finishes them as a fresh run.
  */
 async function updateInto(
-  prepared: PreparedOutput, header: RunHeader, items: WorkItem[], output: string, extractor: Extractor, reporter: Reporter, o: Options,
+  prepared: PreparedOutput, header: RunHeader, items: WorkItem[], output: string, extractor: Extractor, reporter: Reporter, o: Options, projector?: Projector,
 ): Promise<number> {
   const { target, format } = prepared;
   if (target.kind !== 'file') throw new UsageError('--update needs a file for -o');
   const base: UpdateBase = await readUpdateBase(target.path, target.target, format, header);
   try {
-    const plan: UpdatePlan = await planUpdate(items, base);
+    const startOver = (why: string) => reporter.line(`spp-extract: ${printable(output)}: the temp files of an interrupted update are stale (${why}); starting over`);
+    let continuation: UpdateContinuation = await findUpdateContinuation(target.path, target.target, format, header, items);
+    if (continuation.kind === 'stale') startOver('the inputs or options changed since');
+    let plan = await planUpdate(items, header.inputs, base, continuation.kind === 'resume' ? continuation.identities : []);
+    if (plan === 'stale') {
+      startOver('a file it had done changed since');
+      continuation = { kind: 'fresh' };
+      plan = await planUpdate(items, header.inputs, base) as UpdatePlan;
+    }
     if (plan.upToDate) {
       process.stderr.write(`spp-extract: ${printable(output)} is up to date (${plural(plan.counts.reused, 'row')} reused); nothing to do\n`);
       return EXIT.ok;
     }
-    const forgetTemps = removeOnInterrupt(outputTempFiles(target.path, format));
+    const at = continuation.kind === 'resume' ? continuation.point : { kind: 'fresh' as const };
+    if (at.kind === 'resume') reporter.line(`spp-extract: continuing the interrupted update of ${printable(output)}: ${at.startAt} of ${plural(items.length, 'input')} already done`);
+    const forgetTemps = at.kind === 'fresh' ? removeOnInterrupt(outputTempFiles(target.path, format)) : () => undefined;
     let opened: Writer;
     try {
-      opened = await openWriter(prepared, header, [], false) as Writer;
+      opened = await openWriter(prepared, header, [], false, undefined, at) as Writer;
     } finally {
       forgetTemps();
     }
-    const run = { ...opened, writer: reusingWriter(opened.writer, plan, base), rows: plan.counts.reused };
-    return await runAndReport(run, output, { resumable: true, replacing: true, projected: false, update: plan.counts }, plan.extract, extractor, reporter, o);
+    // The described inputs run from their first; the rows before (done, and kept) are counted in.
+    // Kept rows are projected already: they join after the projection, in input order.
+    const reusing = reusingWriter(opened.writer, plan, base);
+    const run = { ...opened, writer: projector ? projectingWriter(reusing, projector) : reusing, startAt: 0, rows: opened.rows + plan.counts.reused };
+    return await runAndReport(run, output, { resumable: true, replacing: true, projected: projector !== undefined, update: plan.counts }, plan.extract, extractor, reporter, o);
   } finally {
     await base.close();
   }
@@ -348,18 +367,18 @@ function tellAboutRun(extractor: Extractor, reporter: Reporter, o: Options, inpu
 }
 
 /** What a run cut short leaves: a file resumes, a stream (stdout, FIFO, device) is cut. */
-const cutShort = (resumable: boolean) => (resumable ? 'what is on disk is kept: finish with --resume' : 'the output is cut short');
+const cutShort = (resumable: boolean, finish = '--resume') => (resumable ? `what is on disk is kept: finish with ${finish}` : 'the output is cut short');
 
 /**
  * While the run loop runs, first Ctrl-C / SIGTERM: finish the image in flight, then write out what
  * is done. Second: exit now (lock released, one line).
  */
-function onSignals(reporter: Reporter, resumable: boolean): { signal: AbortSignal; off(): void } {
+function onSignals(reporter: Reporter, resumable: boolean, finish?: string): { signal: AbortSignal; off(): void } {
   const abort = new AbortController();
   const off = takeOverSignals((sig) => {
     if (abort.signal.aborted) {
       reporter.stop();
-      stopNow(sig, `stopped at once; ${cutShort(resumable)}`);
+      stopNow(sig, `stopped at once; ${cutShort(resumable, finish)}`);
       return;
     }
     reporter.line(`spp-extract: ${sig}: stopping after the current image, writing what is done`);
@@ -374,9 +393,11 @@ async function runAndReport(
   reporter: Reporter, o: Options, prefetched?: RunOptions['prefetched'],
 ): Promise<number> {
   const { writer } = opened;
-  const signals = onSignals(reporter, resumable);
+  // An update cut short continues with --update (--resume would describe the rest again).
+  const finish = update ? '--update' : '--resume';
+  const signals = onSignals(reporter, resumable, finish);
   // A signal once the loop is over (the engine closing) stops at once: say what the loop left.
-  let after = `stopped; ${cutShort(resumable)}`;
+  let after = `stopped; ${cutShort(resumable, finish)}`;
   reporter.start(items.length - opened.startAt);
   const started = Date.now();
   let imagesDone = 0;
@@ -421,9 +442,9 @@ async function runAndReport(
 /** `done: 6 rows, 0 failed, 0:02 (3.1 img/s) → feats.npy + feats.manifest.jsonl`; img/s counts images this run described. */
 function summaryLine(summary: RunSummary, imagesDone: number, secs: number, where: string, o: Options, update?: UpdateCounts): string {
   const rate = secs > 0 ? imagesDone / secs : 0;
-  const state = summary.complete ? 'done' : 'interrupted (finish with --resume)';
+  const state = summary.complete ? 'done' : `interrupted (finish with ${update ? '--update' : '--resume'})`;
   const rss = o.verbose ? `, peak RSS ${Math.round(process.resourceUsage().maxRSS / 1024)} MiB` : '';
-  const counts = update ? ` (${update.reused} reused, ${update.added} added, ${update.redone} redone, ${update.dropped} dropped)` : '';
+  const counts = update ? ` (${update.done !== undefined ? `${update.done} done before, ` : ''}${update.reused} reused, ${update.added} added, ${update.redone} redone, ${update.dropped} dropped)` : '';
   return `spp-extract: ${state}: ${plural(summary.rows, 'row')}${counts}, ${summary.failures} failed, ` +
     `${formatDuration(secs * 1000)} (${rate.toFixed(1)} img/s${rss}) → ${where}\n`;
 }

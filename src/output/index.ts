@@ -11,14 +11,14 @@ import { acquireOutputLock, type OutputLock } from './lock.js';
 import { manifestPathFor } from './manifest.js';
 import { NpyWriter } from './npy-writer.js';
 import { OUTPUT_FORMATS, type OutputFormat, type OutputWriter, type RunHeader } from './records.js';
-import { findResumePoint, type ResumeItem } from './resume.js';
+import { findResumePoint, type ResumeItem, type ResumeOutcome } from './resume.js';
 import { isStdoutName, resolveOutputTarget, type OutputTarget } from './target.js';
 
 export * from './records.js';
 export { OutputError, OutputRefused, systemReason } from './errors.js';
 export { manifestPathFor } from './manifest.js';
 export { partialPath } from './file-sink.js';
-export { headerDifferences, modelUnchecked, modelUncheckedWarning } from './resume.js';
+export { findUpdateContinuation, headerDifferences, modelUnchecked, modelUncheckedWarning, type UpdateContinuation } from './resume.js';
 export { NpyWriter } from './npy-writer.js';
 
 /** The format an extension names, if it names one. */
@@ -152,9 +152,12 @@ export type OpenedOutput =
   | { kind: 'complete'; rows: number; failures: number }
   | { kind: 'writer'; writer: OutputWriter; startAt: number; rows: number; failures: number };
 
-/** After the model loads (the header is known): a fresh writer, a resumed one, or "already complete". */
+/**
+ * After the model loads (the header is known): a fresh writer, a resumed one, or "already complete".
+ * `at`: where the temp files stand, already found (--update continuing an interrupted one).
+ */
 export async function openWriter(
-  prepared: PreparedOutput, header: RunHeader, items: readonly ResumeItem[], resume: boolean, warn?: (message: string) => void,
+  prepared: PreparedOutput, header: RunHeader, items: readonly ResumeItem[], resume: boolean, warn?: (message: string) => void, at?: ResumeOutcome,
 ): Promise<OpenedOutput> {
   const { target, format } = prepared;
   const fresh = { startAt: 0, rows: 0, failures: 0 };
@@ -165,7 +168,7 @@ export async function openWriter(
       : await JsonlWriter.toDevice(target.path, header, target.target);
     return { kind: 'writer', writer, ...fresh };
   }
-  const point = resume ? await findResumePoint(target.path, target.target, format, header, items, warn) : { kind: 'fresh' as const };
+  const point = at ?? (resume ? await findResumePoint(target.path, target.target, format, header, items, warn) : { kind: 'fresh' as const });
   if (point.kind === 'complete') return point;
   if (point.kind === 'fresh') {
     await removeStaleTemps(prepared);

@@ -71,9 +71,13 @@ function currentHeader(h: RunHeader): Record<string, unknown> {
 
 interface Located { path: string; temp: boolean }
 
-/** The interrupted run's temp file if there is one, else the final file; only regular files count. */
-async function locate(finalPath: string, target: string): Promise<Located | undefined> {
-  for (const [path, temp] of [[partialPath(finalPath), true], [finalPath, false]] as const) {
+/**
+ * The interrupted run's temp file if there is one, else the final file; only regular files count.
+ * `tempsOnly` (--update): the final file is the output being updated, never this run's.
+ */
+async function locate(finalPath: string, target: string, tempsOnly = false): Promise<Located | undefined> {
+  const where: [string, boolean][] = [[partialPath(finalPath), true], ...(tempsOnly ? [] : [[finalPath, false] as [string, boolean]])];
+  for (const [path, temp] of where) {
     const st = await lstat(path).catch(() => undefined);
     if (!st) continue;
     if (!st.isFile()) throw new OutputRefused(`-o ${target}: ${path} is not a regular file; refusing to resume into it`);
@@ -88,8 +92,11 @@ const foreign = (target: string, path: string, why: string) =>
 /** What the journal says, checked line by line against the options and the input list. */
 interface JournalState { startAt: number; rows: number; failures: number; journalBytes: number; complete: boolean; sawHeader: boolean }
 
-/** The records of the input being read: committed to the state once all of them are there. */
-interface OpenItem { lines: number; rows: number; failures: number }
+/** The records of the input being read: committed to the state once all of them are there; `sha256` of a whole image's row. */
+interface OpenItem { lines: number; rows: number; failures: number; sha256?: string }
+
+/** How the walk runs for --update: temp files only, and the content identity of each input done (undefined: it failed). */
+interface UpdateWalk { tempsOnly: boolean; identities?: (string | undefined)[] }
 
 /**
  * Reads the journal up to the last input whose records are all there (a region run writes several
@@ -100,6 +107,7 @@ interface OpenItem { lines: number; rows: number; failures: number }
  */
 async function walkJournal(
   path: string, target: string, header: RunHeader, items: readonly ResumeItem[], warn: Warn, rowsOnDisk = Infinity, numbered = false,
+  identities?: (string | undefined)[],
 ): Promise<JournalState> {
   const s: JournalState = { startAt: 0, rows: 0, failures: 0, journalBytes: 0, complete: false, sawHeader: false };
   let open: OpenItem = { lines: 0, rows: 0, failures: 0 };
@@ -128,6 +136,7 @@ async function walkJournal(
     if (line.type === 'row') {
       if (s.rows + open.rows >= rowsOnDisk) return false; // journalled, but its bytes never reached the disk
       open.rows++;
+      open.sha256 = line.sha256;
     } else {
       open.failures++;
     }
@@ -139,6 +148,7 @@ async function walkJournal(
       s.failures += open.failures;
       s.startAt++;
       s.journalBytes = end;
+      identities?.push(open.failures === 0 ? open.sha256 : undefined);
       open = { lines: 0, rows: 0, failures: 0 };
     }
   }).catch((err) => {
@@ -208,10 +218,11 @@ async function npyRowsOnDisk(data: Located, target: string, header: RunHeader): 
  * .npy: the manifest says which inputs are done, the .npy's length says how many rows really
  * reached the disk; the smaller wins and both files are cut back to that point.
  */
-async function resumeNpy(path: string, target: string, header: RunHeader, items: readonly ResumeItem[], warn: Warn): Promise<ResumeOutcome> {
-  const data = await locate(path, target);
-  const journal = await locate(manifestPathFor(path), target);
+async function resumeNpy(path: string, target: string, header: RunHeader, items: readonly ResumeItem[], warn: Warn, update?: UpdateWalk): Promise<ResumeOutcome> {
+  const data = await locate(path, target, update?.tempsOnly);
+  const journal = await locate(manifestPathFor(path), target, update?.tempsOnly);
   if (!data && !journal) return { kind: 'fresh' };
+  if (update && (!data || !journal)) return { kind: 'fresh' }; // killed between creating the two
   if (!journal) {
     if (data!.temp) return { kind: 'fresh' }; // killed between creating the two files
     throw foreign(target, data!.path, `has no manifest ${basename(manifestPathFor(path))}`);
@@ -224,7 +235,7 @@ async function resumeNpy(path: string, target: string, header: RunHeader, items:
     throw foreign(target, journal.path, 'is empty');
   }
   const disk = await npyRowsOnDisk(data, target, header);
-  const s = await walkJournal(journal.path, target, header, items, () => undefined, disk.rows, true);
+  const s = await walkJournal(journal.path, target, header, items, () => undefined, disk.rows, true, update?.identities);
   const dataBytes = NPY_HEADER_BYTES + s.rows * npyRowBytes(header);
   if (s.complete && !data.temp && !journal.temp) {
     // "Already complete" is a promise about the data too: exactly the manifest's rows, header saying so.
@@ -238,10 +249,10 @@ async function resumeNpy(path: string, target: string, header: RunHeader, items:
 }
 
 /** .jsonl: its own lines are the journal; a torn last line is cut. */
-async function resumeJsonl(path: string, target: string, header: RunHeader, items: readonly ResumeItem[], warn: Warn): Promise<ResumeOutcome> {
-  const file = await locate(path, target);
+async function resumeJsonl(path: string, target: string, header: RunHeader, items: readonly ResumeItem[], warn: Warn, update?: UpdateWalk): Promise<ResumeOutcome> {
+  const file = await locate(path, target, update?.tempsOnly);
   if (!file) return { kind: 'fresh' };
-  const s = await walkJournal(file.path, target, header, items, warn);
+  const s = await walkJournal(file.path, target, header, items, warn, Infinity, false, update?.identities);
   if (!s.sawHeader) {
     if (file.temp) return { kind: 'fresh' };
     throw foreign(target, file.path, 'does not start with an spp-extract header');
@@ -252,13 +263,14 @@ async function resumeJsonl(path: string, target: string, header: RunHeader, item
 }
 
 /** .json: resumes from its journal; a finished file without one is either complete or not ours. */
-async function resumeJson(path: string, target: string, header: RunHeader, items: readonly ResumeItem[], warn: Warn): Promise<ResumeOutcome> {
+async function resumeJson(path: string, target: string, header: RunHeader, items: readonly ResumeItem[], warn: Warn, update?: UpdateWalk): Promise<ResumeOutcome> {
   const journal = jsonJournalPath(path);
   const st = await lstat(journal).catch(() => undefined);
   if (st?.isFile()) {
-    const s = await walkJournal(journal, target, header, items, warn);
+    const s = await walkJournal(journal, target, header, items, warn, Infinity, false, update?.identities);
     if (s.sawHeader) return { kind: 'resume', ...s, dataBytes: s.journalBytes };
   }
+  if (update) return { kind: 'fresh' };
   const final = await lstat(path).catch(() => undefined);
   if (!final) return { kind: 'fresh' };
   if (!final.isFile()) throw new OutputRefused(`-o ${target}: is not a regular file; refusing to resume into it`);
@@ -290,14 +302,39 @@ async function readEnds(path: string, size: number): Promise<[string, string]> {
 
 /** Works out how much of an earlier run of this output is done, for every format. */
 export function findResumePoint(
-  path: string, target: string, format: OutputFormat, header: RunHeader, items: readonly ResumeItem[], warn: Warn = () => undefined,
+  path: string, target: string, format: OutputFormat, header: RunHeader, items: readonly ResumeItem[], warn: Warn = () => undefined, update?: UpdateWalk,
 ): Promise<ResumeOutcome> {
   switch (format) {
     case 'npy':
-      return resumeNpy(path, target, header, items, warn);
+      return resumeNpy(path, target, header, items, warn, update);
     case 'jsonl':
-      return resumeJsonl(path, target, header, items, warn);
+      return resumeJsonl(path, target, header, items, warn, update);
     case 'json':
-      return resumeJson(path, target, header, items, warn);
+      return resumeJson(path, target, header, items, warn, update);
+  }
+}
+
+/** Where an interrupted --update's temp files stand: how far they go, with each done input's SHA-256 (undefined: it failed). */
+export type UpdateContinuation =
+  | { kind: 'fresh' }
+  | { kind: 'stale'; why: string }
+  | { kind: 'resume'; point: Extract<ResumeOutcome, { kind: 'resume' }>; identities: (string | undefined)[] };
+
+/**
+ * --update over the temp files an interrupted --update of this output left: they continue when they
+ * are this run's (same header, the same inputs up to where they end); else they are stale (the
+ * inputs or options changed since) and the run starts over. The final files, the output being
+ * updated, are never read or moved here.
+ */
+export async function findUpdateContinuation(
+  path: string, target: string, format: OutputFormat, header: RunHeader, items: readonly ResumeItem[],
+): Promise<UpdateContinuation> {
+  const identities: (string | undefined)[] = [];
+  try {
+    const point = await findResumePoint(path, target, format, header, items, () => undefined, { tempsOnly: true, identities });
+    return point.kind === 'resume' ? { kind: 'resume', point, identities } : { kind: 'fresh' };
+  } catch (err) {
+    if (err instanceof OutputRefused) return { kind: 'stale', why: err.message };
+    throw err;
   }
 }

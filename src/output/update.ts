@@ -32,6 +32,8 @@ export interface StoredRecord {
 }
 
 export interface UpdateBase {
+  /** The stored output's header (checked against this run's, whatever the input count). */
+  readonly header: RunHeader;
   /** By recordKey. */
   readonly records: ReadonlyMap<string, StoredRecord>;
   /** A stored row as the output holds it: .npy bytes in its dtype. */
@@ -68,6 +70,11 @@ export async function checkUpdatable(path: string, target: string, format: Outpu
 function checkHeader(line: JournalLine, file: string, target: string, header: RunHeader): void {
   if (line.type !== 'header' || line.tool !== 'spp-extract') throw refused(`${file} does not start with an spp-extract header; not an output --update can read`);
   const { type: _t, ...before } = line;
+  // Each shard updates its own output: another K/N (or none) is another output, said plainly.
+  const shardOf = (h: RunHeader) => (h.shard ? `--shard ${h.shard.index}/${h.shard.count}` : 'no --shard');
+  if (shardOf(before as RunHeader) !== shardOf(header)) {
+    throw refused(`${target} was made with ${shardOf(before as RunHeader)}, this run has ${shardOf(header)}: each shard updates its own output; give the --shard it was made with`);
+  }
   const diffs = headerDifferences({ ...(before as RunHeader), inputs: 0 }, { ...header, inputs: 0 });
   if (diffs.length > 0) throw refused(`${target} was made with different options (${diffs.join('; ')}); use --force to start over`);
 }
@@ -117,6 +124,7 @@ async function readNpyBase(path: string, target: string, header: RunHeader): Pro
   const rowBytes = npyRowBytes(header);
   const fh = await openShardData(stored, rowBytes, '--update');
   return {
+    header: stored.header,
     records: c.records,
     rowBytes: async (rec) => {
       const buf = Buffer.allocUnsafe(rowBytes);
@@ -140,6 +148,7 @@ async function readTextBase(path: string, target: string, format: 'jsonl' | 'jso
     const c = new Collector(target);
     for (const { line, start, end } of shard.records) c.keep(line as Extract<JournalLine, { type: 'row' | 'failure' }>, start, end);
     return {
+      header: shard.header,
       records: c.records,
       rowBytes: () => Promise.reject(new Error('a text row is read as values')),
       rowValues: async (rec) => {

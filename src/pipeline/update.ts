@@ -7,7 +7,8 @@ import { contentIdentity } from '../decode/decode.js';
 import { NpyWriter, recordKey, type OutputWriter, type StoredRecord, type UpdateBase } from '../output/index.js';
 import { recordRef, type WorkItem } from '../inputs/shard.js';
 
-export interface UpdateCounts { reused: number; added: number; redone: number; dropped: number }
+/** `done`: inputs an interrupted --update had already written to the temp files this run continues. */
+export interface UpdateCounts { reused: number; added: number; redone: number; dropped: number; done?: number }
 
 export interface UpdatePlan {
   /** Inputs to describe: new ones, changed ones, and ones that failed before (tried again). */
@@ -15,7 +16,7 @@ export interface UpdatePlan {
   /** Inputs whose stored row is kept, in input order. */
   reuse: { item: WorkItem; stored: StoredRecord }[];
   counts: UpdateCounts;
-  /** Nothing to describe, drop or renumber: the stored output is what a fresh run would write. */
+  /** Nothing to describe, drop or renumber, the same input count: the stored output is what a fresh run would write. */
   upToDate: boolean;
 }
 
@@ -24,25 +25,35 @@ const HASHING_AT_ONCE = 8;
 
 const keyOf = (item: WorkItem) => recordKey({ path: item.path, ...(item.pathBytes ? { path_bytes: item.pathBytes.toString('base64') } : {}) });
 
-/** Compares every input with its stored record; a stored row is reused only when the file's bytes hash the same. */
+/**
+ * Compares every input of this run (of its shard, with --shard) with its stored record; a stored
+ * row is reused only when the file's bytes hash the same. `inputs`: the full input list's length.
+ * `done`: the SHA-256 of each input an interrupted --update already wrote (undefined where it
+ * failed); they are planned no further, but a file changed since makes the plan 'stale'.
+ */
 export async function planUpdate(
-  items: readonly WorkItem[], base: UpdateBase, identity: (path: string | Buffer) => Promise<string | undefined> = contentIdentity,
-): Promise<UpdatePlan> {
+  items: readonly WorkItem[], inputs: number, base: UpdateBase, done: readonly (string | undefined)[] = [],
+  identity: (path: string | Buffer) => Promise<string | undefined> = contentIdentity,
+): Promise<UpdatePlan | 'stale'> {
   const stored = items.map((item) => base.records.get(keyOf(item)));
   const hashes: (string | undefined)[] = new Array(items.length);
+  const from = done.length;
+  const needed = (i: number) => (i < from ? done[i] !== undefined : stored[i] !== undefined && !stored[i]!.failed && !items[i]!.failure);
   let next = 0;
   const worker = async () => {
     for (let i = next++; i < items.length; i = next++) {
-      const s = stored[i];
+      if (!needed(i)) continue;
       // A tar member is no file: its hash was taken from its bytes while the archive was listed.
       const { member } = items[i]!;
-      if (s && !s.failed && !items[i]!.failure) hashes[i] = member ? member.sha256 : await identity(items[i]!.pathBytes ?? items[i]!.path);
+      hashes[i] = member ? member.sha256 : await identity(items[i]!.pathBytes ?? items[i]!.path);
     }
   };
   await Promise.all(Array.from({ length: HASHING_AT_ONCE }, worker));
-  const plan: UpdatePlan = { extract: [], reuse: [], counts: { reused: 0, added: 0, redone: 0, dropped: 0 }, upToDate: false };
+  for (let i = 0; i < from; i++) if (hashes[i] !== done[i]) return 'stale';
+  const plan: UpdatePlan = { extract: [], reuse: [], counts: { reused: 0, added: 0, redone: 0, dropped: 0, ...(from > 0 ? { done: from } : {}) }, upToDate: false };
   let renumbered = false;
   items.forEach((item, i) => {
+    if (i < from) return;
     const s = stored[i];
     if (s && hashes[i] !== undefined && hashes[i] === s.sha256) {
       plan.reuse.push({ item, stored: s });
@@ -54,8 +65,9 @@ export async function planUpdate(
     if (s) plan.counts.redone++;
     else plan.counts.added++;
   });
-  plan.counts.dropped = base.records.size - (plan.counts.reused + plan.counts.redone);
-  plan.upToDate = plan.extract.length === 0 && plan.counts.dropped === 0 && !renumbered;
+  plan.counts.dropped = base.records.size - stored.filter((s) => s !== undefined).length;
+  // A shard's header counts every input: files added to other shards change it too.
+  plan.upToDate = from === 0 && plan.extract.length === 0 && plan.counts.dropped === 0 && !renumbered && base.header.inputs === inputs;
   return plan;
 }
 

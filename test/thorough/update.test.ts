@@ -4,47 +4,25 @@
  * writes, byte for byte; the stored output stays intact until the new one is complete.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
-import sharp from 'sharp';
 import { runAndSignal, runCli } from '../helpers/cli.js';
-import { syntheticPixels } from '../helpers/pixels.js';
 import { fixture } from '../helpers/shared.js';
 import { tempDir } from '../helpers/tmp.js';
+import { assertSameOutput, filesOf, imageFolder, manifestOf, snapshot, writeImage } from '../helpers/update.js';
 
 let cache = '';
 const model = (which = 'tiny-layers') => ['--model', fixture(which), '--engine', 'onnx', '--threads', '1', '--cache-dir', cache];
-const manifestOf = (npy: string) => npy.replace(/\.npy$/, '.manifest.jsonl');
-/** The files an output is made of. */
-const filesOf = (out: string) => (out.endsWith('.npy') ? [out, manifestOf(out)] : [out]);
 
 before(() => {
   cache = join(tempDir('spp-update-'), 'cache');
 });
 
-/** A small PNG of deterministic noise: a distinct image (and SHA-256) per seed. */
-async function writeImage(path: string, seed: number): Promise<void> {
-  const { data, width, height } = syntheticPixels(40, 30, seed);
-  await sharp(Buffer.from(data), { raw: { width, height, channels: 3 } }).png().toFile(path);
-}
-
-async function imageFolder(dir: string, seeds: readonly number[]): Promise<string> {
-  const images = join(dir, 'images');
-  mkdirSync(images, { recursive: true });
-  for (const s of seeds) await writeImage(join(images, `img-${String(s).padStart(3, '0')}.png`), s);
-  return images;
-}
-
 async function extract(args: string[]) {
   const r = await runCli([...args, ...model()]);
   assert.equal(r.code, 0, r.stderr);
   return r;
-}
-
-/** Every file in the folder (temp and lock files included) with its bytes. */
-function snapshot(dir: string): Record<string, string> {
-  return Object.fromEntries(readdirSync(dir).filter((f) => f !== 'images' && f !== 'cache').map((f) => [f, readFileSync(join(dir, f)).toString('base64')]));
 }
 
 for (const ext of ['npy', 'jsonl', 'json'] as const) {
@@ -64,7 +42,7 @@ for (const ext of ['npy', 'jsonl', 'json'] as const) {
     assert.match(updated.stderr, /done: 5 rows \(3 reused, 1 added, 2 redone, 1 dropped\), 1 failed/);
     const fresh = join(dir, `fresh.${ext}`);
     await runCli([images, '-o', fresh, ...model()]);
-    filesOf(out).forEach((f, i) => assert.deepEqual(readFileSync(f), readFileSync(filesOf(fresh)[i]!), `${f} differs from a fresh run's`));
+    assertSameOutput(out, fresh);
     assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith('.')), [], 'no temp or lock file left');
     // Every row records its file's identity.
     const text = readFileSync(ext === 'npy' ? manifestOf(out) : out, 'utf8');
@@ -106,28 +84,125 @@ test('--update refuses an output made with other options or another model, an in
   assert.match(cut.stderr, /--update: .*cut\.jsonl is not complete \(an interrupted run left .*\): finish it with --resume first/);
   const shard = await runCli([images, '-o', out, '--update', '--shard', '1/2', ...model()]);
   assert.equal(shard.code, 1);
-  assert.match(shard.stderr, /--update with --shard is not supported yet/);
+  assert.match(shard.stderr, /--update: .*feats\.npy was made with no --shard, this run has --shard 1\/2: each shard updates its own output; give the --shard it was made with/);
   const resume = await runCli([images, '-o', out, '--update', '--resume', ...model()]);
   assert.equal(resume.code, 1);
   assert.match(resume.stderr, /--update and --resume contradict each other/);
   assert.deepEqual(snapshot(dir), { ...before, '.cut.jsonl.partial': '' });
 });
 
-test('--update killed midway leaves the old output intact; the next --update starts over and completes', async () => {
+/** The temp file a run's progress shows in first: the manifest (.npy), the file itself (.jsonl), the journal (.json). */
+const journalOf = (dir: string, ext: string) => join(dir, ext === 'npy' ? '.feats.manifest.jsonl.partial' : ext === 'jsonl' ? '.feats.jsonl.partial' : '.feats.json.journal.partial');
+
+/** An output of 4 images, then 60 more added and an --update of it killed midway; the old output checked intact. */
+async function killedUpdate(ext: string) {
   const dir = tempDir('spp-update-');
   const images = await imageFolder(dir, [1, 2, 3]);
-  const out = join(dir, 'feats.npy');
+  await writeImage(join(images, 'z-old.png'), 4); // kept, after every new file: put back after the continuation
+  const out = join(dir, `feats.${ext}`);
   await extract([images, '-o', out]);
   const old = filesOf(out).map((f) => readFileSync(f));
   for (let s = 100; s < 160; s++) await writeImage(join(images, `new-${s}.png`), s);
-  const killed = await runAndSignal([images, '-o', out, '--update', ...model()], join(dir, '.feats.manifest.jsonl.partial'), 5, 'SIGKILL');
+  // One image decoded ahead: the run is still going when the kill lands.
+  const killed = await runAndSignal([images, '-o', out, '--update', '--decode-ahead', '1', ...model()], journalOf(dir, ext), 5, 'SIGKILL');
   assert.ok(killed.sent, killed.stderr);
   assert.equal(killed.signal, 'SIGKILL', `the run ended before the kill: ${killed.stderr}`);
   filesOf(out).forEach((f, i) => assert.deepEqual(readFileSync(f), old[i], `${f} changed`));
-  assert.ok(existsSync(join(dir, '.feats.npy.partial')), 'the killed update left its temp files');
+  assert.ok(existsSync(journalOf(dir, ext)), 'the killed update left its temp files');
+  return { dir, images, out };
+}
+
+for (const ext of ['npy', 'jsonl', 'json'] as const) {
+  test(`--update (.${ext}) killed midway leaves the old output intact; the next --update continues its temp files and completes`, async () => {
+    const { dir, images, out } = await killedUpdate(ext);
+    const again = await extract([images, '-o', out, '--update']);
+    const said = /continuing the interrupted update of .*: (\d+) of 64 inputs already done/.exec(again.stderr);
+    assert.ok(said, again.stderr);
+    const done = Number(said[1]);
+    assert.ok(done >= 5 && done < 64, `${done} done before the kill`);
+    // The 3 old images come first (done before the kill); z-old.png, last, is put back from the old output.
+    assert.match(again.stderr, new RegExp(`done: 64 rows \\(${done} done before, 1 reused, ${63 - done} added, 0 redone, 0 dropped\\)`));
+    const fresh = join(dir, `fresh.${ext}`);
+    await extract([images, '-o', fresh]);
+    assertSameOutput(out, fresh);
+    assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith('.')), [], 'no temp or lock file left');
+  });
+}
+
+test('--update stopped by Ctrl-C says to finish with --update, which continues it', async () => {
+  const dir = tempDir('spp-update-');
+  const images = await imageFolder(dir, [1, 2, 3]);
+  const out = join(dir, 'feats.jsonl');
+  await extract([images, '-o', out]);
+  // Enough that the run is still going when the signal lands.
+  for (let s = 100; s < 220; s++) await writeImage(join(images, `new-${s}.png`), s);
+  const stopped = await runAndSignal([images, '-o', out, '--update', '--decode-ahead', '1', ...model()], journalOf(dir, 'jsonl'), 5, 'SIGINT');
+  assert.equal(stopped.code, 130, stopped.stderr);
+  assert.ok(stopped.sent, stopped.stderr);
+  assert.match(stopped.stderr, /interrupted \(finish with --update\): .*temp files; .*feats\.jsonl is still the earlier output/);
   const again = await extract([images, '-o', out, '--update']);
-  assert.match(again.stderr, /63 rows \(3 reused, 60 added, 0 redone, 0 dropped\)/);
-  const fresh = join(dir, 'fresh.npy');
-  await extract([images, '-o', fresh]);
-  filesOf(out).forEach((f, i) => assert.deepEqual(readFileSync(f), readFileSync(filesOf(fresh)[i]!), `${f} differs from a fresh run's`));
+  assert.match(again.stderr, /continuing the interrupted update of .*feats\.jsonl: \d+ of 123 inputs already done/);
+  await extract([images, '-o', join(dir, 'fresh.jsonl')]);
+  assertSameOutput(out, join(dir, 'fresh.jsonl'));
+});
+
+test('an interrupted --update whose files changed since starts over, saying so; --resume finishes one as a fresh run', async () => {
+  // A file it had done was replaced: its row in the temp files is stale.
+  const a = await killedUpdate('npy');
+  await writeImage(join(a.images, 'img-001.png'), 11);
+  const replaced = await extract([a.images, '-o', a.out, '--update']);
+  assert.match(replaced.stderr, /feats\.npy: the temp files of an interrupted update are stale \(a file it had done changed since\); starting over/);
+  assert.match(replaced.stderr, /done: 64 rows \(3 reused, 60 added, 1 redone, 0 dropped\)/);
+  await extract([a.images, '-o', join(a.dir, 'fresh.npy')]);
+  assertSameOutput(a.out, join(a.dir, 'fresh.npy'));
+
+  // A file added before the ones it had done: the input list it was writing is not this one.
+  const b = await killedUpdate('npy');
+  await writeImage(join(b.images, 'a-first.png'), 12);
+  const added = await extract([b.images, '-o', b.out, '--update']);
+  assert.match(added.stderr, /the temp files of an interrupted update are stale \(the inputs or options changed since\); starting over/);
+  assert.match(added.stderr, /done: 65 rows \(4 reused, 61 added, 0 redone, 0 dropped\)/);
+  await extract([b.images, '-o', join(b.dir, 'fresh.npy')]);
+  assertSameOutput(b.out, join(b.dir, 'fresh.npy'));
+
+  // --resume: the temp files are a fresh run's so far; it describes the rest.
+  const c = await killedUpdate('jsonl');
+  const resumed = await extract([c.images, '-o', c.out, '--resume']);
+  assert.match(resumed.stderr, /resuming .*feats\.jsonl: \d+ of 64 inputs already done/);
+  await extract([c.images, '-o', join(c.dir, 'fresh.jsonl')]);
+  assertSameOutput(c.out, join(c.dir, 'fresh.jsonl'));
+});
+
+test('--update --pca FILE (.npy, .jsonl, .json) after adding, replacing and deleting files equals a fresh --pca run byte for byte; another projection, --pca-dim and regions are refused', async () => {
+  const dir = tempDir('spp-update-');
+  const images = await imageFolder(dir, [1, 2, 3, 4, 5, 6, 7, 8]);
+  const proj = join(dir, 'proj.npz');
+  const other = join(dir, 'other.npz');
+  await extract(['fit-pca', images, '--dim', '4', '-o', proj]);
+  await extract(['fit-pca', images, '--dim', '3', '-o', other]);
+  for (const ext of ['npy', 'jsonl', 'json']) await extract([images, '-o', join(dir, `feats.${ext}`), '--pca', proj]);
+  await writeImage(join(images, 'a-new.png'), 9); // added first: every kept row renumbered
+  await writeImage(join(images, 'img-002.png'), 22); // replaced
+  rmSync(join(images, 'img-004.png')); // deleted
+  for (const ext of ['npy', 'jsonl', 'json']) {
+    const out = join(dir, `feats.${ext}`);
+    const r = await extract([images, '-o', out, '--update', '--pca', proj]);
+    assert.match(r.stderr, /done: 8 rows \(6 reused, 1 added, 1 redone, 1 dropped\)/);
+    const fresh = join(dir, `fresh.${ext}`);
+    await extract([images, '-o', fresh, '--pca', proj]);
+    assertSameOutput(out, fresh, `a fresh --pca run's (.${ext})`);
+  }
+  const before = snapshot(dir);
+  const refusals: [string[], RegExp][] = [
+    [['--pca', other], /--update: .*feats\.npy was made with different options \(.*pca.*\); use --force to start over/],
+    [[], /--update: .*feats\.npy was made with different options \(.*pca.*\)/],
+    [['--pca-dim', '4'], /--update with --pca-dim: it fits the projection on the inputs, so every row changes as they do; fit once \(`spp-extract fit-pca … -o proj\.npz`\) and give --update --pca proj\.npz; for an output made with --pca-dim, --pca .*feats\.pca\.npz is the projection it was made with/],
+    [['--grid', '2x2'], /--update with --grid is not supported yet: region rows are several per image, and --update keeps rows by image; run again with --force/],
+  ];
+  for (const [args, message] of refusals) {
+    const r = await runCli([images, '-o', join(dir, 'feats.npy'), '--update', ...args, ...model()]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, message);
+  }
+  assert.deepEqual(snapshot(dir), before, 'a refused --update touches nothing');
 });
