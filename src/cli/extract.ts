@@ -13,7 +13,7 @@ import { resolveCommandLine, type ResolvedCommandLine } from '../core/resolve.js
 import { expandInputs } from '../inputs/expand.js';
 import { readBoxesFile, recordsOf } from '../inputs/boxes.js';
 import { checkUpdatable, findUpdateContinuation, openWriter, readUpdateBase, replacesFinishedOutput, outputTempFiles, prepareOutput, type OpenedOutput, type PreparedOutput, type RunHeader, type RunSummary, type UpdateBase, type UpdateContinuation } from '../output/index.js';
-import { planUpdate, reusingWriter, type UpdateCounts, type UpdatePlan } from '../pipeline/update.js';
+import { hashAhead, planUpdate, reusingWriter, type UpdateCounts, type UpdatePlan } from '../pipeline/update.js';
 import { openExtractor, optionAdvice, type Extractor } from '../pipeline/extractor.js';
 import { defaultDecodeAhead, prefetchDecodes, runExtraction, type RunOptions, type WorkItem } from '../pipeline/run.js';
 import { parseShard, recordRef, selectShard, type ShardSpec } from '../inputs/shard.js';
@@ -216,6 +216,8 @@ async function extractItems(
   // The first images decode while the model loads (a fresh run starts there; --pca-dim starts with its sample).
   const ahead = o.decodeAhead ?? defaultDecodeAhead(o.decode);
   const prefetched = o.resume || o.update || o.pcaDim !== undefined ? undefined : { at: 0, decoded: prefetchDecodes(items.slice(0, ahead), o.decode) };
+  // --update: the inputs are hashed while the model loads (the plan needs both).
+  const identity = o.update ? hashAhead(items) : undefined;
   const loading = openExtractor({ ...o, pca: undefined });
   // The projection's runtime opens while the model loads too.
   const opening = reading?.then((p) => openProjector(p));
@@ -251,7 +253,7 @@ async function extractItems(
     const header = runHeader(extractor.info, o, entries, shard, projection);
     if (o.update && target.kind === 'file') {
       forgetTemps();
-      return await updateInto(prepared, header, items, output, extractor, reporter, o, projector);
+      return await updateInto(prepared, header, items, output, extractor, reporter, o, identity!, projector);
     }
     let opened: OpenedOutput;
     try {
@@ -282,7 +284,8 @@ async function extractItems(
  * and options are the same so far), --resume finishes them as a fresh run.
  */
 async function updateInto(
-  prepared: PreparedOutput, header: RunHeader, items: WorkItem[], output: string, extractor: Extractor, reporter: Reporter, o: Options, projector?: Projector,
+  prepared: PreparedOutput, header: RunHeader, items: WorkItem[], output: string, extractor: Extractor, reporter: Reporter, o: Options,
+  identity: (path: string | Buffer) => Promise<string | undefined>, projector?: Projector,
 ): Promise<number> {
   const { target, format } = prepared;
   if (target.kind !== 'file') throw new UsageError('--update needs a file for -o');
@@ -291,11 +294,11 @@ async function updateInto(
     const startOver = (why: string) => reporter.line(`spp-extract: ${printable(output)}: the temp files of an interrupted update are stale (${why}); starting over`);
     let continuation: UpdateContinuation = await findUpdateContinuation(target.path, target.target, format, header, items);
     if (continuation.kind === 'stale') startOver('the inputs or options changed since');
-    let plan = await planUpdate(items, header.inputs, base, continuation.kind === 'resume' ? continuation.identities : []);
+    let plan = await planUpdate(items, header.inputs, base, continuation.kind === 'resume' ? continuation.identities : [], identity);
     if (plan === 'stale') {
       startOver('a file it had done changed since');
       continuation = { kind: 'fresh' };
-      plan = await planUpdate(items, header.inputs, base) as UpdatePlan;
+      plan = await planUpdate(items, header.inputs, base, [], identity) as UpdatePlan;
     }
     if (plan.upToDate) {
       process.stderr.write(`spp-extract: ${printable(output)} is up to date (${plural(plan.counts.reused, 'row')} reused); nothing to do\n`);

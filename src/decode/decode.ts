@@ -357,22 +357,28 @@ export async function decodeFile(path: string | Buffer, o: DecodeOptions, label?
   }
 }
 
-/** SHA-256 hex of an open file's bytes, read in 1 MiB pieces from offset 0. */
-async function hashOfOpenFile(fh: FileHandle, label: string): Promise<string> {
+/**
+ * SHA-256 hex of an open file's bytes, read in pieces of at most 1 MiB from offset 0. `size` (from
+ * fstat) sizes the buffer: a small file is then one read, a short read being its end.
+ */
+async function hashOfOpenFile(fh: FileHandle, label: string, size = HASH_PIECE): Promise<string> {
   const hash = createHash('sha256');
-  const buf = Buffer.allocUnsafe(1 << 20);
+  const buf = Buffer.allocUnsafe(Math.min(size + 1, HASH_PIECE));
   try {
     for (let at = 0; ;) {
       const { bytesRead } = await fh.read(buf, 0, buf.length, at);
       if (bytesRead === 0) break;
       hash.update(buf.subarray(0, bytesRead));
       at += bytesRead;
+      if (bytesRead < buf.length) break;
     }
   } catch (err) {
     failFs(label, err);
   }
   return hash.digest('hex');
 }
+
+const HASH_PIECE = 1 << 20;
 
 /**
  * The content identity decodeFile records for `path` (same open, same checks), without decoding:
@@ -388,7 +394,7 @@ export async function contentIdentity(path: string | Buffer): Promise<string | u
   try {
     const st = await fh.stat();
     if (!st.isFile() || st.size === 0) return undefined;
-    return await hashOfOpenFile(fh, typeof path === 'string' ? path : path.toString());
+    return await hashOfOpenFile(fh, typeof path === 'string' ? path : path.toString(), st.size);
   } catch {
     return undefined;
   } finally {

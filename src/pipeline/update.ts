@@ -25,6 +25,32 @@ const HASHING_AT_ONCE = 8;
 
 const keyOf = (item: WorkItem) => recordKey({ path: item.path, ...(item.pathBytes ? { path_bytes: item.pathBytes.toString('base64') } : {}) });
 
+const identityKey = (path: string | Buffer) => (typeof path === 'string' ? `p:${path}` : `b:${path.toString('base64')}`);
+
+/**
+ * Starts hashing every file input now, HASHING_AT_ONCE at a time, so that the hashing runs while
+ * the model loads and the stored output is read; the returned identity (for planUpdate) waits for
+ * an input's hash, or hashes it then if the pool has not reached it yet.
+ */
+export function hashAhead(
+  items: readonly WorkItem[], identity: (path: string | Buffer) => Promise<string | undefined> = contentIdentity,
+): (path: string | Buffer) => Promise<string | undefined> {
+  const started = new Map<string, Promise<string | undefined>>();
+  const start = (path: string | Buffer) => {
+    const key = identityKey(path);
+    let p = started.get(key);
+    if (!p) started.set(key, (p = identity(path)));
+    return p;
+  };
+  const files = items.filter((it) => !it.member && !it.failure);
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < files.length; i = next++) await start(files[i]!.pathBytes ?? files[i]!.path);
+  };
+  for (let w = 0; w < HASHING_AT_ONCE; w++) void worker();
+  return start;
+}
+
 /**
  * Compares every input of this run (of its shard, with --shard) with its stored record; a stored
  * row is reused only when the file's bytes hash the same. `inputs`: the full input list's length.

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { recordKey, type RunHeader, type StoredRecord, type UpdateBase } from '../../src/output/index.js';
-import { planUpdate, type UpdatePlan } from '../../src/pipeline/update.js';
+import { hashAhead, planUpdate, type UpdatePlan } from '../../src/pipeline/update.js';
 import type { WorkItem } from '../../src/inputs/shard.js';
 
 /** A stored output of these (index, path, sha256) rows, counting `inputs` inputs in all (a shard holds some of them). */
@@ -42,4 +42,21 @@ test('the inputs an interrupted update did are planned no further, unless one of
   assert.notEqual(await planUpdate(list, 3, stored, ['A', undefined], now), 'stale');
   // new was replaced since its row was written.
   assert.equal(await planUpdate(list, 3, stored, ['A', 'N'], files({ a: 'A', new: 'N2', b: 'B' })), 'stale');
+});
+
+test('hashAhead starts hashing every file input at once (the model loads meanwhile); planning then reads each hash once', async () => {
+  const asked: string[] = [];
+  const now = files({ a: 'A', b: 'B', c: 'C' });
+  const counting = async (path: string | Buffer) => {
+    asked.push(String(path));
+    return now(path);
+  };
+  const list: WorkItem[] = [...items([0, 'a'], [1, 'b'], [2, 'c']), { index: 3, path: 'gone', failure: { reason: 'unreadable', error: 'cannot read folder' } }];
+  const identity = hashAhead(list, counting);
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.deepEqual([...asked].sort(), ['a', 'b', 'c'], 'every readable input is hashed before planning asks (a failed input is not)');
+  const plan = await planUpdate(list, 4, base([[0, 'a', 'A'], [1, 'b', 'old'], [2, 'c', 'C']], 4), [], identity) as UpdatePlan;
+  assert.deepEqual(plan.reuse.map((r) => r.item.path), ['a', 'c']);
+  assert.deepEqual(plan.extract.map((i) => i.path), ['b', 'gone']);
+  assert.equal(asked.length, 3, 'no file is hashed twice');
 });
