@@ -200,4 +200,4 @@ function createFileWriter(path: string, format: OutputFormat, header: RunHeader,
       return JsonlWriter.toFile(path, header, target);
   }
 }
-export { checkUpdatable, readUpdateBase, recordKey, type StoredRecord, type UpdateBase } from './update.js';
+export { checkUpdatable, readUpdateBase, recordKey, updateTuning, type StoredRecord, type UpdateBase } from './update.js';

@@ -113,6 +113,9 @@ export async function readUpdateBase(path: string, target: string, format: Outpu
   }
 }
 
+/** How much of an .npy output one read brings (tests make it a few rows). */
+export const updateTuning = { readAheadBytes: 4 * 2 ** 20 };
+
 /** An .npy output and its manifest, read and checked as merge reads a shard (npy-output.ts). */
 async function readNpyBase(path: string, target: string, header: RunHeader): Promise<UpdateBase> {
   await finalFile(path, target);
@@ -123,13 +126,21 @@ async function readNpyBase(path: string, target: string, header: RunHeader): Pro
   for (const line of stored.records) c.keep(line as Extract<JournalLine, { type: 'row' | 'failure' }>, 0, 0);
   const rowBytes = npyRowBytes(header);
   const fh = await openShardData(stored, rowBytes, '--update');
+  // Kept rows are asked for in row order: one read brings the next readAheadBytes of them.
+  const perRead = Math.max(1, Math.floor(updateTuning.readAheadBytes / rowBytes));
+  let block: { first: number; count: number; bytes: Buffer } | undefined;
   return {
     header: stored.header,
     records: c.records,
     rowBytes: async (rec) => {
-      const buf = Buffer.allocUnsafe(rowBytes);
-      await readExactly(fh, path, buf, rowBytes, NPY_HEADER_BYTES + rec.row * rowBytes);
-      return buf;
+      if (!block || rec.row < block.first || rec.row >= block.first + block.count) {
+        const count = Math.min(perRead, c.rows - rec.row);
+        const bytes = Buffer.allocUnsafe(count * rowBytes);
+        await readExactly(fh, path, bytes, bytes.length, NPY_HEADER_BYTES + rec.row * rowBytes);
+        block = { first: rec.row, count, bytes };
+      }
+      const at = (rec.row - block.first) * rowBytes;
+      return block.bytes.subarray(at, at + rowBytes);
     },
     rowValues: () => Promise.reject(new Error('an .npy row is copied as bytes')),
     close: () => fh.close(),
