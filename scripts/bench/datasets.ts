@@ -7,11 +7,12 @@
  * byte-identical (a speed figure of a wrong output would mean nothing).
  *
  *   node dist/scripts/bench/datasets.js [--rounds N (default 5; 2 with --quick)] [--quick]
- *                                       [--only update,copy,tar,rss] [--big-gib G (default 2)]
+ *                                       [--only update,copy,tar,rss] [--big-gib G (default 2)] [--scale S (default 1)]
  *
  * update  the 500 labelled photos with 10 (2 %) held back: an output of the 490, then the 10 added.
  *         `--update` (the stored output restored before every round, untimed) against a fresh run
- *         over all 500. Target: update ≤ 5 % of the fresh run's wall time.
+ *         over all 500. Target: update ≤ 5 % of the fresh run's wall time. --scale S copies the
+ *         photos S times (S × 500 inputs, 2 % of them new) to show how the fixed costs weigh.
  * copy    what copying the reused rows costs, per GB of rows: an output with wide rows (levels
  *         1,2,3,4,6: 50,688 values, 198 KiB a row in .npy), then `--update` after removing the
  *         first photo (nothing to describe; every other row copied and renumbered) against
@@ -40,12 +41,13 @@ type Section = (typeof SECTIONS)[number];
 
 const { values: opt } = parseArgs({
   options: {
-    rounds: { type: 'string' }, quick: { type: 'boolean', default: false }, only: { type: 'string' }, 'big-gib': { type: 'string' },
+    rounds: { type: 'string' }, quick: { type: 'boolean', default: false }, only: { type: 'string' }, 'big-gib': { type: 'string' }, scale: { type: 'string' },
   },
   strict: true,
 });
 const ROUNDS = Number(opt.rounds ?? (opt.quick ? '2' : '5'));
 const BIG_GIB = Number(opt['big-gib'] ?? '2');
+const SCALE = Number(opt.scale ?? '1');
 const ONLY = (opt.only ?? SECTIONS.join(',')).split(',').map((s) => s.trim()) as Section[];
 
 const verdict = (ok: boolean) => (ok ? 'PASS' : 'MISS');
@@ -94,17 +96,23 @@ async function alternate(
 const wall = (rs: ChildRun[]) => median(rs.map((r) => r.wallMs)) / 1000;
 const cpu = (rs: ChildRun[]) => median(rs.map((r) => r.cpuMs ?? NaN)) / 1000;
 
-/** Copies the labelled photos (class folders kept) into `dir`; returns their paths in walk order. */
-function copyLabelled(labelled: string, dir: string, skip: (rel: string, i: number) => boolean = () => false): string[] {
+/**
+ * Copies the labelled photos (class folders kept; `copies` > 1: under c0/, c1/ …) into `dir`;
+ * returns their paths in walk order. `skip` sees each photo's position among all copies.
+ */
+function copyLabelled(labelled: string, dir: string, skip: (rel: string, i: number) => boolean = () => false, copies = 1): string[] {
   const out: string[] = [];
   let i = 0;
-  for (const cls of readdirSync(labelled).filter((d) => statSync(join(labelled, d)).isDirectory()).sort()) {
-    for (const f of readdirSync(join(labelled, cls)).sort()) {
-      const rel = join(cls, f);
-      if (!skip(rel, i++)) {
-        mkdirSync(join(dir, cls), { recursive: true });
-        copyFileSync(join(labelled, rel), join(dir, rel));
-        out.push(join(dir, rel));
+  const classes = readdirSync(labelled).filter((d) => statSync(join(labelled, d)).isDirectory()).sort();
+  for (let c = 0; c < copies; c++) {
+    for (const cls of classes) {
+      for (const f of readdirSync(join(labelled, cls)).sort()) {
+        const rel = copies > 1 ? join(`c${c}`, cls, f) : join(cls, f);
+        if (!skip(rel, i++)) {
+          mkdirSync(join(dir, dirname(rel)), { recursive: true });
+          copyFileSync(join(labelled, cls, f), join(dir, rel));
+          out.push(join(dir, rel));
+        }
       }
     }
   }
@@ -115,27 +123,33 @@ async function updateSection(labelled: string, common: string[], tmp: string): P
   const images = join(tmp, 'update-images');
   // Every 50th photo is held back: the 2 % that "arrive" (spread over the classes and the order).
   const heldBack = (_: string, i: number) => i % 50 === 25;
-  copyLabelled(labelled, images, heldBack);
+  const kept = copyLabelled(labelled, images, heldBack, SCALE).length;
   const stored = join(tmp, 'stored.npy');
-  await cli([images, '-o', stored, ...common], tmp, 'the stored output (490 photos)');
-  const added = copyLabelled(labelled, join(tmp, 'update-new'), (rel, i) => !heldBack(rel, i));
+  await cli([images, '-o', stored, ...common], tmp, `the stored output (${kept} photos)`);
+  const added = copyLabelled(labelled, join(tmp, 'update-new'), (rel, i) => !heldBack(rel, i), SCALE);
   for (const f of added) copyFileSync(f, join(images, relative(join(tmp, 'update-new'), f)));
   const updated = join(tmp, 'updated.npy');
   const fresh = join(tmp, 'fresh.npy');
   const runs = await alternate([
     { name: 'update', before: () => copyOutput(stored, updated), args: [images, '-o', updated, '--update', ...common] },
     { name: 'fresh', args: [images, '-o', fresh, '--force', ...common] },
+    // What any run pays before its first image: process start-up, listing one file, the model's load.
+    { name: 'one', args: [added[0]!, '-o', join(tmp, 'one.npy'), '--force', ...common] },
   ], tmp);
   const same = sameOutput(updated, fresh);
   const counts = /\((\d+ reused, \d+ added, \d+ redone, \d+ dropped)\)/.exec(runs.get('update')![0]!.stderr)?.[1] ?? '?';
   const ratio = wall(runs.get('update')!) / wall(runs.get('fresh')!);
-  console.log(`\n## --update with 2 % new photos (490 stored + 10 added; ${counts})\n`);
+  const all = kept + added.length;
+  console.log(`\n## --update with 2 % new photos (${kept} stored + ${added.length} added; ${counts})\n`);
   console.log(table(['command', 'wall s', 'CPU s'], [
-    ['spp-extract --update (500 inputs, 10 described)', fmt(wall(runs.get('update')!), 2), fmt(cpu(runs.get('update')!), 2)],
-    ['spp-extract --force (fresh run, 500 described)', fmt(wall(runs.get('fresh')!), 2), fmt(cpu(runs.get('fresh')!), 2)],
+    [`spp-extract --update (${all} inputs, ${added.length} described)`, fmt(wall(runs.get('update')!), 2), fmt(cpu(runs.get('update')!), 2)],
+    [`spp-extract --force (fresh run, ${all} described)`, fmt(wall(runs.get('fresh')!), 2), fmt(cpu(runs.get('fresh')!), 2)],
   ]));
+  const one = wall(runs.get('one')!);
+  const beyond = (wall(runs.get('update')!) - one) / (wall(runs.get('fresh')!) - one);
   console.log(`\nupdate / fresh, wall: ${fmt(ratio, 3)} (${fmt(100 * ratio, 1)} %; target ≤ 5 %: ${verdict(ratio <= 0.05)}); ` +
     `CPU: ${fmt(cpu(runs.get('update')!) / cpu(runs.get('fresh')!), 3)}; the updated output is ${same ? '' : 'NOT '}byte-identical to the fresh run's`);
+  console.log(`a one-photo run (start-up and model load) takes ${fmt(one, 2)} s; beyond it, update / fresh: ${fmt(beyond, 3)} (${fmt(100 * beyond, 1)} %)`);
 }
 
 async function copySection(labelled: string, common: string[], tmp: string): Promise<void> {
@@ -245,6 +259,7 @@ async function rssSection(labelled: string, common: string[], tmp: string): Prom
 
 async function main(): Promise<void> {
   if (!Number.isInteger(ROUNDS) || ROUNDS < 1) throw new Error(`--rounds must be a positive integer, got '${opt.rounds}'`);
+  if (!Number.isInteger(SCALE) || SCALE < 1) throw new Error(`--scale must be a positive integer, got '${opt.scale}'`);
   if (!(BIG_GIB > 0)) throw new Error(`--big-gib must be a positive number, got '${opt['big-gib']}'`);
   const unknown = ONLY.filter((s) => !SECTIONS.includes(s));
   if (unknown.length > 0) throw new Error(`--only takes ${SECTIONS.join(', ')}; got '${unknown.join(',')}'`);
