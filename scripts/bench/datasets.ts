@@ -24,6 +24,7 @@
  *         packed into a ≥ G GiB archive and into one a tenth of its size; each run once (twice
  *         without --quick). Target: the large archive's peak RSS within 10 % of the small one's.
  */
+import { spawn } from 'node:child_process';
 import { copyFileSync, createWriteStream, mkdirSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -254,7 +255,37 @@ async function rssSection(labelled: string, common: string[], tmp: string): Prom
   ])));
   const ratio = peak('large') / peak('small');
   console.log(`\nlarge / small peak RSS: ${fmt(ratio, 3)} (target ≤ 1.10: ${verdict(ratio <= 1.1)}; ${rssMethod()})`);
+  // Within one run over the large archive: the highest RSS seen in each tenth of its wall time.
+  const tenths = await rssByTenth([CLI, large, '-o', join(tmp, 'sampled.npy'), '--force', ...common]);
+  console.log(`RSS over the large archive's run, highest in each tenth of its time (MiB, sampled every 100 ms from /proc): ${tenths.map((m) => fmt(m, 0)).join(' ')}`);
   rmSync(large);
+}
+
+/** Runs node with `args`, reading its VmRSS every 100 ms; the highest value in each tenth of the run (MiB). */
+function rssByTenth(args: string[]): Promise<number[]> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const samples: [number, number][] = [];
+    const t0 = performance.now();
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => void (stderr += d.toString()));
+    const timer = setInterval(() => {
+      try {
+        const kib = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1]);
+        if (kib > 0) samples.push([performance.now() - t0, kib / 1024]);
+      } catch {
+        // exited between two samples
+      }
+    }, 100);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearInterval(timer);
+      if (code !== 0 && code !== 2) return reject(new Error(`the sampled run failed (exit ${code}):\n${tail(stderr)}`));
+      const end = performance.now() - t0;
+      const inTenth = (k: number) => samples.filter(([t]) => t >= (k * end) / 10 && t < ((k + 1) * end) / 10).map(([, m]) => m);
+      resolvePromise(Array.from({ length: 10 }, (_, k) => (inTenth(k).length > 0 ? Math.max(...inTenth(k)) : NaN)));
+    });
+  });
 }
 
 async function main(): Promise<void> {
