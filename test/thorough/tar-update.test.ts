@@ -196,3 +196,38 @@ for (const ext of ['npy', 'jsonl', 'json'] as const) {
     filesOf(out).forEach((f, i) => assert.deepEqual(readFileSync(f), readFileSync(filesOf(fresh)[i]!), `${f} differs from a fresh run's`));
   });
 }
+
+/** An --update --keep-json of 4 samples grown to 124, killed midway (the temp files hold the 4 kept rows and some new ones). */
+async function killedKeepJsonUpdate() {
+  const dir = tempDir('spp-tar-update-');
+  const tar = join(dir, '00000.tar');
+  const old: Sample[] = range(1, 4).map((s) => ({ key: `k${s}`, seed: s, json: JSON.stringify({ caption: `old ${s}` }) }));
+  writeFileSync(tar, await tarOf(await samples(old)));
+  const out = join(dir, 'feats.jsonl');
+  await cli([tar, '-o', out, '--keep-json']);
+  const grown = [...old, ...range(100, 120).map((s) => ({ key: `n${s}`, seed: s, json: JSON.stringify({ caption: `new ${s}` }) }))];
+  writeFileSync(tar, await tarOf(await samples(grown)));
+  const killed = await runAndSignal([tar, '-o', out, '--update', '--keep-json', '--decode-ahead', '1', ...model()], join(dir, '.feats.jsonl.partial'), 8, 'SIGKILL');
+  assert.ok(killed.sent, killed.stderr);
+  assert.equal(killed.signal, 'SIGKILL', `the run ended before the kill: ${killed.stderr}`);
+  return { dir, tar, out, grown };
+}
+
+test('--update --keep-json killed midway continues its temp files; after a sidecar of a row it had done is edited, they are stale and it starts over; both equal a fresh run', async () => {
+  const a = await killedKeepJsonUpdate();
+  const continued = await cli([a.tar, '-o', a.out, '--update', '--keep-json']);
+  assert.match(continued.stderr, /continuing the interrupted update of .*feats\.jsonl: \d+ of 124 inputs already done/);
+  const fresh = join(a.dir, 'fresh.jsonl');
+  await cli([a.tar, '-o', fresh, '--keep-json']);
+  assert.deepEqual(readFileSync(a.out), readFileSync(fresh), 'the continued update equals a fresh run');
+
+  const b = await killedKeepJsonUpdate();
+  // The first sample's row was put back into the temp files; its sidecar now says something else.
+  b.grown[0] = { ...b.grown[0]!, json: JSON.stringify({ caption: 'edited after the kill' }) };
+  writeFileSync(b.tar, await tarOf(await samples(b.grown)));
+  const again = await cli([b.tar, '-o', b.out, '--update', '--keep-json']);
+  assert.match(again.stderr, /the temp files of an interrupted update are stale \(a file it had done changed since\); starting over/);
+  assert.match(again.stderr, /done: 124 rows \(3 reused, 120 added, 1 redone, 0 dropped\)/);
+  await cli([b.tar, '-o', join(b.dir, 'fresh.jsonl'), '--keep-json']);
+  assert.deepEqual(readFileSync(b.out), readFileSync(join(b.dir, 'fresh.jsonl')), 'the update started over equals a fresh run');
+});
