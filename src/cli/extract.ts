@@ -130,7 +130,6 @@ function checkUpdateOptions(o: Options, output: string): void {
   }
   const regions = (['boxes', 'grid'] as const).find((k) => o[k] !== undefined);
   if (regions) throw new UsageError(`--update with ${flagName(findOption(regions))} is not supported yet: region rows are several per image, and --update keeps rows by image; run again with --force`);
-  if (o.keepJson !== undefined) throw new UsageError('--update with --keep-json is not supported yet: a kept row would also need its sidecar compared; run again with --force');
   if (output === '-') throw new UsageError('--update needs a file for -o (it rewrites the output there), not stdout');
 }
 

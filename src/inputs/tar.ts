@@ -12,6 +12,7 @@ import type { Readable } from 'node:stream';
 import { extract, type Extract } from 'tar-stream';
 import { pathOfBytes } from '../core/path-text.js';
 import { MAX_JSON_DEPTH, nestedTooDeep } from '../core/json-depth.js';
+import { sidecarIdentity } from '../core/json-identity.js';
 
 /** A member larger than this is a recorded 'too-large' failure, read through without being held. */
 export const TAR_MEMBER_MAX_BYTES = 256 * 2 ** 20;
@@ -30,6 +31,9 @@ export interface TarLimits {
 }
 /** keepJson: each image member's ref says where its sample's `key.json` is (--keep-json). */
 export interface TarListOptions extends TarLimits { keepJson?: boolean }
+
+/** The sidecar identity of an image whose sidecar the listing could not read through: equal to no stored one. */
+export const UNREAD_SIDECAR = '!unread';
 
 /** A sidecar larger than this is not read: the image's record has no `json`, and a warning says why. */
 export const TAR_SIDECAR_MAX_BYTES = 2 ** 20;
@@ -76,6 +80,11 @@ export interface TarMemberRef {
   readonly key: string;
   /** SHA-256 of the member's bytes, when the listing was asked to hash (TarLimits.hash). */
   sha256?: string;
+  /**
+   * Hashing with --keep-json: the identity (core/json-identity.ts) of the `json` a run records for
+   * it now; undefined when it records none; UNREAD_SIDECAR when its sidecar could not be read.
+   */
+  jsonSha256?: string;
   /** With --keep-json, when its sample has a `key.json`: where it is, or why it is not read. */
   readonly sidecar?: SidecarRef;
 }
@@ -343,11 +352,21 @@ export async function listTar(archive: string, exts: ReadonlySet<string>, limits
         });
       }
       if (listed) out.push(listed);
-      samples?.add(ordinal, name, size, type === 'file' || type === 'contiguous-file', listed?.member ?? listed?.sample, listed?.member !== undefined);
+      const isSidecar = samples?.add(ordinal, name, size, type === 'file' || type === 'contiguous-file', listed?.member ?? listed?.sample, listed?.member !== undefined);
       inBody = { name, entry: listed };
       const hash = limits.hash && listed?.member ? createHash('sha256') : undefined;
-      for await (const chunk of entry) hash?.update(chunk as Buffer);
+      // --update --keep-json: a sidecar is read as a run reads it, to compare what its images' records would hold.
+      const sidecarBytes = limits.hash && isSidecar && size <= TAR_SIDECAR_MAX_BYTES ? Buffer.allocUnsafe(size) : undefined;
+      let filled = 0;
+      for await (const chunk of entry as AsyncIterable<Buffer>) {
+        hash?.update(chunk);
+        if (sidecarBytes && filled + chunk.length <= size) chunk.copy(sidecarBytes, filled);
+        filled += chunk.length;
+      }
       if (hash) listed!.member!.sha256 = hash.digest('hex');
+      if (isSidecar && limits.hash) {
+        samples!.identify(sidecarBytes && filled === size ? sidecarIdentity(parseSidecar(sidecarBytes, name).json) : sidecarBytes ? UNREAD_SIDECAR : undefined);
+      }
       inBody = undefined;
       previous = name;
     }
@@ -397,6 +416,8 @@ function sampleGroups(archive: string) {
   let key: string | undefined;
   let images: { ref: TarMemberRef; holdable: boolean }[] = [];
   let sidecar: { ordinal: number; name: string; size: number } | undefined;
+  // The sidecar's identity once the listing has read it (hashing only); unread until then.
+  let identity: string | undefined = UNREAD_SIDECAR;
   const end = () => {
     if (sidecar && images.length > 0) {
       const sc = sidecar;
@@ -408,19 +429,30 @@ function sampleGroups(archive: string) {
       const problem = `${archive}#${textOf(sc.name)}: ${before.length} images of its sample (${held} bytes) come before it, more than --keep-json holds while it reads on; not kept for them`;
       for (const { ref: m } of images) {
         (m as { sidecar?: SidecarRef }).sidecar = m.ordinal > sc.ordinal ? { ...sc, hold: [] } : tooMany ? { problem } : { ...sc, hold };
+        if (m.sha256 !== undefined && 'ordinal' in m.sidecar!) m.jsonSha256 = identity;
       }
     }
     key = undefined;
     images = [];
     sidecar = undefined;
+    identity = UNREAD_SIDECAR;
   };
   return {
-    add(ordinal: number, name: string, size: number, regular: boolean, image: TarMemberRef | undefined, holdable: boolean): void {
+    /** Whether the member is its sample's sidecar. */
+    add(ordinal: number, name: string, size: number, regular: boolean, image: TarMemberRef | undefined, holdable: boolean): boolean {
       const k = webDatasetKey(name);
       if (k !== key) end();
       key = k;
       if (image) images.push({ ref: image, holdable });
-      else if (regular && sidecar === undefined && name.slice(k.length).toLowerCase() === '.json') sidecar = { ordinal, name, size };
+      else if (regular && sidecar === undefined && name.slice(k.length).toLowerCase() === '.json') {
+        sidecar = { ordinal, name, size };
+        return true;
+      }
+      return false;
+    },
+    /** The sample's sidecar, as the listing read it: the identity of the `json` it gives (undefined: none). */
+    identify(id: string | undefined): void {
+      identity = id;
     },
     end,
   };

@@ -14,7 +14,11 @@ import { headerProblem, type FailureLine, type RowLine } from './text-output.js'
 
 type Line = { type: string; [k: string]: unknown };
 
-export interface ShardFile { path: string; manifest: string; header: RunHeader; records: (RowLine | FailureLine)[]; rows: number }
+export interface ShardFile {
+  path: string; manifest: string; header: RunHeader; records: (RowLine | FailureLine)[]; rows: number;
+  /** Where each record's line lies in the manifest: [start, end) bytes, newline excluded. */
+  spans: { start: number; end: number }[];
+}
 
 /**
  * A shard's manifest, checked line by line: a header, then rows numbered 0, 1, 2 … in order and
@@ -28,7 +32,7 @@ export async function readShard(path: string, who = 'merge'): Promise<ShardFile>
     if (err instanceof NotAJournal || err instanceof NotRegularFile) throw new Error(`${who}: ${err.message}`);
     throw new Error(`${who}: cannot read ${manifest}: ${systemReason(err)}`);
   });
-  const [head, ...rest] = read.entries.map((e) => ({ line: e.line as Line, number: e.number }));
+  const [head, ...rest] = read.entries.map((e, i) => ({ line: e.line as Line, number: e.number, start: read.entries[i - 1]?.end ?? 0, end: e.end - 1 }));
   if (head?.line.type !== 'header' || head.line.tool !== 'spp-extract') {
     throw new Error(`${who}: ${manifest} is not an spp-extract journal: it does not start with a header`);
   }
@@ -50,7 +54,7 @@ export async function readShard(path: string, who = 'merge'): Promise<ShardFile>
   }
   const problem = summaryProblem(summary.line, rows, failures);
   if (problem) throw new Error(`${who}: ${manifest} line ${summary.number}: ${problem}`);
-  return { path, manifest, header: header as unknown as RunHeader, records: rest.map((e) => e.line) as (RowLine | FailureLine)[], rows };
+  return { path, manifest, header: header as unknown as RunHeader, records: rest.map((e) => e.line) as (RowLine | FailureLine)[], rows, spans: rest.map(({ start, end }) => ({ start, end })) };
 }
 
 /**

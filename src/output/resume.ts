@@ -10,6 +10,7 @@ import { manifestPathFor } from './manifest.js';
 import type { OutputFormat, RunHeader } from './records.js';
 import { NotRegularFile, openRegularFile, readExactly } from './regular-file.js';
 import { flagOfHeaderField } from '../core/options.js';
+import { sidecarIdentity, withSidecar } from '../core/json-identity.js';
 
 /**
  * One input as the run sees it: its position in the full input list and its path; in a region run,
@@ -92,10 +93,10 @@ const foreign = (target: string, path: string, why: string) =>
 /** What the journal says, checked line by line against the options and the input list. */
 interface JournalState { startAt: number; rows: number; failures: number; journalBytes: number; complete: boolean; sawHeader: boolean }
 
-/** The records of the input being read: committed to the state once all of them are there; `sha256` of a whole image's row. */
+/** The records of the input being read: committed to the state once all of them are there; `sha256` of a whole image's row (core/json-identity.ts withSidecar). */
 interface OpenItem { lines: number; rows: number; failures: number; sha256?: string }
 
-/** How the walk runs for --update: temp files only, and the content identity of each input done (undefined: it failed). */
+/** How the walk runs for --update: temp files only, and the content identity of each input done (withSidecar; undefined: it failed). */
 interface UpdateWalk { tempsOnly: boolean; identities?: (string | undefined)[] }
 
 /**
@@ -136,7 +137,8 @@ async function walkJournal(
     if (line.type === 'row') {
       if (s.rows + open.rows >= rowsOnDisk) return false; // journalled, but its bytes never reached the disk
       open.rows++;
-      open.sha256 = line.sha256;
+      // With its kept sidecar's identity (--keep-json): what --update compares (pipeline/update.ts).
+      open.sha256 = withSidecar(line.sha256, sidecarIdentity(line.json));
     } else {
       open.failures++;
     }

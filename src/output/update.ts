@@ -4,14 +4,16 @@
  * under temp names and renamed over this one at the end.
  */
 import { lstat } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { sidecarIdentity } from '../core/json-identity.js';
 import { OutputRefused } from './errors.js';
 import { partialPath } from './file-sink.js';
 import type { JournalLine } from './journal.js';
 import { manifestPathFor } from './manifest.js';
 import { NPY_HEADER_BYTES, npyRowBytes } from './npy.js';
 import { openShardData, readShard } from './npy-output.js';
-import type { OutputFormat, RunHeader } from './records.js';
-import { readExactly } from './regular-file.js';
+import type { OutputFormat, RunHeader, SidecarJson } from './records.js';
+import { openRegularFile, readExactly } from './regular-file.js';
 import { headerDifferences } from './resume.js';
 import { readJsonShard, readJsonlShard, type TextShard } from './text-output.js';
 
@@ -22,11 +24,13 @@ export interface StoredRecord {
   path_bytes?: string;
   failed: boolean;
   sha256?: string;
+  /** --keep-json: the identity of its `json` (core/json-identity.ts), read back only for a row kept; undefined: none. */
+  jsonSha256?: string;
   width: number;
   height: number;
   /** .npy: the row number. */
   row: number;
-  /** .jsonl / .json: the record's JSON text, [start, end) bytes of the file. */
+  /** The record's JSON text, [start, end) bytes of the file (.jsonl / .json) or of the manifest (.npy). */
   start: number;
   end: number;
 }
@@ -40,6 +44,8 @@ export interface UpdateBase {
   rowBytes(rec: StoredRecord): Promise<Uint8Array>;
   /** A stored row's descriptor (.jsonl / .json): the float32 values it was written from. */
   rowValues(rec: StoredRecord): Promise<Float32Array>;
+  /** A stored record's `json` (--keep-json), read back from where its text lies. */
+  rowJson(rec: StoredRecord): Promise<SidecarJson | undefined>;
   close(): Promise<void>;
 }
 
@@ -94,9 +100,10 @@ class Collector {
       throw refused(`${this.target} records no content identity for '${line.path}' (written before outputs recorded it): rebuild it once with --force`);
     }
     const row = failed ? -1 : this.rows;
+    const json = sidecarIdentity(line.json);
     this.records.set(recordKey(line), {
       index: line.index, path: line.path, ...(line.path_bytes !== undefined ? { path_bytes: line.path_bytes } : {}), failed,
-      ...(failed ? {} : { sha256: line.sha256 }), width: failed ? 0 : line.width, height: failed ? 0 : line.height, row, start, end,
+      ...(failed ? {} : { sha256: line.sha256 }), ...(json !== undefined ? { jsonSha256: json } : {}), width: failed ? 0 : line.width, height: failed ? 0 : line.height, row, start, end,
     });
     if (!failed) this.rows++;
   }
@@ -123,12 +130,14 @@ async function readNpyBase(path: string, target: string, header: RunHeader): Pro
   const stored = await readShard(path, '--update');
   checkHeader({ type: 'header', ...stored.header } as JournalLine, stored.manifest, target, header);
   const c = new Collector(target);
-  for (const line of stored.records) c.keep(line as Extract<JournalLine, { type: 'row' | 'failure' }>, 0, 0);
+  stored.records.forEach((line, i) => c.keep(line as Extract<JournalLine, { type: 'row' | 'failure' }>, stored.spans[i]!.start, stored.spans[i]!.end));
   const rowBytes = npyRowBytes(header);
   const fh = await openShardData(stored, rowBytes, '--update');
   // Kept rows are asked for in row order: one read brings the next readAheadBytes of them.
   const perRead = Math.max(1, Math.floor(updateTuning.readAheadBytes / rowBytes));
   let block: { first: number; count: number; bytes: Buffer } | undefined;
+  // Opened only when a kept row has a `json` to read back (--keep-json).
+  let manifest: Promise<FileHandle> | undefined;
   return {
     header: stored.header,
     records: c.records,
@@ -143,7 +152,14 @@ async function readNpyBase(path: string, target: string, header: RunHeader): Pro
       return block.bytes.subarray(at, at + rowBytes);
     },
     rowValues: () => Promise.reject(new Error('an .npy row is copied as bytes')),
-    close: () => fh.close(),
+    rowJson: async (rec) => {
+      manifest ??= openRegularFile(stored.manifest).then((m) => m.fh);
+      return (await recordAt(await manifest, stored.manifest, rec)).json;
+    },
+    close: async () => {
+      await fh.close();
+      await (await manifest?.catch(() => undefined))?.close();
+    },
   };
 }
 
@@ -158,20 +174,38 @@ async function readTextBase(path: string, target: string, format: 'jsonl' | 'jso
     checkHeader({ type: 'header', ...shard.header } as JournalLine, path, target, header);
     const c = new Collector(target);
     for (const { line, start, end } of shard.records) c.keep(line as Extract<JournalLine, { type: 'row' | 'failure' }>, start, end);
+    // A kept row's json and descriptor come from one read of its text.
+    let last: { rec: StoredRecord; line: Promise<StoredLine> } | undefined;
+    const lineOf = (rec: StoredRecord) => {
+      if (last?.rec !== rec) last = { rec, line: recordAt(shard.fh, path, rec) };
+      return last.line;
+    };
     return {
       header: shard.header,
       records: c.records,
       rowBytes: () => Promise.reject(new Error('a text row is read as values')),
-      rowValues: async (rec) => {
-        const buf = Buffer.allocUnsafe(rec.end - rec.start);
-        await readExactly(shard.fh, path, buf, buf.length, rec.start);
-        const { descriptor } = JSON.parse(buf.toString('utf8')) as { descriptor: number[] };
-        return Float32Array.from(descriptor);
-      },
+      rowValues: async (rec) => Float32Array.from((await lineOf(rec)).descriptor ?? []),
+      rowJson: async (rec) => (await lineOf(rec)).json,
       close: () => shard.fh.close(),
     };
   } catch (err) {
     await shard.fh.close().catch(() => undefined);
     throw err;
   }
+}
+
+type StoredLine = { path: string; descriptor?: number[]; json?: SidecarJson };
+
+/** A stored record read again where the reading found it: the same record (its path), or the file changed since. */
+async function recordAt(fh: FileHandle, file: string, rec: StoredRecord): Promise<StoredLine> {
+  const buf = Buffer.allocUnsafe(rec.end - rec.start);
+  await readExactly(fh, file, buf, buf.length, rec.start);
+  let line: StoredLine | undefined;
+  try {
+    line = JSON.parse(buf.toString('utf8')) as StoredLine;
+  } catch {
+    // Left undefined: said below.
+  }
+  if (line?.path !== rec.path) throw refused(`${file} changed while it was being updated (the record of '${rec.path}' is not where it was)`);
+  return line;
 }

@@ -4,6 +4,7 @@
  * so the result is the output a fresh run over the current inputs writes.
  */
 import { contentIdentity } from '../decode/decode.js';
+import { withSidecar } from '../core/json-identity.js';
 import { NpyWriter, recordKey, type OutputWriter, type StoredRecord, type UpdateBase } from '../output/index.js';
 import { recordRef, type WorkItem } from '../inputs/shard.js';
 
@@ -53,9 +54,11 @@ export function hashAhead(
 
 /**
  * Compares every input of this run (of its shard, with --shard) with its stored record; a stored
- * row is reused only when the file's bytes hash the same. `inputs`: the full input list's length.
- * `done`: the SHA-256 of each input an interrupted --update already wrote (undefined where it
- * failed); they are planned no further, but a file changed since makes the plan 'stale'.
+ * row is reused only when the file's bytes hash the same and, with --keep-json, a tar member's
+ * sidecar gives the `json` its record holds (compared by identity: core/json-identity.ts).
+ * `inputs`: the full input list's length. `done`: the identity (withSidecar) of each input an
+ * interrupted --update already wrote (undefined where it failed); they are planned no further,
+ * but a file changed since makes the plan 'stale'.
  */
 export async function planUpdate(
   items: readonly WorkItem[], inputs: number, base: UpdateBase, done: readonly (string | undefined)[] = [],
@@ -71,7 +74,7 @@ export async function planUpdate(
       if (!needed(i)) continue;
       // A tar member is no file: its hash was taken from its bytes while the archive was listed.
       const { member } = items[i]!;
-      hashes[i] = member ? member.sha256 : await identity(items[i]!.pathBytes ?? items[i]!.path);
+      hashes[i] = member ? withSidecar(member.sha256, member.jsonSha256) : await identity(items[i]!.pathBytes ?? items[i]!.path);
     }
   };
   await Promise.all(Array.from({ length: HASHING_AT_ONCE }, worker));
@@ -81,7 +84,7 @@ export async function planUpdate(
   items.forEach((item, i) => {
     if (i < from) return;
     const s = stored[i];
-    if (s && hashes[i] !== undefined && hashes[i] === s.sha256) {
+    if (s && hashes[i] !== undefined && hashes[i] === withSidecar(s.sha256, s.jsonSha256)) {
       plan.reuse.push({ item, stored: s });
       plan.counts.reused++;
       renumbered ||= s.index !== item.index;
@@ -107,7 +110,9 @@ export function reusingWriter(writer: OutputWriter, plan: UpdatePlan, base: Upda
   const putBack = async (before: number) => {
     for (; next < plan.reuse.length && plan.reuse[next]!.item.index < before; next++) {
       const { item, stored } = plan.reuse[next]!;
-      const rec = { ...recordRef(item), width: stored.width, height: stored.height, sha256: stored.sha256! };
+      // Its `json` (--keep-json) is the stored one: the plan kept it only where the sidecar gives the same.
+      const json = stored.jsonSha256 !== undefined ? await base.rowJson(stored) : undefined;
+      const rec = { ...recordRef(item), ...(json ? { json } : {}), width: stored.width, height: stored.height, sha256: stored.sha256! };
       if (writer instanceof NpyWriter) await writer.rawRow(rec, await base.rowBytes(stored));
       else await writer.row({ ...rec, descriptor: await base.rowValues(stored) });
     }

@@ -7,7 +7,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { IMAGE_EXTENSIONS } from '../../src/inputs/expand.js';
-import { TAR_SIDECAR_MAX_BYTES, listTar, type TarMemberRef } from '../../src/inputs/tar.js';
+import { createHash } from 'node:crypto';
+import { TAR_SIDECAR_MAX_BYTES, UNREAD_SIDECAR, listTar, type TarMemberRef } from '../../src/inputs/tar.js';
 import { runAndSignal, runCli } from '../helpers/cli.js';
 import { readJsonl } from '../helpers/jsonl.js';
 import { fixture } from '../helpers/shared.js';
@@ -228,7 +229,7 @@ test('more images of one key before its sidecar than the reader holds: those get
   assert.deepEqual([last.bytes.toString(), last.json], ['after', { n: 1 }]);
 });
 
-test('--keep-json --resume after a kill equals an uninterrupted run byte for byte; a resume without --keep-json and --update --keep-json are refused', async () => {
+test('--keep-json --resume after a kill equals an uninterrupted run byte for byte; a resume without --keep-json is refused; --update --keep-json then finds it up to date', async () => {
   const dir = tmp();
   const archive = join(dir, '00000.tar');
   const png = image('red-64x48.png');
@@ -254,8 +255,8 @@ test('--keep-json --resume after a kill equals an uninterrupted run byte for byt
   assert.deepEqual(readJsonl(join(dir, 'feats.jsonl')).filter((l) => l.type === 'row').map((l) => l.json),
     samples.map((pair) => JSON.parse(pair.find((m) => m.header.name.endsWith('.json'))!.body!.toString())));
   const update = await cli([...args, '--update']);
-  assert.equal(update.code, 1, update.stderr);
-  assert.match(update.stderr, /--update with --keep-json is not supported yet/);
+  assert.equal(update.code, 0, update.stderr);
+  assert.match(update.stderr, /is up to date \(200 rows reused\); nothing to do/);
 });
 
 test('the reader holds the images it passes on the way to their sidecar: the second image of a sample is not read from the archive again', async () => {
@@ -270,4 +271,33 @@ test('the reader holds the images it passes on the way to their sidecar: the sec
   writeFileSync(archive, Buffer.alloc(0));
   const second = await b!.archive.readSample(b!, listed[1]!.path);
   assert.deepEqual([second.bytes.toString(), second.json], ['jpg-k', { k: 1 }]);
+});
+
+/** The identity --update compares for a record's json: SHA-256 of the text a record holds for it. */
+const identityOf = (json: unknown) => (json === undefined ? undefined : createHash('sha256').update(JSON.stringify(json)).digest('hex'));
+
+test('listing to hash with --keep-json: each image member has the identity of the json a run records for it (none for a missing, broken, too big, not-object, too deep or not UTF-8 sidecar)', async () => {
+  const dir = tmp();
+  const archive = join(dir, '00000.tar');
+  writeFileSync(archive, await tarOf(SAMPLES));
+  const listed = await listTar(archive, IMAGE_EXTENSIONS, { keepJson: true, hash: true });
+  assert.deepEqual(listed.map((l) => l.path.split('#')[1]), Object.keys(EXPECTED));
+  for (const l of listed) {
+    const name = l.path.split('#')[1]!;
+    assert.equal(l.member!.jsonSha256, identityOf(EXPECTED[name]), name);
+  }
+  // Not hashing (a fresh run): the sidecars are left for the run to read.
+  assert.ok((await listTar(archive, IMAGE_EXTENSIONS, { keepJson: true })).every((l) => l.member!.jsonSha256 === undefined));
+  // Images past what the reader holds on the way to their sidecar get none; the one after it does.
+  const many = join(dir, 'many.tar');
+  writeFileSync(many, await tarOf([...Array.from({ length: 1026 }, (_, i) => member(`k.${i}.png`, text(`img ${i}`))), member('k.json', text('{"n":1}')), member('k.after.png', text('after'))]));
+  const held = await listTar(many, IMAGE_EXTENSIONS, { keepJson: true, hash: true });
+  assert.equal(held[0]!.member!.jsonSha256, undefined);
+  assert.equal(held.at(-1)!.member!.jsonSha256, identityOf({ n: 1 }));
+  // An archive cut inside the sidecar: its image's identity matches no stored record's.
+  const whole = await tarOf([member('m.png', image('red-64x48.png')), member('m.json', text(JSON.stringify({ pad: 'y'.repeat(4000) })))]);
+  const cut = join(dir, 'cut.tar');
+  writeFileSync(cut, whole.subarray(0, whole.length - 1024 - 2048));
+  const [m] = await listTar(cut, IMAGE_EXTENSIONS, { keepJson: true, hash: true });
+  assert.equal(m!.member!.jsonSha256, UNREAD_SIDECAR);
 });

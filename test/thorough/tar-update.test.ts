@@ -133,3 +133,101 @@ for (const ext of ['npy', 'jsonl', 'json'] as const) {
     filesOf(out).forEach((f, i) => assert.deepEqual(readFileSync(f), readFileSync(filesOf(fresh)[i]!), `${f} differs from a fresh run's`));
   });
 }
+
+/** One WebDataset sample: its image (by seed) and its sidecar's text, if it has one, after or before the image. */
+type Sample = { key: string; seed: number; json?: string; first?: boolean };
+
+async function samples(list: readonly Sample[]): Promise<Member[]> {
+  const out: Member[] = [];
+  for (const s of list) {
+    const img: Member = { header: { name: `${s.key}.png` }, body: await png(s.seed) };
+    const side: Member[] = s.json === undefined ? [] : [{ header: { name: `${s.key}.json` }, body: Buffer.from(s.json, 'utf8') }];
+    out.push(...(s.first ? [...side, img] : [img, ...side]));
+  }
+  return out;
+}
+
+const KEEPS: Sample[] = [
+  { key: 'a', seed: 1, json: '{"caption":"unchanged"}' },
+  { key: 'b', seed: 2, json: '{"caption":"before the edit"}' },
+  { key: 'c', seed: 3, json: '{"caption":"same sidecar, other image"}' },
+  { key: 'd', seed: 4 },
+  { key: 'e', seed: 5, json: '{"caption":"to be removed"}' },
+  { key: 'f', seed: 6, json: '{"caption":"to be broken"}' },
+  { key: 'g', seed: 7, json: '{"caption":"unchanged, before its image"}', first: true },
+  { key: 'h', seed: 8, json: '["unchanged", "not an object"]' },
+];
+const EDITED: Sample[] = [
+  KEEPS[0]!,
+  { key: 'b', seed: 2, json: '{"caption":"after the edit"}' }, // (a) sidecar edited, image unchanged
+  { key: 'c', seed: 33, json: KEEPS[2]!.json }, // (b) image replaced, sidecar unchanged
+  { key: 'd', seed: 4, json: '{"caption":"added"}' }, // (c) sidecar added
+  { key: 'e', seed: 5 }, // (d) sidecar removed
+  { key: 'f', seed: 6, json: '{"caption": oops' }, // (e) sidecar made invalid
+  KEEPS[6]!,
+  KEEPS[7]!,
+];
+
+for (const ext of ['npy', 'jsonl', 'json'] as const) {
+  test(`--update --keep-json (.${ext}): a row is redone when its sidecar is edited, added, removed or broken, or its image replaced; the result equals a fresh --keep-json run byte for byte`, async () => {
+    const dir = tempDir('spp-tar-update-');
+    const tar = join(dir, '00000.tar');
+    writeFileSync(tar, await tarOf(await samples(KEEPS)));
+    const out = join(dir, `feats.${ext}`);
+    await cli([tar, '-o', out, '--keep-json']);
+    // The stored rows hold sidecars: an --update without --keep-json would drop them, and is refused.
+    const plain = await runCli([tar, '-o', out, '--update', ...model()]);
+    assert.equal(plain.code, 1, plain.stderr);
+    assert.match(plain.stderr, /--update: .*feats\.\w+ was made with different options \(.*--keep-json.*\); use --force to start over/);
+    writeFileSync(tar, await tarOf(await samples(EDITED)));
+    const updated = await cli([tar, '-o', out, '--update', '--keep-json']);
+    assert.match(updated.stderr, /done: 8 rows \(3 reused, 0 added, 5 redone, 0 dropped\), 0 failed/);
+    const fresh = join(dir, `fresh.${ext}`);
+    await cli([tar, '-o', fresh, '--keep-json']);
+    filesOf(out).forEach((f, i) => assert.deepEqual(readFileSync(f), readFileSync(filesOf(fresh)[i]!), `${f} differs from a fresh run's`));
+    // Nothing changed since: every row and its json kept as they are.
+    const again = await cli([tar, '-o', out, '--update', '--keep-json']);
+    assert.match(again.stderr, /is up to date \(8 rows reused\); nothing to do/);
+    // Renumbered (a sample added in front): every kept row's json is read back from the stored output.
+    writeFileSync(tar, await tarOf(await samples([{ key: '0', seed: 9, json: '{"caption":"new"}' }, ...EDITED])));
+    const renumbered = await cli([tar, '-o', out, '--update', '--keep-json']);
+    assert.match(renumbered.stderr, /done: 9 rows \(8 reused, 1 added, 0 redone, 0 dropped\), 0 failed/);
+    await cli([tar, '-o', fresh, '--keep-json', '--force']);
+    filesOf(out).forEach((f, i) => assert.deepEqual(readFileSync(f), readFileSync(filesOf(fresh)[i]!), `${f} differs from a fresh run's`));
+  });
+}
+
+/** An --update --keep-json of 4 samples grown to 124, killed midway (the temp files hold the 4 kept rows and some new ones). */
+async function killedKeepJsonUpdate() {
+  const dir = tempDir('spp-tar-update-');
+  const tar = join(dir, '00000.tar');
+  const old: Sample[] = range(1, 4).map((s) => ({ key: `k${s}`, seed: s, json: JSON.stringify({ caption: `old ${s}` }) }));
+  writeFileSync(tar, await tarOf(await samples(old)));
+  const out = join(dir, 'feats.jsonl');
+  await cli([tar, '-o', out, '--keep-json']);
+  const grown = [...old, ...range(100, 120).map((s) => ({ key: `n${s}`, seed: s, json: JSON.stringify({ caption: `new ${s}` }) }))];
+  writeFileSync(tar, await tarOf(await samples(grown)));
+  const killed = await runAndSignal([tar, '-o', out, '--update', '--keep-json', '--decode-ahead', '1', ...model()], join(dir, '.feats.jsonl.partial'), 8, 'SIGKILL');
+  assert.ok(killed.sent, killed.stderr);
+  assert.equal(killed.signal, 'SIGKILL', `the run ended before the kill: ${killed.stderr}`);
+  return { dir, tar, out, grown };
+}
+
+test('--update --keep-json killed midway continues its temp files; after a sidecar of a row it had done is edited, they are stale and it starts over; both equal a fresh run', async () => {
+  const a = await killedKeepJsonUpdate();
+  const continued = await cli([a.tar, '-o', a.out, '--update', '--keep-json']);
+  assert.match(continued.stderr, /continuing the interrupted update of .*feats\.jsonl: \d+ of 124 inputs already done/);
+  const fresh = join(a.dir, 'fresh.jsonl');
+  await cli([a.tar, '-o', fresh, '--keep-json']);
+  assert.deepEqual(readFileSync(a.out), readFileSync(fresh), 'the continued update equals a fresh run');
+
+  const b = await killedKeepJsonUpdate();
+  // The first sample's row was put back into the temp files; its sidecar now says something else.
+  b.grown[0] = { ...b.grown[0]!, json: JSON.stringify({ caption: 'edited after the kill' }) };
+  writeFileSync(b.tar, await tarOf(await samples(b.grown)));
+  const again = await cli([b.tar, '-o', b.out, '--update', '--keep-json']);
+  assert.match(again.stderr, /the temp files of an interrupted update are stale \(a file it had done changed since\); starting over/);
+  assert.match(again.stderr, /done: 124 rows \(3 reused, 120 added, 1 redone, 0 dropped\)/);
+  await cli([b.tar, '-o', join(b.dir, 'fresh.jsonl'), '--keep-json']);
+  assert.deepEqual(readFileSync(b.out), readFileSync(join(b.dir, 'fresh.jsonl')), 'the update started over equals a fresh run');
+});

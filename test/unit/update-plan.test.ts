@@ -10,7 +10,7 @@ function base(rows: [number, string, string][], inputs: number): UpdateBase {
   const records = new Map<string, StoredRecord>(rows.map(([index, path, sha256], row) =>
     [recordKey({ path }), { index, path, failed: false, sha256, width: 1, height: 1, row, start: 0, end: 0 }]));
   const unused = () => Promise.reject(new Error('planning reads no row'));
-  return { header: { inputs } as RunHeader, records, rowBytes: unused, rowValues: unused, close: async () => undefined };
+  return { header: { inputs } as RunHeader, records, rowBytes: unused, rowValues: unused, rowJson: unused, close: async () => undefined };
 }
 
 const items = (...paths: [number, string][]): WorkItem[] => paths.map(([index, path]) => ({ index, path }));
