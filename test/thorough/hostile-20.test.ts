@@ -1,0 +1,43 @@
+/**
+ * Issue 20, hostile inputs: --update, tar shards and --keep-json given what no run of ours writes,
+ * or what a user can still give (the same input twice). Each ends in a clear line or a correct output.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { before, test } from 'node:test';
+import { runCli } from '../helpers/cli.js';
+import { fixture } from '../helpers/shared.js';
+import { imageFolder } from '../helpers/update.js';
+import { tempDir } from '../helpers/tmp.js';
+
+let cache = '';
+const model = () => ['--model', fixture('tiny-layers'), '--engine', 'onnx', '--threads', '1', '--cache-dir', cache];
+
+before(() => {
+  cache = join(tempDir('spp-hostile20-'), 'cache');
+});
+
+async function cli(args: string[], codes = [0]) {
+  const r = await runCli([...args, ...model()], { killAfterMs: 60_000 });
+  assert.ok(codes.includes(r.code!), `exit ${r.code}: ${r.stderr}`);
+  return r;
+}
+
+test('--update over inputs listed twice counts no negative drops, and a copy left out is one row dropped', async () => {
+  const dir = tempDir('spp-hostile20-');
+  const images = await imageFolder(dir, [1, 2]);
+  const [a, b] = [join(images, 'img-001.png'), join(images, 'img-002.png')];
+  const out = join(dir, 'feats.jsonl');
+  await cli([a, a, b, '-o', out]);
+  const same = await cli([a, a, b, '-o', out, '--update']);
+  assert.doesNotMatch(same.stderr, /-\d+ dropped/, same.stderr);
+  const fewer = await cli([a, b, '-o', out, '--update']);
+  assert.match(fewer.stderr, /2 reused, 0 added, 0 redone, 1 dropped/, fewer.stderr);
+  const more = await cli([a, a, a, b, '-o', out, '--update']);
+  assert.match(more.stderr, /4 reused, 0 added, 0 redone, 0 dropped/, more.stderr);
+  const fresh = join(dir, 'fresh.jsonl');
+  await cli([a, a, a, b, '-o', fresh]);
+  const body = (f: string) => readFileSync(f, 'utf8').split('\n').slice(0, -2).join('\n');
+  assert.equal(body(out), body(fresh), 'the updated output is a fresh run\'s');
+});
