@@ -41,3 +41,24 @@ test('--update over inputs listed twice counts no negative drops, and a copy lef
   const body = (f: string) => readFileSync(f, 'utf8').split('\n').slice(0, -2).join('\n');
   assert.equal(body(out), body(fresh), 'the updated output is a fresh run\'s');
 });
+
+test('--update and merge name a damaged manifest line as such, not as an interrupted run to --resume; nothing is changed', async () => {
+  const dir = tempDir('spp-hostile20-');
+  const images = await imageFolder(dir, [1, 2, 3]);
+  const inputs = [1, 2, 3].map((s) => join(images, `img-00${s}.png`));
+  const out = join(dir, 'feats.npy');
+  const manifest = join(dir, 'feats.manifest.jsonl');
+  await cli([...inputs, '-o', out]);
+  const lines = readFileSync(manifest, 'utf8').split('\n');
+  for (const bad of ['garbage', `${lines[2]!.slice(0, -1)},"json":{"a":${'['.repeat(100_000)}${']'.repeat(100_000)}}}`]) {
+    writeFileSync(manifest, [...lines.slice(0, 2), bad, ...lines.slice(3)].join('\n'));
+    const before = [readFileSync(out), readFileSync(manifest)];
+    for (const run of [() => cli([...inputs, '-o', out, '--update'], [1, 2]), () => runCli(['merge', out, '-o', join(dir, 'm.npy')])]) {
+      const r = await run();
+      const error = r.stderr.trim().split('\n').find((l) => l.startsWith('spp-extract: error:')) ?? '';
+      assert.match(error, /feats\.manifest\.jsonl line 3 .*edited or damaged/, r.stderr);
+      assert.doesNotMatch(error, /--resume/, r.stderr);
+    }
+    assert.deepEqual([readFileSync(out), readFileSync(manifest)], before, 'the output is left as it was');
+  }
+});
