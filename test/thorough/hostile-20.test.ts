@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { runCli } from '../helpers/cli.js';
 import { fixture } from '../helpers/shared.js';
+import { tarOf } from '../helpers/tar.js';
 import { imageFolder } from '../helpers/update.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -61,4 +62,18 @@ test('--update and merge name a damaged manifest line as such, not as an interru
     }
     assert.deepEqual([readFileSync(out), readFileSync(manifest)], before, 'the output is left as it was');
   }
+});
+
+test('an archive whose name is not UTF-8, listed with -0, is one clear failure naming it, not an image that does not decode', async () => {
+  const dir = tempDir('spp-hostile20-');
+  const images = await imageFolder(dir, [1]);
+  const name = Buffer.concat([Buffer.from(join(dir, 'bad')), Buffer.from([0xff]), Buffer.from('.tar')]);
+  writeFileSync(name, await tarOf([{ header: { name: 'k1.png' }, body: readFileSync(join(images, 'img-001.png')) }]));
+  const out = join(dir, 'feats.jsonl');
+  const r = await runCli(['-0', '-', '-o', out, ...model()], { stdin: Buffer.concat([name, Buffer.from([0])]), killAfterMs: 60_000 });
+  assert.equal(r.code, 2, r.stderr);
+  const failure = readFileSync(out, 'utf8').split('\n').map((l) => (l ? JSON.parse(l) : {})).find((l) => l.type === 'failure');
+  assert.ok(failure, r.stderr);
+  assert.match(failure.error, /bad\\xff\.tar: .*not UTF-8/, failure.error);
+  assert.doesNotMatch(failure.error, /image format/);
 });
