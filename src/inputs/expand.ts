@@ -87,7 +87,7 @@ const GLOB_CHARS = /[*?[{]/;
 // Characters that make a path segment a pattern for tinyglobby (picomatch), incl. extglob.
 const PATTERN_SEGMENT = /[*?[\]{}()!+@]/;
 
-async function statOrUndefined(p: string): Promise<Stats | undefined> {
+async function statOrUndefined(p: string | Buffer): Promise<Stats | undefined> {
   try {
     return await fsp.stat(p);
   } catch {
@@ -285,7 +285,10 @@ export async function expandInputs(args: readonly string[], opts: ExpandOptions 
       for (const p of await readStdinPaths(opts.stdin ?? process.stdin, opts.nulSeparated ?? false)) {
         // An archive listed on stdin (`find shards -name '*.tar' | spp-extract -`) is read as one, as when named.
         if (p.pathBytes === undefined && isTarPath(p.path) && (await statOrUndefined(p.path))?.isFile()) out.push(...(await listTar(p.path, exts, tar)));
-        else out.push({ ...p, source: 'stdin' });
+        // Its members would be named ARCHIVE#NAME, which has no lossless form yet: said, not decoded as an image.
+        else if (p.pathBytes !== undefined && isTarPath(p.path) && (await statOrUndefined(p.pathBytes))?.isFile()) {
+          out.push({ ...p, source: 'stdin', failure: { reason: 'unreadable', error: 'an archive whose name is not UTF-8 is not read (rename it)' } });
+        } else out.push({ ...p, source: 'stdin' });
       }
       continue;
     }

@@ -36,6 +36,8 @@ export async function readShard(path: string, who = 'merge'): Promise<ShardFile>
   if (head?.line.type !== 'header' || head.line.tool !== 'spp-extract') {
     throw new Error(`${who}: ${manifest} is not an spp-extract journal: it does not start with a header`);
   }
+  // A whole line that does not parse is no kill's doing: --resume would refuse it too.
+  if (read.whole) throw new Error(`${who}: ${manifest} line ${read.torn} is not a line spp-extract writes (not JSON, or nested too deep): the manifest was edited or damaged`);
   const summary = rest.pop();
   if (summary?.line.type !== 'summary' || summary.line.complete !== true || read.torn !== undefined) {
     const torn = read.torn !== undefined ? ` (line ${read.torn} is torn or not JSON)` : '';

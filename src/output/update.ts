@@ -33,6 +33,8 @@ export interface StoredRecord {
   /** The record's JSON text, [start, end) bytes of the file (.jsonl / .json) or of the manifest (.npy). */
   start: number;
   end: number;
+  /** How many records of the output have its key (an input listed more than once; this is the last); undefined: 1. */
+  copies?: number;
 }
 
 export interface UpdateBase {
@@ -101,9 +103,10 @@ class Collector {
     }
     const row = failed ? -1 : this.rows;
     const json = sidecarIdentity(line.json);
-    this.records.set(recordKey(line), {
+    const key = recordKey(line);
+    this.records.set(key, {
       index: line.index, path: line.path, ...(line.path_bytes !== undefined ? { path_bytes: line.path_bytes } : {}), failed,
-      ...(failed ? {} : { sha256: line.sha256 }), ...(json !== undefined ? { jsonSha256: json } : {}), width: failed ? 0 : line.width, height: failed ? 0 : line.height, row, start, end,
+      ...(failed ? {} : { sha256: line.sha256 }), ...(json !== undefined ? { jsonSha256: json } : {}), width: failed ? 0 : line.width, height: failed ? 0 : line.height, row, start, end, copies: (this.records.get(key)?.copies ?? 0) + 1,
     });
     if (!failed) this.rows++;
   }

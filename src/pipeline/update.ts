@@ -94,7 +94,10 @@ export async function planUpdate(
     if (s) plan.counts.redone++;
     else plan.counts.added++;
   });
-  plan.counts.dropped = base.records.size - stored.filter((s) => s !== undefined).length;
+  // Per key: the stored copies no input of this run matches (an input may be listed several times).
+  const matched = new Map<StoredRecord, number>();
+  for (const s of stored) if (s) matched.set(s, (matched.get(s) ?? 0) + 1);
+  for (const s of base.records.values()) plan.counts.dropped += Math.max(0, (s.copies ?? 1) - (matched.get(s) ?? 0));
   // A shard's header counts every input: files added to other shards change it too.
   plan.upToDate = from === 0 && plan.extract.length === 0 && plan.counts.dropped === 0 && !renumbered && base.header.inputs === inputs;
   return plan;
