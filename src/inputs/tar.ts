@@ -152,12 +152,10 @@ export class TarArchive {
 
   constructor(readonly path: string) {}
 
-  /** The member's bytes; reads are queued so they go through the archive once, in order. */
-  async read(ref: TarMemberRef, label: string): Promise<Buffer> {
-    return (await this.readSample(ref, label)).bytes;
-  }
-
-  /** The member's bytes and, when its ref names one, its sample's sidecar (which may lie after it). */
+  /**
+   * The member's bytes and, when its ref names one, its sample's sidecar (which may lie after it);
+   * reads are queued so they go through the archive once, in order.
+   */
   readSample(ref: TarMemberRef, label: string): Promise<TarSample> {
     return this.queue(() => this.readNow(ref, label, true));
   }
