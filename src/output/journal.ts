@@ -33,8 +33,8 @@ export function failureLine(rec: FailureRecord): string {
   return JSON.stringify({ type: 'failure', ...failureFields(rec) }) + '\n';
 }
 
-/** A journal line's path bytes, back as a Buffer (merge copies them on). */
-export function pathBytesOfLine(line: { path_bytes?: string; key?: unknown; json?: unknown }): { pathBytes?: Buffer; key?: string; json?: SidecarJson } {
+/** What a journal line records beside its path, as a record takes it (merge copies them on): its path bytes as a Buffer, its key and sidecar. */
+export function pathExtrasOfLine(line: { path_bytes?: string; key?: unknown; json?: unknown }): { pathBytes?: Buffer; key?: string; json?: SidecarJson } {
   // A tar member's WebDataset key and sidecar (--keep-json) travel with its path (merge keeps them).
   return {
     ...(typeof line.path_bytes === 'string' ? { pathBytes: Buffer.from(line.path_bytes, 'base64') } : {}), ...(typeof line.key === 'string' ? { key: line.key } : {}),

@@ -1,7 +1,7 @@
 import { rm, type FileHandle } from 'node:fs/promises';
 import { NPY_HEADER_BYTES, npyRowBytes } from '../output/npy.js';
 import { rawHasNonFinite } from './finite.js';
-import { pathBytesOfLine, regionOfLine } from '../output/journal.js';
+import { pathExtrasOfLine, regionOfLine } from '../output/journal.js';
 import { readExactly } from '../output/regular-file.js';
 import { headerDifferences, identityFields, modelUnchecked, modelUncheckedWarning, NpyWriter, OutputError, outputTempFiles, resolveFormat, type OutputFormat, type OutputWriter, type RunHeader, type RunSummary } from '../output/index.js';
 import { JsonlWriter } from '../output/jsonl-writer.js';
@@ -137,7 +137,7 @@ async function mergeTextShards(
         for (const rec of recs) {
           const line = rec.line;
           const region = regionOfLine(line);
-          const ref = { index: line.index, path: line.path, ...pathBytesOfLine(line), ...(region ? { region } : {}) };
+          const ref = { index: line.index, path: line.path, ...pathExtrasOfLine(line), ...(region ? { region } : {}) };
           if (line.type === 'failure') {
             await writer.failure({ ...ref, reason: line.reason, error: line.error, ...(line.boxes !== undefined ? { boxes: line.boxes } : {}) });
             failures++;
@@ -187,7 +187,7 @@ async function copyRecords(writer: NpyWriter, slots: Slot[], handles: FileHandle
       const region = regionOfLine(rec);
       if (rec.type === 'failure') {
         const boxes = rec.boxes !== undefined ? { boxes: rec.boxes } : {};
-        await writer.failure({ index: rec.index, path: rec.path, ...pathBytesOfLine(rec), reason: rec.reason, error: rec.error, ...(region ? { region } : {}), ...boxes });
+        await writer.failure({ index: rec.index, path: rec.path, ...pathExtrasOfLine(rec), reason: rec.reason, error: rec.error, ...(region ? { region } : {}), ...boxes });
         failures++;
         continue;
       }
@@ -197,7 +197,7 @@ async function copyRecords(writer: NpyWriter, slots: Slot[], handles: FileHandle
       if (!header.allowNonFinite && rawHasNonFinite(buf, header.dtype)) {
         throw new Error(`merge: ${shards[shard].path} row ${rec.row} (${rec.path}) holds NaN or ±Inf, which its run (no --allow-non-finite) never writes: the file was edited or damaged`);
       }
-      await writer.rawRow({ index: rec.index, path: rec.path, ...pathBytesOfLine(rec), width: rec.width, height: rec.height, ...identityFields(rec), ...(region ? { region } : {}) }, buf);
+      await writer.rawRow({ index: rec.index, path: rec.path, ...pathExtrasOfLine(rec), width: rec.width, height: rec.height, ...identityFields(rec), ...(region ? { region } : {}) }, buf);
       rows++;
     }
   }
