@@ -114,6 +114,7 @@ class Collector {
 
 /** Reads a stored output; refuses one that is missing, incomplete, edited, or made with other options. */
 export async function readUpdateBase(path: string, target: string, format: OutputFormat, header: RunHeader): Promise<UpdateBase> {
+  await checkUpdatable(path, target, format);
   switch (format) {
     case 'npy':
       return readNpyBase(path, target, header);
@@ -128,8 +129,6 @@ export const updateTuning = { readAheadBytes: 4 * 2 ** 20 };
 
 /** An .npy output and its manifest, read and checked as merge reads a shard (npy-output.ts). */
 async function readNpyBase(path: string, target: string, header: RunHeader): Promise<UpdateBase> {
-  await finalFile(path, target);
-  await finalFile(manifestPathFor(path), target);
   const stored = await readShard(path, '--update');
   checkHeader({ type: 'header', ...stored.header } as JournalLine, stored.manifest, target, header);
   const c = new Collector(target);
@@ -171,7 +170,6 @@ async function readNpyBase(path: string, target: string, header: RunHeader): Pro
  * descriptors are read back, by where their text lies, only for the rows kept.
  */
 async function readTextBase(path: string, target: string, format: 'jsonl' | 'json', header: RunHeader): Promise<UpdateBase> {
-  await finalFile(path, target);
   const shard: TextShard = await (format === 'jsonl' ? readJsonlShard : readJsonShard)(path, '--update');
   try {
     checkHeader({ type: 'header', ...shard.header } as JournalLine, path, target, header);
