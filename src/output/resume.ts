@@ -319,7 +319,7 @@ export function findResumePoint(
 /** Where an interrupted --update's temp files stand: how far they go, with each done input's SHA-256 (undefined: it failed). */
 export type UpdateContinuation =
   | { kind: 'fresh' }
-  | { kind: 'stale'; why: string }
+  | { kind: 'stale' }
   | { kind: 'resume'; point: Extract<ResumeOutcome, { kind: 'resume' }>; identities: (string | undefined)[] };
 
 /**
@@ -336,7 +336,7 @@ export async function findUpdateContinuation(
     const point = await findResumePoint(path, target, format, header, items, () => undefined, { tempsOnly: true, identities });
     return point.kind === 'resume' ? { kind: 'resume', point, identities } : { kind: 'fresh' };
   } catch (err) {
-    if (err instanceof OutputRefused) return { kind: 'stale', why: err.message };
+    if (err instanceof OutputRefused) return { kind: 'stale' };
     throw err;
   }
 }
